@@ -1,0 +1,56 @@
+/**
+ * The shared internals of one client: resolved options, store context, events, readiness.
+ * @internal
+ */
+import mongoose, { type Connection } from 'mongoose';
+import { TypedEmitter } from './events';
+import { emitTransition, type TransitionKind } from './notify';
+import type { ResolvedClientOptions } from './options';
+import type { StoreContext } from './store/context';
+import { ensureIndexes, getCollections, getModels, type Models } from './store/models';
+import type { TransitionResult } from './store/transitions';
+
+export class Core {
+  readonly events = new TypedEmitter();
+  readonly ctx: StoreContext;
+  readonly connection: Connection;
+  readonly ownsConnection: boolean;
+  private readonly models: Models;
+  private readyPromise: Promise<void> | null = null;
+
+  constructor(readonly opts: ResolvedClientOptions) {
+    if (opts.connection) {
+      this.connection = opts.connection;
+      this.ownsConnection = false;
+    } else if (opts.uri) {
+      this.connection = mongoose.createConnection(opts.uri);
+      this.ownsConnection = true;
+    } else {
+      this.connection = mongoose.connection;
+      this.ownsConnection = false;
+    }
+    this.models = getModels(this.connection, opts.collectionPrefix);
+    this.ctx = {
+      cols: getCollections(this.models),
+      writeConcern: opts.writeConcern,
+      clock: opts.clock,
+      failureHistoryLimit: opts.failureHistoryLimit,
+    };
+  }
+
+  /** Creates the indexes once (on first use). A failure is retried on the next call. */
+  ready(): Promise<void> {
+    if (!this.opts.autoIndex) return Promise.resolve();
+    if (!this.readyPromise) {
+      this.readyPromise = ensureIndexes(this.models).catch((err) => {
+        this.readyPromise = null;
+        throw err;
+      });
+    }
+    return this.readyPromise;
+  }
+
+  emit(kind: TransitionKind, r: TransitionResult): void {
+    emitTransition(this.events, kind, r);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The error hierarchy. Every error the library throws on purpose is a {@link PtsError} with a
+ * stable `code` that callers (and the HTTP API) can switch on.
+ */
+
+export const ERROR_CODES = Object.freeze({
+  VALIDATION: 'PTS_VALIDATION',
+  NOT_FOUND: 'PTS_NOT_FOUND',
+  DUPLICATE: 'PTS_DUPLICATE',
+  INVALID_TRANSITION: 'PTS_INVALID_TRANSITION',
+  LEASE_LOST: 'PTS_LEASE_LOST',
+  DATABASE: 'PTS_DATABASE',
+} as const);
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/** Base class of every error thrown by persistent-task-status. */
+export class PtsError extends Error {
+  readonly code: ErrorCode;
+  /** Extra machine-readable detail (field path, current state, …). */
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.details = details;
+  }
+
+  toJSON(): { name: string; code: ErrorCode; message: string; details: Record<string, unknown> } {
+    return { name: this.name, code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** Input was rejected before anything was written. `details.path` names the offending field. */
+export class ValidationError extends PtsError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ERROR_CODES.VALIDATION, message, details);
+  }
+}
+
+/** The named container or task does not exist. */
+export class NotFoundError extends PtsError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ERROR_CODES.NOT_FOUND, message, details);
+  }
+}
+
+/** A task with that name already exists in the container (with different definition). */
+export class DuplicateError extends PtsError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ERROR_CODES.DUPLICATE, message, details);
+  }
+}
+
+/** The task is not in a state that allows this transition. `details.state` is its current state. */
+export class InvalidTransitionError extends PtsError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ERROR_CODES.INVALID_TRANSITION, message, details);
+  }
+}
+
+/**
+ * The caller no longer holds the task's lease (it expired and was recovered or taken over by
+ * another worker). Nothing was written; the caller must stop working on the task.
+ */
+export class LeaseLostError extends PtsError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ERROR_CODES.LEASE_LOST, message, details);
+  }
+}
+
+/** The database could not be reached or refused the operation for a reason outside our rules. */
+export class DatabaseError extends PtsError {
+  constructor(message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+    super(ERROR_CODES.DATABASE, message, details, { cause });
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Typed events. Names are namespaced (`task:*`, `lease:*`, `container:*`, `db:*`). They are
+ * emitted by the process that performed the transition; other processes follow changes through
+ * the store (listings, summaries) or the HTTP changes feed.
+ */
+import { EventEmitter } from 'node:events';
+import type { ContainerStatus } from './states';
+import type { FailureRecord, TaskRecord } from './types';
+
+export interface PtsEventMap {
+  'task:added': { container: string; task: TaskRecord };
+  'task:started': { container: string; task: TaskRecord };
+  'task:progress': { container: string; task: string; percentageComplete: number | null; statusText: string | null };
+  'task:succeeded': { container: string; task: TaskRecord };
+  'task:retrying': { container: string; task: TaskRecord; failure: FailureRecord; runAfter: Date };
+  'task:failed': { container: string; task: TaskRecord; failure: FailureRecord };
+  'task:cancelled': { container: string; task: TaskRecord };
+  'task:skipped': { container: string; task: TaskRecord };
+  'task:reset': { container: string; task: TaskRecord };
+  /** A task's lease expired and the sweep took it back (its worker is presumed dead). */
+  'lease:expired': { container: string; task: TaskRecord; owner: string };
+  /** This process lost a lease it held (expired and taken over, or cancelled): its handler is aborted. */
+  'lease:lost': { container: string; task: string; owner: string; reason: string };
+  'container:created': { container: string };
+  'container:started': { container: string };
+  'container:completed': { container: string };
+  'container:failed': { container: string };
+  'container:cancelled': { container: string };
+  'container:status': { container: string; from: ContainerStatus; to: ContainerStatus };
+  /** A database call failed for a reason that looks transient (network, server down). */
+  'db:unavailable': { error: Error; op: string };
+  /** A database call succeeded after `db:unavailable`. */
+  'db:available': { op: string };
+}
+
+export type PtsEventName = keyof PtsEventMap;
+export type PtsListener<E extends PtsEventName> = (payload: PtsEventMap[E]) => void;
+
+/** An EventEmitter whose event names and payloads are typed by {@link PtsEventMap}. */
+export class TypedEmitter {
+  private readonly ee = new EventEmitter();
+
+  constructor() {
+    this.ee.setMaxListeners(100);
+  }
+
+  on<E extends PtsEventName>(event: E, listener: PtsListener<E>): this {
+    this.ee.on(event, listener);
+    return this;
+  }
+
+  once<E extends PtsEventName>(event: E, listener: PtsListener<E>): this {
+    this.ee.once(event, listener);
+    return this;
+  }
+
+  off<E extends PtsEventName>(event: E, listener: PtsListener<E>): this {
+    this.ee.off(event, listener);
+    return this;
+  }
+
+  /** @internal A throwing listener never breaks the transition that emitted the event. */
+  emit<E extends PtsEventName>(event: E, payload: PtsEventMap[E]): void {
+    for (const l of this.ee.listeners(event)) {
+      try {
+        (l as PtsListener<E>)(payload);
+      } catch (err) {
+        process.emitWarning(`persistent-task-status: listener of ${event} threw: ${(err as Error)?.message}`);
+      }
+    }
+  }
+
+  listenerCount(event: PtsEventName): number {
+    return this.ee.listenerCount(event);
+  }
+}

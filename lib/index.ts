@@ -1,0 +1,62 @@
+/**
+ * persistent-task-status: durable state, progress, failures and crash-resume for multi-step
+ * batch pipelines, kept in MongoDB.
+ */
+import { Client, createClient } from './client';
+
+export { Client, createClient };
+export { TaskContainer, type AddTaskOptions } from './container';
+export { Task } from './task';
+export { TaskLease, type ProgressInput } from './lease';
+export type { TaskContext, TaskHandler, Handlers, RunOptions, RunResult } from './runner';
+export { ManualClock, systemClock, type Clock } from './clock';
+export type { ClientOptions, WriteConcernOptions } from './options';
+export {
+  TASK_STATES,
+  CONTAINER_STATUSES,
+  FINAL_TASK_STATES,
+  SATISFYING_TASK_STATES,
+  deriveContainerStatus,
+  isTaskState,
+  isContainerStatus,
+  type TaskState,
+  type ContainerStatus,
+  type StateCounts,
+} from './states';
+export {
+  PtsError,
+  ValidationError,
+  NotFoundError,
+  DuplicateError,
+  InvalidTransitionError,
+  LeaseLostError,
+  DatabaseError,
+  ERROR_CODES,
+  type ErrorCode,
+} from './errors';
+export type { PtsEventMap, PtsEventName, PtsListener } from './events';
+export type {
+  TaskRecord,
+  ContainerRecord,
+  ContainerSummary,
+  FailureRecord,
+  LeaseInfo,
+  TaskSpec,
+  TaskUpdate,
+  ContainerOptions,
+  ListContainersQuery,
+  ListTasksQuery,
+  Page,
+  ClaimFilter,
+  ClaimOptions,
+  RecoveryReport,
+  BackoffKind,
+  FailurePolicy,
+} from './types';
+export { startEmbeddedServer, startFerretDB, type EmbeddedServer, type EmbeddedServerOptions } from './embedded';
+
+/**
+ * The original module's default client: it uses the default mongoose connection, so
+ * `mongoose.connect(uri)` followed by `client.getOrCreateTaskContainer(...)` works as before.
+ */
+export const client: Client = createClient();

@@ -1,0 +1,133 @@
+/**
+ * A claimed task, held under a lease. Every write carries the lease's fencing token: once the
+ * lease is lost (expired and recovered, taken over, cancelled) every call rejects with
+ * {@link LeaseLostError} and changes nothing.
+ */
+import type { Core } from './core';
+import { toTaskRecord, type TaskDoc } from './store/documents';
+import { failTask, heartbeat, succeedTask, type FailureInput, type HeldTask, type ProgressPatch } from './store/transitions';
+import type { TaskRecord } from './types';
+import { validateData, validatePercentage, validateStatusText } from './validation';
+
+/** What a worker may report about a task it holds. */
+export interface ProgressInput {
+  /** 0–100. */
+  percentageComplete?: number;
+  statusText?: string | null;
+  /** Checkpoint to resume from after a crash. */
+  processingData?: unknown;
+}
+
+/** @internal */
+export function validateProgress(p: ProgressInput | undefined): ProgressPatch {
+  const out: ProgressPatch = {};
+  if (p === undefined || p === null) return out;
+  if (typeof p !== 'object' || Array.isArray(p)) return validateProgress({ percentageComplete: p as unknown as number });
+  if (p.percentageComplete !== undefined) out.percentageComplete = validatePercentage(p.percentageComplete);
+  if (p.statusText !== undefined) out.statusText = validateStatusText(p.statusText);
+  if (p.processingData !== undefined) out.processingData = validateData(p.processingData, 'processingData');
+  return out;
+}
+
+/** @internal */
+export function toFailure(error: unknown, retryable?: boolean): FailureInput {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      message: error.message || error.name,
+      stack: error.stack ?? null,
+      code: typeof code === 'string' || typeof code === 'number' ? String(code) : error.name,
+      retryable,
+    };
+  }
+  if (error && typeof error === 'object' && typeof (error as { message?: unknown }).message === 'string') {
+    const e = error as { message: string; stack?: unknown; code?: unknown };
+    return {
+      message: e.message,
+      stack: typeof e.stack === 'string' ? e.stack : null,
+      code: typeof e.code === 'string' ? e.code : null,
+      retryable,
+    };
+  }
+  return { message: String(error), stack: null, code: null, retryable };
+}
+
+export class TaskLease {
+  private current: TaskRecord;
+
+  /** @internal */
+  constructor(
+    private readonly core: Core,
+    /** @internal */ readonly held: HeldTask,
+    doc: TaskDoc,
+  ) {
+    this.current = toTaskRecord(doc);
+  }
+
+  /** The task as of the last write made through this lease. */
+  get task(): TaskRecord {
+    return this.current;
+  }
+  /** The fencing token of this lease. */
+  get token(): number {
+    return this.held.fence;
+  }
+  get owner(): string {
+    return this.held.lease?.owner ?? '';
+  }
+
+  /** Renews the lease and stores progress/status/checkpoint, in one command. Returns the new expiry. */
+  async heartbeat(progress?: ProgressInput, leaseMs = this.core.opts.leaseMs): Promise<Date> {
+    const patch = validateProgress(progress);
+    return this.heartbeatValidated(patch, leaseMs);
+  }
+
+  /** @internal */
+  async heartbeatValidated(patch: ProgressPatch, leaseMs = this.core.opts.leaseMs): Promise<Date> {
+    const expiresAt = await heartbeat(this.core.ctx, this.held, patch, leaseMs);
+    this.current = {
+      ...this.current,
+      ...patch,
+      lease: this.current.lease ? { ...this.current.lease, expiresAt } : null,
+    } as TaskRecord;
+    if (patch.percentageComplete !== undefined || patch.statusText !== undefined) {
+      this.core.events.emit('task:progress', {
+        container: this.held.container,
+        task: this.held.name,
+        percentageComplete: patch.percentageComplete ?? null,
+        statusText: patch.statusText ?? null,
+      });
+    }
+    return expiresAt;
+  }
+
+  /** Marks the task succeeded with `result` (and any last progress). */
+  async succeed(result?: unknown, progress?: ProgressInput): Promise<TaskRecord> {
+    const value = validateData(result, 'result');
+    return this.succeedValidated(value, validateProgress(progress));
+  }
+
+  /** @internal */
+  async succeedValidated(result: unknown, patch: ProgressPatch): Promise<TaskRecord> {
+    const r = await succeedTask(this.core.ctx, this.held, result, patch);
+    this.core.emit('succeeded', r);
+    this.current = toTaskRecord(r.task);
+    return this.current;
+  }
+
+  /**
+   * Records a failed attempt: the task goes back to pending after its backoff delay, or to
+   * failed when out of retries (or `retryable: false`).
+   */
+  async fail(error: unknown, opts: { retryable?: boolean; progress?: ProgressInput } = {}): Promise<TaskRecord> {
+    return this.failValidated(toFailure(error, opts.retryable), validateProgress(opts.progress));
+  }
+
+  /** @internal */
+  async failValidated(failure: FailureInput, patch: ProgressPatch): Promise<TaskRecord> {
+    const r = await failTask(this.core.ctx, this.held, failure, patch);
+    this.core.emit('failed', r);
+    this.current = toTaskRecord(r.task);
+    return this.current;
+  }
+}

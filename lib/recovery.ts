@@ -1,0 +1,69 @@
+/**
+ * Recovery: the sweep that takes back tasks whose lease expired (their worker is presumed
+ * dead), repairs counters left behind by a crash between a task write and its counter write,
+ * and clears `waitingOn` entries of dependencies that are already satisfied. Anyone can call
+ * it at any time, from any process; it is also what the optional timer runs.
+ * @internal
+ */
+import type { ObjectId } from 'mongodb';
+import { SATISFYING_TASK_STATES } from './states';
+import type { StoreContext } from './store/context';
+import { reconcileContainer } from './store/counters';
+import { taskStates } from './store/queries';
+import { expireLease, unblockDependents, type TransitionResult } from './store/transitions';
+
+export interface SweepResult {
+  expired: TransitionResult[];
+  reconciled: ObjectId[];
+  unblocked: number;
+}
+
+/** Expires every lease that ran out (up to `limit`), optionally within one container. */
+export async function expireStaleLeases(ctx: StoreContext, containerId?: ObjectId, limit = 1000): Promise<TransitionResult[]> {
+  const now = ctx.clock.now();
+  const filter: Record<string, unknown> = { state: 'running', 'lease.expiresAt': { $lte: now } };
+  if (containerId) filter.containerId = containerId;
+  const stale = await ctx.cols.tasks.find(filter).limit(limit).toArray();
+  const out: TransitionResult[] = [];
+  for (const t of stale) {
+    const r = await expireLease(ctx, t);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+/**
+ * Clears `waitingOn` entries naming dependencies that already succeeded or were skipped (a
+ * crash between a succeed and its unblock write, or a reset racing a dependency).
+ */
+export async function unblockSatisfied(ctx: StoreContext, containerId: ObjectId): Promise<number> {
+  const blocked = await ctx.cols.tasks
+    .find({ containerId, state: 'pending', 'waitingOn.0': { $exists: true } }, { projection: { waitingOn: 1 } })
+    .limit(5000)
+    .toArray();
+  const names = [...new Set(blocked.flatMap((t) => t.waitingOn))];
+  const states = await taskStates(ctx, containerId, names);
+  let n = 0;
+  for (const name of names) {
+    const s = states.get(name);
+    if (s && SATISFYING_TASK_STATES.includes(s)) n += await unblockDependents(ctx, containerId, name);
+  }
+  return n;
+}
+
+/** The full sweep: expire stale leases, then reconcile and unblock the containers involved. */
+export async function sweep(ctx: StoreContext, containerIds: ObjectId[] | null, limit = 1000): Promise<SweepResult> {
+  const expired: TransitionResult[] = [];
+  if (containerIds) for (const id of containerIds) expired.push(...(await expireStaleLeases(ctx, id, limit)));
+  else expired.push(...(await expireStaleLeases(ctx, undefined, limit)));
+  const touched = new Map<string, ObjectId>();
+  for (const id of containerIds ?? []) touched.set(id.toHexString(), id);
+  for (const r of expired) touched.set(r.task.containerId.toHexString(), r.task.containerId);
+  const reconciled: ObjectId[] = [];
+  let unblocked = 0;
+  for (const id of touched.values()) {
+    if (await reconcileContainer(ctx, id)) reconciled.push(id);
+    unblocked += await unblockSatisfied(ctx, id);
+  }
+  return { expired, reconciled, unblocked };
+}

@@ -1,0 +1,187 @@
+/**
+ * Container counters: per-state counts and weights and the progress sum, kept on the container
+ * document so a summary never scans tasks. Each task transition is followed by one `$inc` here;
+ * a crash between the two writes is repaired by {@link reconcileContainer}.
+ * @internal
+ */
+import type { ObjectId } from 'mongodb';
+import { deriveContainerStatus, emptyCounts, TASK_STATES, type ContainerStatus, type StateCounts, type TaskState } from '../states';
+import type { StoreContext } from './context';
+import { stamp } from './context';
+import type { ContainerDoc } from './documents';
+
+export interface CounterDelta {
+  counts: Partial<StateCounts>;
+  weights: Partial<StateCounts>;
+  total: number;
+  weightTotal: number;
+  progressSum: number;
+}
+
+/** The counter change of one task moving from `from` to `to` (null = added / removed). */
+export function moveDelta(
+  from: TaskState | null,
+  to: TaskState | null,
+  weight: number,
+  wpctBefore: number,
+  wpctAfter: number,
+): CounterDelta {
+  const d: CounterDelta = { counts: {}, weights: {}, total: 0, weightTotal: 0, progressSum: 0 };
+  if (from) {
+    d.counts[from] = -1;
+    d.weights[from] = -weight;
+    if (from !== 'running') d.progressSum -= wpctBefore;
+  } else {
+    d.total += 1;
+    d.weightTotal += weight;
+  }
+  if (to) {
+    d.counts[to] = (d.counts[to] ?? 0) + 1;
+    d.weights[to] = (d.weights[to] ?? 0) + weight;
+    if (to !== 'running') d.progressSum += wpctAfter;
+  } else {
+    d.total -= 1;
+    d.weightTotal -= weight;
+  }
+  return d;
+}
+
+export function addDeltas(a: CounterDelta, b: CounterDelta): CounterDelta {
+  const out: CounterDelta = {
+    counts: { ...a.counts },
+    weights: { ...a.weights },
+    total: a.total + b.total,
+    weightTotal: a.weightTotal + b.weightTotal,
+    progressSum: a.progressSum + b.progressSum,
+  };
+  for (const s of TASK_STATES) {
+    if (b.counts[s]) out.counts[s] = (out.counts[s] ?? 0) + b.counts[s]!;
+    if (b.weights[s]) out.weights[s] = (out.weights[s] ?? 0) + b.weights[s]!;
+  }
+  return out;
+}
+
+export function isNoop(d: CounterDelta): boolean {
+  return (
+    d.total === 0 &&
+    d.weightTotal === 0 &&
+    d.progressSum === 0 &&
+    TASK_STATES.every((s) => !d.counts[s] && !d.weights[s])
+  );
+}
+
+/** Result of a counter write: the container after it, and its status change if this write caused one. */
+export interface CounterResult {
+  container: ContainerDoc | null;
+  statusChange: { from: ContainerStatus; to: ContainerStatus } | null;
+}
+
+/** Applies a delta in one `$inc`, then settles the derived status (one more write only when it changes). */
+export async function applyCounters(ctx: StoreContext, containerId: ObjectId, delta: CounterDelta): Promise<CounterResult> {
+  const now = ctx.clock.now();
+  const inc: Record<string, number> = { rev: 1 };
+  for (const s of TASK_STATES) {
+    if (delta.counts[s]) inc[`counts.${s}`] = delta.counts[s]!;
+    if (delta.weights[s]) inc[`weights.${s}`] = delta.weights[s]!;
+  }
+  if (delta.total) inc.total = delta.total;
+  if (delta.weightTotal) inc.weightTotal = delta.weightTotal;
+  if (delta.progressSum) inc.progressSum = delta.progressSum;
+  const st = stamp(now);
+  const doc = await ctx.cols.containers.findOneAndUpdate(
+    { _id: containerId },
+    { $inc: inc, $set: st.$set, $currentDate: st.$currentDate },
+    { returnDocument: 'after', writeConcern: ctx.writeConcern },
+  );
+  if (!doc) return { container: null, statusChange: null };
+  return settleStatus(ctx, doc, deriveContainerStatus(doc.counts, doc.status));
+}
+
+/**
+ * Moves the container to `to` if it is still at the revision `doc` was read at. A writer that
+ * loses this race has been overtaken by a later counter write, whose own settle sees the newer
+ * counts: the last writer always settles.
+ */
+export async function settleStatus(ctx: StoreContext, doc: ContainerDoc, to: ContainerStatus): Promise<CounterResult> {
+  if (to === doc.status) return { container: doc, statusChange: null };
+  const now = ctx.clock.now();
+  const finished = to === 'succeeded' || to === 'failed' || to === 'cancelled';
+  const set: Record<string, unknown> = { status: to, updatedAt: now, endedAt: finished ? now : null };
+  if (to === 'running' && !doc.startedAt) set.startedAt = now;
+  const updated = await ctx.cols.containers.findOneAndUpdate(
+    { _id: doc._id, rev: doc.rev, status: doc.status },
+    { $set: set, $inc: { rev: 1 }, $currentDate: { changedAt: { $type: 'timestamp' } } },
+    { returnDocument: 'after', writeConcern: ctx.writeConcern },
+  );
+  if (!updated) return { container: doc, statusChange: null };
+  return { container: updated, statusChange: { from: doc.status, to } };
+}
+
+/** What the counters should say, rebuilt from the tasks with `$group`/`$sum` (server-side). */
+export async function countFromTasks(
+  ctx: StoreContext,
+  containerId: ObjectId,
+): Promise<{ counts: StateCounts; weights: StateCounts; total: number; weightTotal: number; progressSum: number }> {
+  // FerretDB's $group has $sum but no $multiply: group by (state, weight) and multiply here.
+  const rows = await ctx.cols.tasks
+    .aggregate<{ _id: { s: TaskState; w: number }; n: number; p: number }>([
+      { $match: { containerId } },
+      { $group: { _id: { s: '$state', w: '$weight' }, n: { $sum: 1 }, p: { $sum: '$percentageComplete' } } },
+    ])
+    .toArray();
+  const counts = emptyCounts();
+  const weights = emptyCounts();
+  let total = 0;
+  let weightTotal = 0;
+  let progressSum = 0;
+  for (const r of rows) {
+    const { s, w } = r._id;
+    counts[s] += r.n;
+    weights[s] += r.n * w;
+    total += r.n;
+    weightTotal += r.n * w;
+    if (s !== 'running') progressSum += r.p * w;
+  }
+  return { counts, weights, total, weightTotal, progressSum };
+}
+
+const EPSILON = 1e-6;
+
+/**
+ * Rewrites the container's counters from its tasks if they differ, conditional on the
+ * container's revision not having moved meanwhile (else it tries again, up to 5 times).
+ * Returns true if it repaired something.
+ */
+export async function reconcileContainer(ctx: StoreContext, containerId: ObjectId): Promise<boolean> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const before = await ctx.cols.containers.findOne({ _id: containerId });
+    if (!before) return false;
+    const truth = await countFromTasks(ctx, containerId);
+    const same =
+      before.total === truth.total &&
+      Math.abs(before.weightTotal - truth.weightTotal) < EPSILON &&
+      Math.abs(before.progressSum - truth.progressSum) < EPSILON * Math.max(1, truth.weightTotal) &&
+      TASK_STATES.every(
+        (s) => before.counts[s] === truth.counts[s] && Math.abs(before.weights[s] - truth.weights[s]) < EPSILON,
+      );
+    if (same) {
+      await settleStatus(ctx, before, deriveContainerStatus(before.counts, before.status));
+      return false;
+    }
+    const now = ctx.clock.now();
+    const updated = await ctx.cols.containers.findOneAndUpdate(
+      { _id: containerId, rev: before.rev },
+      {
+        $set: { ...truth, updatedAt: now },
+        $inc: { rev: 1 },
+        $currentDate: { changedAt: { $type: 'timestamp' } },
+      },
+      { returnDocument: 'after', writeConcern: ctx.writeConcern },
+    );
+    if (updated) {
+      await settleStatus(ctx, updated, deriveContainerStatus(updated.counts, updated.status));
+      return true;
+    }
+  }
+  return false;
+}

@@ -1,0 +1,166 @@
+/**
+ * Mongoose schemas of the collections. They declare the shapes and the indexes (the documented
+ * contract); the transitions write through the models' native collections so that every state
+ * change is exactly one driver command.
+ * @internal
+ */
+import mongoose, { type Connection, type Model, Schema } from 'mongoose';
+import type { Collection } from 'mongodb';
+import type { ContainerDoc, TaskDoc } from './documents';
+
+const Mixed = Schema.Types.Mixed;
+const countsShape = { pending: Number, running: Number, succeeded: Number, failed: Number, skipped: Number, cancelled: Number };
+
+function containerSchema(): Schema {
+  const s = new Schema(
+    {
+      name: { type: String, required: true },
+      status: { type: String, required: true },
+      failurePolicy: String,
+      metadata: Mixed,
+      counts: countsShape,
+      weights: countsShape,
+      total: Number,
+      weightTotal: Number,
+      progressSum: Number,
+      createdAt: Date,
+      updatedAt: Date,
+      startedAt: Date,
+      endedAt: Date,
+      rev: Number,
+      changedAt: Schema.Types.Mixed,
+    },
+    { autoIndex: false, autoCreate: false, versionKey: false, strict: true, minimize: false },
+  );
+  s.index({ name: 1 }, { unique: true, name: 'name_unique' });
+  s.index({ status: 1, _id: -1 }, { name: 'status_id' });
+  s.index({ changedAt: 1 }, { name: 'changedAt' });
+  return s;
+}
+
+function taskSchema(): Schema {
+  const s = new Schema(
+    {
+      containerId: { type: Schema.Types.ObjectId, required: true },
+      container: String,
+      name: { type: String, required: true },
+      state: { type: String, required: true },
+      dependsOn: [String],
+      waitingOn: [String],
+      weight: Number,
+      percentageComplete: Number,
+      statusText: String,
+      taskData: Mixed,
+      processingData: Mixed,
+      result: Mixed,
+      invokeCount: Number,
+      attempts: Number,
+      maxRetries: Number,
+      retryDelayMs: Number,
+      backoff: String,
+      maxRetryDelayMs: Number,
+      failures: [Mixed],
+      failureCount: Number,
+      lease: Mixed,
+      fence: Number,
+      key: String,
+      runAfter: Date,
+      createdAt: Date,
+      updatedAt: Date,
+      startedAt: Date,
+      lastInvokedAt: Date,
+      endedAt: Date,
+      durationMs: Number,
+      rev: Number,
+      changedAt: Schema.Types.Mixed,
+    },
+    { autoIndex: false, autoCreate: false, versionKey: false, strict: true, minimize: false },
+  );
+  s.index({ containerId: 1, name: 1 }, { unique: true, name: 'container_name_unique' });
+  s.index({ containerId: 1, state: 1, _id: 1 }, { name: 'container_state_id' });
+  s.index({ state: 1, key: 1, _id: 1 }, { name: 'state_key_id' });
+  s.index({ state: 1, 'lease.expiresAt': 1 }, { name: 'state_leaseExpiry' });
+  s.index({ containerId: 1, waitingOn: 1 }, { name: 'container_waitingOn' });
+  s.index({ containerId: 1, changedAt: 1 }, { name: 'container_changedAt' });
+  s.index({ changedAt: 1 }, { name: 'changedAt' });
+  return s;
+}
+
+function keySlotSchema(): Schema {
+  const s = new Schema(
+    { _id: String, key: String, holder: Schema.Types.ObjectId, task: Schema.Types.ObjectId, token: Number, expiresAt: Date },
+    { autoIndex: false, autoCreate: false, versionKey: false, strict: true },
+  );
+  s.index({ key: 1 }, { name: 'key' });
+  return s;
+}
+
+function keyLimitSchema(): Schema {
+  return new Schema({ _id: String, limit: Number, updatedAt: Date }, { autoIndex: false, autoCreate: false, versionKey: false });
+}
+
+/** One key slot: a task holding it counts against its key's concurrency limit until `expiresAt`. */
+export interface KeySlotDoc {
+  _id: string;
+  key: string;
+  holder: mongoose.Types.ObjectId | null;
+  task: mongoose.Types.ObjectId | null;
+  token: number | null;
+  expiresAt: Date | null;
+}
+
+export interface KeyLimitDoc {
+  _id: string;
+  limit: number;
+  updatedAt: Date;
+}
+
+export interface Models {
+  containers: Model<unknown>;
+  tasks: Model<unknown>;
+  keySlots: Model<unknown>;
+  keyLimits: Model<unknown>;
+}
+
+export interface Collections {
+  containers: Collection<ContainerDoc>;
+  tasks: Collection<TaskDoc>;
+  keySlots: Collection<KeySlotDoc>;
+  keyLimits: Collection<KeyLimitDoc>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function model(conn: Connection, name: string, schema: () => Schema): Model<any> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return (conn.models[name] ?? conn.model(name, schema(), name)) as Model<any>;
+}
+
+/** The models of one connection and collection prefix (compiled once per connection). */
+export function getModels(conn: Connection, prefix: string): Models {
+  return {
+    containers: model(conn, `${prefix}containers`, containerSchema),
+    tasks: model(conn, `${prefix}tasks`, taskSchema),
+    keySlots: model(conn, `${prefix}key_slots`, keySlotSchema),
+    keyLimits: model(conn, `${prefix}key_limits`, keyLimitSchema),
+  };
+}
+
+/**
+ * The native collections behind the models. Mongoose's collection wrapper buffers calls until
+ * the connection is open, so `mongoose.connect(uri)` without `await` works as the original
+ * README shows.
+ */
+export function getCollections(models: Models): Collections {
+  return {
+    containers: models.containers.collection as unknown as Collection<ContainerDoc>,
+    tasks: models.tasks.collection as unknown as Collection<TaskDoc>,
+    keySlots: models.keySlots.collection as unknown as Collection<KeySlotDoc>,
+    keyLimits: models.keyLimits.collection as unknown as Collection<KeyLimitDoc>,
+  };
+}
+
+export async function ensureIndexes(models: Models): Promise<void> {
+  for (const m of [models.containers, models.tasks, models.keySlots, models.keyLimits]) {
+    await m.createIndexes();
+  }
+}

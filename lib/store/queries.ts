@@ -1,0 +1,108 @@
+/**
+ * Reads: container lookups, summaries and paginated listings. Every query here is backed by a
+ * documented index (docs/schema.md). Results are plain records.
+ * @internal
+ */
+import type { Filter, ObjectId } from 'mongodb';
+import { ValidationError } from '../errors';
+import { isContainerStatus, isTaskState, type ContainerStatus, type TaskState } from '../states';
+import type { ContainerSummary, ListContainersQuery, ListTasksQuery, Page, TaskRecord } from '../types';
+import type { StoreContext } from './context';
+import { decodeCursor, encodeCursor } from './cursor';
+import { toContainerRecord, toTaskRecord, type ContainerDoc, type TaskDoc } from './documents';
+
+export function findContainer(ctx: StoreContext, name: string): Promise<ContainerDoc | null> {
+  return ctx.cols.containers.findOne({ name });
+}
+
+export function findContainerById(ctx: StoreContext, id: ObjectId): Promise<ContainerDoc | null> {
+  return ctx.cols.containers.findOne({ _id: id });
+}
+
+/**
+ * The container's counters plus the live progress of its running tasks (an index range over
+ * `{containerId, state: 'running'}`, bounded by how many run at once — never a scan of all tasks).
+ */
+export async function summarize(ctx: StoreContext, doc: ContainerDoc): Promise<ContainerSummary> {
+  let runningSum = 0;
+  if (doc.counts.running > 0) {
+    const running = await ctx.cols.tasks
+      .find({ containerId: doc._id, state: 'running' }, { projection: { weight: 1, percentageComplete: 1 } })
+      .toArray();
+    for (const t of running) runningSum += t.weight * t.percentageComplete;
+  }
+  const pct = doc.weightTotal > 0 ? (doc.progressSum + runningSum) / doc.weightTotal : 0;
+  return {
+    ...toContainerRecord(doc),
+    percentageComplete: Math.min(100, Math.max(0, Math.round(pct * 1e6) / 1e6)),
+    isComplete: doc.status === 'succeeded',
+  };
+}
+
+function clampLimit(limit: unknown, def: number): number {
+  if (limit === undefined) return def;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 1000) {
+    throw new ValidationError('limit must be an integer between 1 and 1000', { path: 'limit' });
+  }
+  return limit;
+}
+
+function statesFilter<T extends string>(value: T | T[] | undefined, check: (v: unknown) => v is T, path: string): T[] | null {
+  if (value === undefined) return null;
+  const arr = Array.isArray(value) ? value : [value];
+  if (arr.length === 0 || !arr.every(check)) throw new ValidationError(`${path} has an unknown value`, { path });
+  return arr;
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Containers, newest first, filtered by status and name prefix. */
+export async function listContainers(ctx: StoreContext, q: ListContainersQuery = {}): Promise<Page<ContainerSummary>> {
+  const limit = clampLimit(q.limit, 50);
+  const after = decodeCursor(q.cursor);
+  const filter: Filter<ContainerDoc> = {};
+  const statuses = statesFilter<ContainerStatus>(q.status, isContainerStatus, 'status');
+  if (statuses) filter.status = { $in: statuses };
+  if (q.namePrefix !== undefined) {
+    if (typeof q.namePrefix !== 'string' || q.namePrefix.length > 512) throw new ValidationError('namePrefix must be a string', { path: 'namePrefix' });
+    if (q.namePrefix) filter.name = { $regex: `^${escapeRegex(q.namePrefix)}` };
+  }
+  if (after) filter._id = { $lt: after };
+  const docs = await ctx.cols.containers.find(filter).sort({ _id: -1 }).limit(limit + 1).toArray();
+  const more = docs.length > limit;
+  const page = docs.slice(0, limit);
+  const items = await Promise.all(page.map((d) => summarize(ctx, d)));
+  return { items, nextCursor: more ? encodeCursor(page[page.length - 1]._id) : null };
+}
+
+/** Tasks of a container in insertion order, optionally by state. */
+export async function listTasks(ctx: StoreContext, containerId: ObjectId, q: ListTasksQuery = {}): Promise<Page<TaskRecord>> {
+  const limit = clampLimit(q.limit, 100);
+  const after = decodeCursor(q.cursor);
+  const filter: Filter<TaskDoc> = { containerId };
+  const states = statesFilter<TaskState>(q.state, isTaskState, 'state');
+  if (states) filter.state = { $in: states };
+  if (after) filter._id = { $gt: after };
+  const docs = await ctx.cols.tasks.find(filter).sort({ _id: 1 }).limit(limit + 1).toArray();
+  const more = docs.length > limit;
+  const page = docs.slice(0, limit);
+  return { items: page.map(toTaskRecord), nextCursor: more ? encodeCursor(page[page.length - 1]._id) : null };
+}
+
+export function findTask(ctx: StoreContext, containerId: ObjectId, name: string): Promise<TaskDoc | null> {
+  return ctx.cols.tasks.findOne({ containerId, name });
+}
+
+/** Every task of a container, in insertion order (the original API's `getTasks`). */
+export async function allTasks(ctx: StoreContext, containerId: ObjectId): Promise<TaskDoc[]> {
+  return ctx.cols.tasks.find({ containerId }).sort({ _id: 1 }).toArray();
+}
+
+/** States of the named tasks of a container. */
+export async function taskStates(ctx: StoreContext, containerId: ObjectId, names: string[]): Promise<Map<string, TaskState>> {
+  if (names.length === 0) return new Map();
+  const docs = await ctx.cols.tasks.find({ containerId, name: { $in: names } }, { projection: { name: 1, state: 1 } }).toArray();
+  return new Map(docs.map((d) => [d.name, d.state]));
+}

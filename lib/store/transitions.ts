@@ -1,0 +1,486 @@
+/**
+ * Every task state transition, one function each. Each is ONE conditional write to the task
+ * (its precondition — state, fencing token — inside the filter) followed by one `$inc` of the
+ * container's counters. Nothing here loads a document, changes it and saves it back.
+ * @internal
+ */
+import { ObjectId } from 'mongodb';
+import { InvalidTransitionError, LeaseLostError, NotFoundError } from '../errors';
+import type { TaskState } from '../states';
+import type { ResolvedTaskSpec } from '../validation';
+import type { StoreContext } from './context';
+import { stamp } from './context';
+import { addDeltas, applyCounters, isNoop, moveDelta, type CounterDelta, type CounterResult } from './counters';
+import type { ContainerDoc, FailureDoc, LeaseDoc, TaskDoc } from './documents';
+import { releaseSlot, renewSlot, type SlotGrant } from './slots';
+
+/** The outcome of a transition: the task after it, the state it left and the counter write's result. */
+export interface TransitionResult {
+  task: TaskDoc;
+  from: TaskState;
+  container: CounterResult;
+}
+
+/** What a worker knows about a task it holds: the task as claimed. Its fence is the lease token. */
+export type HeldTask = Pick<
+  TaskDoc,
+  | '_id'
+  | 'containerId'
+  | 'container'
+  | 'name'
+  | 'fence'
+  | 'weight'
+  | 'attempts'
+  | 'invokeCount'
+  | 'maxRetries'
+  | 'failureCount'
+  | 'retryDelayMs'
+  | 'backoff'
+  | 'maxRetryDelayMs'
+  | 'startedAt'
+  | 'key'
+> & { lease: LeaseDoc | null };
+
+const ONE = { returnDocument: 'after' as const };
+
+/** weight × percentage: the task's share of its container's progress sum. */
+function wp(t: Pick<TaskDoc, 'weight' | 'percentageComplete'>): number {
+  return t.weight * t.percentageComplete;
+}
+
+async function counters(ctx: StoreContext, containerId: ObjectId, delta: CounterDelta): Promise<CounterResult> {
+  if (isNoop(delta)) return { container: null, statusChange: null };
+  return applyCounters(ctx, containerId, delta);
+}
+
+/** Why a fenced write matched nothing: the task is gone, or the caller's lease is. */
+async function fencedFailure(ctx: StoreContext, held: HeldTask, op: string): Promise<never> {
+  const cur = await ctx.cols.tasks.findOne({ _id: held._id }, { projection: { state: 1, fence: 1, lease: 1 } });
+  if (!cur) throw new NotFoundError(`task ${JSON.stringify(held.name)} no longer exists`, { task: held.name, op });
+  throw new LeaseLostError(
+    `lease on task ${JSON.stringify(held.name)} lost (token ${held.fence}; task is ${cur.state}, token ${cur.fence}${
+      cur.lease ? `, held by ${cur.lease.owner}` : ''
+    })`,
+    { task: held.name, container: held.container, op, token: held.fence, currentToken: cur.fence, state: cur.state },
+  );
+}
+
+/** Why a write by name matched nothing: no such task, or it is in a state the transition does not start from. */
+async function namedFailure(ctx: StoreContext, containerId: ObjectId, name: string, op: string, allowed: readonly TaskState[]): Promise<never> {
+  const cur = await ctx.cols.tasks.findOne({ containerId, name }, { projection: { state: 1, container: 1 } });
+  if (!cur) throw new NotFoundError(`no task named ${JSON.stringify(name)} in this container`, { task: name, op });
+  throw new InvalidTransitionError(`cannot ${op} task ${JSON.stringify(name)}: it is ${cur.state} (allowed from ${allowed.join(', ')})`, {
+    task: name,
+    op,
+    state: cur.state,
+    allowed,
+  });
+}
+
+function newTaskDoc(container: Pick<ContainerDoc, '_id' | 'name'>, spec: ResolvedTaskSpec, waitingOn: string[], now: Date): Omit<TaskDoc, '_id' | 'changedAt' | 'rev' | 'updatedAt'> {
+  return {
+    containerId: container._id,
+    container: container.name,
+    name: spec.name,
+    state: 'pending',
+    dependsOn: spec.dependsOn,
+    waitingOn,
+    weight: spec.weight,
+    percentageComplete: 0,
+    statusText: null,
+    taskData: spec.data,
+    processingData: null,
+    result: null,
+    invokeCount: 0,
+    attempts: 0,
+    maxRetries: spec.maxRetries,
+    retryDelayMs: spec.retryDelayMs,
+    backoff: spec.backoff,
+    maxRetryDelayMs: spec.maxRetryDelayMs,
+    failures: [],
+    failureCount: 0,
+    lease: null,
+    fence: 0,
+    key: spec.key,
+    runAfter: now,
+    createdAt: now,
+    lastInvokedAt: null,
+    endedAt: null,
+    durationMs: null,
+  };
+}
+
+/**
+ * Adds tasks (idempotent by name: an existing task is returned unchanged). `satisfied` names the
+ * existing dependencies that already succeeded or were skipped. One `update` command with an
+ * upsert per task, one read of the results, one counter write.
+ */
+export async function addTasks(
+  ctx: StoreContext,
+  container: Pick<ContainerDoc, '_id' | 'name'>,
+  specs: ResolvedTaskSpec[],
+  satisfied: ReadonlySet<string>,
+): Promise<{ tasks: TaskDoc[]; created: boolean[]; container: CounterResult }> {
+  const now = ctx.clock.now();
+  const docs = specs.map((s) => newTaskDoc(container, s, s.dependsOn.filter((d) => !satisfied.has(d)), now));
+  if (docs.length === 1) {
+    const st = stamp(now);
+    const res = await ctx.cols.tasks.findOneAndUpdate(
+      { containerId: container._id, name: docs[0].name },
+      { $setOnInsert: { ...docs[0], updatedAt: now, rev: 1 }, $currentDate: st.$currentDate },
+      { upsert: true, returnDocument: 'after', includeResultMetadata: true, writeConcern: ctx.writeConcern },
+    );
+    const created = res.lastErrorObject?.updatedExisting === false;
+    const task = res.value!;
+    const c = created ? await counters(ctx, container._id, moveDelta(null, 'pending', task.weight, 0, 0)) : { container: null, statusChange: null };
+    return { tasks: [task], created: [created], container: c };
+  }
+  const st = stamp(now);
+  const bulk = await ctx.cols.tasks.bulkWrite(
+    docs.map((d) => ({
+      updateOne: {
+        filter: { containerId: container._id, name: d.name },
+        update: { $setOnInsert: { ...d, updatedAt: now, rev: 1 }, $currentDate: st.$currentDate },
+        upsert: true,
+      },
+    })),
+    { ordered: true, writeConcern: ctx.writeConcern },
+  );
+  const createdIdx = new Set(Object.keys(bulk.upsertedIds).map(Number));
+  const found = await ctx.cols.tasks.find({ containerId: container._id, name: { $in: docs.map((d) => d.name) } }).toArray();
+  const byName = new Map(found.map((t) => [t.name, t]));
+  const tasks = docs.map((d) => byName.get(d.name)!);
+  let delta = moveDelta(null, null, 0, 0, 0);
+  tasks.forEach((t, i) => {
+    if (createdIdx.has(i)) delta = addDeltas(delta, moveDelta(null, 'pending', t.weight, 0, 0));
+  });
+  const c = await counters(ctx, container._id, delta);
+  return { tasks, created: docs.map((_, i) => createdIdx.has(i)), container: c };
+}
+
+/** Query of {@link claimTask}. `key: null` claims only tasks without a key. */
+export interface ClaimQuery {
+  containerId?: ObjectId;
+  names?: string[];
+  key?: string | null;
+}
+
+/** pending → running: takes the oldest ready task matching the query and leases it to `owner`. */
+export async function claimTask(
+  ctx: StoreContext,
+  q: ClaimQuery,
+  owner: string,
+  leaseMs: number,
+  grant?: SlotGrant,
+): Promise<TransitionResult | null> {
+  const now = ctx.clock.now();
+  const filter: Record<string, unknown> = { state: 'pending', 'waitingOn.0': { $exists: false }, runAfter: { $lte: now } };
+  if (q.containerId) filter.containerId = q.containerId;
+  if (q.names) filter.name = { $in: q.names };
+  if (q.key !== undefined) filter.key = q.key;
+  const st = stamp(now);
+  const task = await ctx.cols.tasks.findOneAndUpdate(
+    filter,
+    {
+      $set: {
+        ...st.$set,
+        state: 'running',
+        lease: { owner, expiresAt: new Date(now.getTime() + leaseMs), ...(grant ? { slot: grant.slot, claim: grant.claim } : {}) },
+        lastInvokedAt: now,
+        endedAt: null,
+        durationMs: null,
+      },
+      $min: { startedAt: now },
+      $inc: { ...st.$inc, fence: 1, invokeCount: 1, attempts: 1 },
+      $currentDate: st.$currentDate,
+    },
+    { ...ONE, sort: { _id: 1 }, writeConcern: ctx.writeConcern },
+  );
+  if (!task) return null;
+  const container = await counters(ctx, task.containerId, moveDelta('pending', 'running', task.weight, wp(task), wp(task)));
+  return { task, from: 'pending', container };
+}
+
+/** What a worker may report while it runs a task. */
+export interface ProgressPatch {
+  percentageComplete?: number;
+  statusText?: string | null;
+  processingData?: unknown;
+}
+
+function patchFields(patch: ProgressPatch): Record<string, unknown> {
+  const set: Record<string, unknown> = {};
+  if (patch.percentageComplete !== undefined) set.percentageComplete = patch.percentageComplete;
+  if (patch.statusText !== undefined) set.statusText = patch.statusText;
+  if (patch.processingData !== undefined) set.processingData = patch.processingData;
+  return set;
+}
+
+/**
+ * Heartbeat (with optional progress/status/checkpoint) of a held task: renews the lease. ONE
+ * command — running tasks are not part of the container's progress sum, so no counter write.
+ */
+export async function heartbeat(ctx: StoreContext, held: HeldTask, patch: ProgressPatch, leaseMs: number): Promise<Date> {
+  const now = ctx.clock.now();
+  const expiresAt = new Date(now.getTime() + leaseMs);
+  const st = stamp(now);
+  const r = await ctx.cols.tasks.updateOne(
+    { _id: held._id, state: 'running', fence: held.fence },
+    { $set: { ...st.$set, ...patchFields(patch), 'lease.expiresAt': expiresAt }, $inc: st.$inc, $currentDate: st.$currentDate },
+    { writeConcern: ctx.writeConcern },
+  );
+  if (r.matchedCount === 0) await fencedFailure(ctx, held, 'heartbeat');
+  await renewSlot(ctx, held.lease, expiresAt);
+  return expiresAt;
+}
+
+/** `$pull`s a satisfied dependency from the tasks waiting on it. */
+export async function unblockDependents(ctx: StoreContext, containerId: ObjectId, name: string): Promise<number> {
+  const r = await ctx.cols.tasks.updateMany(
+    { containerId, waitingOn: name },
+    { $pull: { waitingOn: name }, $set: { updatedAt: ctx.clock.now() }, $inc: { rev: 1 }, $currentDate: { changedAt: { $type: 'timestamp' } } },
+    { writeConcern: ctx.writeConcern },
+  );
+  return r.modifiedCount;
+}
+
+/** running → succeeded, by the lease holder. Stores the result and the last reported progress. */
+export async function succeedTask(ctx: StoreContext, held: HeldTask, result: unknown, patch: ProgressPatch = {}): Promise<TransitionResult> {
+  const now = ctx.clock.now();
+  const st = stamp(now);
+  const started = held.startedAt ?? now;
+  const task = await ctx.cols.tasks.findOneAndUpdate(
+    { _id: held._id, state: 'running', fence: held.fence },
+    {
+      $set: {
+        ...st.$set,
+        ...patchFields(patch),
+        state: 'succeeded',
+        percentageComplete: 100,
+        result: result === undefined ? null : result,
+        lease: null,
+        endedAt: now,
+        durationMs: now.getTime() - started.getTime(),
+      },
+      $inc: st.$inc,
+      $currentDate: st.$currentDate,
+    },
+    { ...ONE, writeConcern: ctx.writeConcern },
+  );
+  if (!task) return fencedFailure(ctx, held, 'succeed');
+  await releaseSlot(ctx, held.lease);
+  const container = await counters(ctx, task.containerId, moveDelta('running', 'succeeded', task.weight, 0, wp(task)));
+  await unblockDependents(ctx, task.containerId, task.name);
+  return { task, from: 'running', container };
+}
+
+/** A failure to record. */
+export interface FailureInput {
+  message: string;
+  stack?: string | null;
+  code?: string | null;
+  /** false: fail for good now, whatever the retries left. @defaultValue true */
+  retryable?: boolean;
+}
+
+/** Delay before attempt `attempts + 1`, after `attempts` failed attempts. */
+export function retryDelay(t: Pick<TaskDoc, 'retryDelayMs' | 'backoff' | 'maxRetryDelayMs'>, attempts: number): number {
+  if (t.backoff === 'fixed') return Math.min(t.retryDelayMs, t.maxRetryDelayMs);
+  return Math.min(t.retryDelayMs * 2 ** Math.max(0, attempts - 1), t.maxRetryDelayMs);
+}
+
+function failureUpdate(ctx: StoreContext, held: HeldTask, f: FailureDoc, now: Date, retryable: boolean): { update: Record<string, unknown>; to: TaskState } {
+  const retry = retryable && held.attempts <= held.maxRetries;
+  const to: TaskState = retry ? 'pending' : 'failed';
+  const slot = held.failureCount % ctx.failureHistoryLimit;
+  const st = stamp(now);
+  const set: Record<string, unknown> = { ...st.$set, state: to, lease: null, [`failures.${slot}`]: f };
+  if (retry) set.runAfter = new Date(now.getTime() + retryDelay(held, held.attempts));
+  else {
+    set.endedAt = now;
+    set.durationMs = now.getTime() - (held.startedAt ?? now).getTime();
+  }
+  return { update: { $set: set, $inc: { ...st.$inc, failureCount: 1 }, $currentDate: st.$currentDate }, to };
+}
+
+/** running → pending (retry after backoff) or → failed (out of retries), by the lease holder. */
+export async function failTask(ctx: StoreContext, held: HeldTask, failure: FailureInput, patch: ProgressPatch = {}): Promise<TransitionResult> {
+  const now = ctx.clock.now();
+  const f: FailureDoc = {
+    attempt: held.invokeCount,
+    at: now,
+    message: failure.message,
+    stack: failure.stack ?? null,
+    code: failure.code ?? null,
+    workerId: held.lease?.owner ?? null,
+    kind: 'error',
+  };
+  const { update, to } = failureUpdate(ctx, held, f, now, failure.retryable !== false);
+  Object.assign(update.$set as object, patchFields(patch));
+  const task = await ctx.cols.tasks.findOneAndUpdate(
+    { _id: held._id, state: 'running', fence: held.fence, failureCount: held.failureCount },
+    update,
+    { ...ONE, writeConcern: ctx.writeConcern },
+  );
+  if (!task) return fencedFailure(ctx, held, 'fail');
+  await releaseSlot(ctx, held.lease);
+  const container = await counters(ctx, task.containerId, moveDelta('running', to, task.weight, 0, wp(task)));
+  return { task, from: 'running', container };
+}
+
+/**
+ * running → pending/failed for a task whose lease expired (its worker is presumed dead). The
+ * filter carries the expiry and the fencing token read by the sweep, so a heartbeat that lands
+ * first wins and nothing is recovered.
+ */
+export async function expireLease(ctx: StoreContext, seen: HeldTask): Promise<TransitionResult | null> {
+  const now = ctx.clock.now();
+  const f: FailureDoc = {
+    attempt: seen.invokeCount,
+    at: now,
+    message: `lease of ${seen.lease?.owner ?? 'unknown worker'} expired at ${seen.lease?.expiresAt.toISOString() ?? '?'}: attempt interrupted`,
+    stack: null,
+    code: 'LEASE_EXPIRED',
+    workerId: seen.lease?.owner ?? null,
+    kind: 'interrupted',
+  };
+  const { update, to } = failureUpdate(ctx, seen, f, now, true);
+  (update.$set as Record<string, unknown>).runAfter = now;
+  const task = await ctx.cols.tasks.findOneAndUpdate(
+    { _id: seen._id, state: 'running', fence: seen.fence, failureCount: seen.failureCount, 'lease.expiresAt': { $lte: now } },
+    update,
+    { ...ONE, writeConcern: ctx.writeConcern },
+  );
+  if (!task) return null;
+  await releaseSlot(ctx, seen.lease);
+  const container = await counters(ctx, task.containerId, moveDelta('running', to, task.weight, 0, wp(task)));
+  return { task, from: 'running', container };
+}
+
+/** Arguments of the admin transitions, which address a task by container and name. */
+export interface NamedTask {
+  containerId: ObjectId;
+  name: string;
+}
+
+async function namedTransition(
+  ctx: StoreContext,
+  t: NamedTask,
+  op: string,
+  from: readonly TaskState[],
+  build: (now: Date) => { set: Record<string, unknown>; to: TaskState | null; extra?: Record<string, unknown> },
+): Promise<TransitionResult> {
+  const now = ctx.clock.now();
+  const st = stamp(now);
+  const b = build(now);
+  const set: Record<string, unknown> = { ...st.$set, ...b.set, ...(b.to ? { state: b.to } : {}) };
+  const extraInc = (b.extra?.$inc as Record<string, number> | undefined) ?? {};
+  const before = await ctx.cols.tasks.findOneAndUpdate(
+    { containerId: t.containerId, name: t.name, state: { $in: [...from] } },
+    { ...(b.extra ?? {}), $set: set, $inc: { ...st.$inc, ...extraInc }, $currentDate: st.$currentDate },
+    { returnDocument: 'before', writeConcern: ctx.writeConcern },
+  );
+  if (!before) return namedFailure(ctx, t.containerId, t.name, op, from);
+  if (before.state === 'running' && set.lease === null) await releaseSlot(ctx, before.lease);
+  const task = { ...before, ...(set as Partial<TaskDoc>), rev: before.rev + 1 } as TaskDoc;
+  if (extraInc.fence) task.fence = before.fence + extraInc.fence;
+  const container = await counters(ctx, t.containerId, moveDelta(before.state, task.state, before.weight, wp(before), wp(task)));
+  return { task, from: before.state, container };
+}
+
+/** failed|cancelled → pending, with a fresh retry budget. */
+export function retryTask(ctx: StoreContext, t: NamedTask): Promise<TransitionResult> {
+  return namedTransition(ctx, t, 'retry', ['failed', 'cancelled'], (now) => ({
+    set: { attempts: 0, runAfter: now, endedAt: null, durationMs: null, lease: null },
+    to: 'pending',
+  }));
+}
+
+/** pending|running → cancelled. A running task's holder loses its lease (the fence moves on). */
+export function cancelTask(ctx: StoreContext, t: NamedTask): Promise<TransitionResult> {
+  return namedTransition(ctx, t, 'cancel', ['pending', 'running'], (now) => ({
+    set: { lease: null, endedAt: now },
+    extra: { $inc: { fence: 1 } },
+    to: 'cancelled',
+  }));
+}
+
+/** pending|failed|cancelled → skipped (counts as done: dependents may run). */
+export async function skipTask(ctx: StoreContext, t: NamedTask): Promise<TransitionResult> {
+  const r = await namedTransition(ctx, t, 'skip', ['pending', 'failed', 'cancelled'], (now) => ({
+    set: { lease: null, endedAt: now, waitingOn: [], percentageComplete: 100 },
+    to: 'skipped',
+  }));
+  await unblockDependents(ctx, t.containerId, t.name);
+  return r;
+}
+
+/**
+ * Any state but running → pending, as if just added: progress, checkpoint, result, status text
+ * and retry budget cleared (failure history and invokeCount kept). `waitingOn` is the
+ * dependencies not satisfied now. Pending dependents wait for it again.
+ */
+export async function resetTask(ctx: StoreContext, t: NamedTask, waitingOn: string[]): Promise<TransitionResult> {
+  const r = await namedTransition(ctx, t, 'reset', ['pending', 'succeeded', 'failed', 'skipped', 'cancelled'], (now) => ({
+    set: {
+      percentageComplete: 0,
+      processingData: null,
+      result: null,
+      statusText: null,
+      attempts: 0,
+      runAfter: now,
+      endedAt: null,
+      durationMs: null,
+      lease: null,
+      waitingOn,
+    },
+    to: 'pending',
+  }));
+  if (r.from === 'succeeded' || r.from === 'skipped') {
+    await ctx.cols.tasks.updateMany(
+      { containerId: t.containerId, dependsOn: t.name, state: 'pending' },
+      { $addToSet: { waitingOn: t.name }, $set: { updatedAt: ctx.clock.now() }, $inc: { rev: 1 }, $currentDate: { changedAt: { $type: 'timestamp' } } },
+      { writeConcern: ctx.writeConcern },
+    );
+  }
+  return r;
+}
+
+/**
+ * The original API's `updateTask(name, values)`: sets progress, status text, checkpoint or
+ * result of a pending or running task without a lease (for callers that run tasks themselves).
+ * `isComplete: true` marks it succeeded.
+ */
+export async function patchTask(
+  ctx: StoreContext,
+  t: NamedTask,
+  patch: ProgressPatch & { result?: unknown; isComplete?: boolean },
+): Promise<TransitionResult> {
+  const complete = patch.isComplete === true;
+  const set: Record<string, unknown> = patchFields(patch);
+  if (patch.result !== undefined) set.result = patch.result;
+  const r = await namedTransition(ctx, t, complete ? 'complete' : 'update', ['pending', 'running'], (now) => ({
+    set: complete ? { ...set, percentageComplete: 100, lease: null, waitingOn: [], endedAt: now } : set,
+    to: complete ? 'succeeded' : null,
+    extra: complete ? { $min: { startedAt: now } } : undefined,
+  }));
+  if (complete) await unblockDependents(ctx, t.containerId, t.name);
+  return r;
+}
+
+/** Removes a task that is not running and that no other task depends on. */
+export async function deleteTask(ctx: StoreContext, t: NamedTask): Promise<TaskDoc> {
+  const dependent = await ctx.cols.tasks.findOne({ containerId: t.containerId, dependsOn: t.name }, { projection: { name: 1 } });
+  if (dependent) {
+    throw new InvalidTransitionError(`cannot delete task ${JSON.stringify(t.name)}: ${JSON.stringify(dependent.name)} depends on it`, {
+      task: t.name,
+      op: 'delete',
+      dependent: dependent.name,
+    });
+  }
+  const allowed: TaskState[] = ['pending', 'succeeded', 'failed', 'skipped', 'cancelled'];
+  const before = await ctx.cols.tasks.findOneAndDelete({ containerId: t.containerId, name: t.name, state: { $in: allowed } }, { writeConcern: ctx.writeConcern });
+  if (!before) return namedFailure(ctx, t.containerId, t.name, 'delete', allowed);
+  await counters(ctx, t.containerId, moveDelta(before.state, null, before.weight, wp(before), 0));
+  return before;
+}
