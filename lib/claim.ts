@@ -54,5 +54,5 @@ export async function claimNext(core: Core, c: ResolvedClaim): Promise<TaskLease
   }
   if (!r) return null;
   core.emit('claimed', r);
-  return new TaskLease(core, r.task, r.task);
+  return new TaskLease(core, r.task, r.task, c.leaseMs);
 }

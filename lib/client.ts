@@ -14,6 +14,7 @@ import { resolveClientOptions, type ClientOptions } from './options';
 import { sweep } from './recovery';
 import { deleteContainer, getOrCreateContainer } from './store/containers';
 import { setKeyLimit } from './store/keys';
+import { toTaskRecord } from './store/documents';
 import { findContainer, listContainers, summarize } from './store/queries';
 import type { ClaimFilter, ClaimOptions, ContainerOptions, ContainerSummary, FailurePolicy, ListContainersQuery, Page, RecoveryReport } from './types';
 import { validateData, validateName, validateNonNegativeInt, validatePositiveNumber } from './validation';
@@ -189,7 +190,7 @@ export class Client {
     for (const r of s.expired) this.core.emit('expired', r);
     const names = await this.core.ctx.cols.containers.find({ _id: { $in: s.reconciled } }, { projection: { name: 1 } }).toArray();
     return {
-      recovered: s.expired.map((r) => ({ container: r.task.container, task: r.task.name, owner: r.task.failures.at(-1)?.workerId ?? 'unknown', state: r.task.state })),
+      recovered: s.expired.map((r) => ({ container: r.task.container, task: r.task.name, owner: toTaskRecord(r.task).failures.at(-1)?.workerId ?? 'unknown', state: r.task.state })),
       reconciled: names.map((n) => n.name),
       unblocked: s.unblocked,
     };

@@ -215,8 +215,9 @@ export class TaskContainer {
     const t = this.named(name);
     const cur = await findTask(this.core.ctx, this._id, t.name);
     if (!cur) throw new NotFoundError(`no task named ${JSON.stringify(t.name)} in this container`, { task: t.name });
-    const states = await taskStates(this.core.ctx, this._id, cur.dependsOn);
-    const waitingOn = cur.dependsOn.filter((d) => !SATISFYING_TASK_STATES.includes(states.get(d) ?? 'pending'));
+    const deps = cur.dependsOn ?? [];
+    const states = await taskStates(this.core.ctx, this._id, deps);
+    const waitingOn = deps.filter((d) => !SATISFYING_TASK_STATES.includes(states.get(d) ?? 'pending'));
     const r = await tx.resetTask(this.core.ctx, t, waitingOn);
     this.core.emit('reset', r);
     return 1;

@@ -54,14 +54,18 @@ export function toFailure(error: unknown, retryable?: boolean): FailureInput {
 
 export class TaskLease {
   private current: TaskRecord;
+  /** Lease duration this task was claimed with; heartbeats renew it by as much. */
+  readonly leaseMs: number;
 
   /** @internal */
   constructor(
     private readonly core: Core,
     /** @internal */ readonly held: HeldTask,
     doc: TaskDoc,
+    leaseMs?: number,
   ) {
     this.current = toTaskRecord(doc);
+    this.leaseMs = leaseMs ?? core.opts.leaseMs;
   }
 
   /** The task as of the last write made through this lease. */
@@ -77,13 +81,13 @@ export class TaskLease {
   }
 
   /** Renews the lease and stores progress/status/checkpoint, in one command. Returns the new expiry. */
-  async heartbeat(progress?: ProgressInput, leaseMs = this.core.opts.leaseMs): Promise<Date> {
+  async heartbeat(progress?: ProgressInput, leaseMs = this.leaseMs): Promise<Date> {
     const patch = validateProgress(progress);
     return this.heartbeatValidated(patch, leaseMs);
   }
 
   /** @internal */
-  async heartbeatValidated(patch: ProgressPatch, leaseMs = this.core.opts.leaseMs): Promise<Date> {
+  async heartbeatValidated(patch: ProgressPatch, leaseMs = this.leaseMs): Promise<Date> {
     const expiresAt = await heartbeat(this.core.ctx, this.held, patch, leaseMs);
     this.current = {
       ...this.current,

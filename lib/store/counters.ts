@@ -122,11 +122,12 @@ export async function countFromTasks(
   ctx: StoreContext,
   containerId: ObjectId,
 ): Promise<{ counts: StateCounts; weights: StateCounts; total: number; weightTotal: number; progressSum: number }> {
-  // FerretDB's $group has $sum but no $multiply: group by (state, weight) and multiply here.
+  // FerretDB's $group has $sum but no $multiply, and its $sum of a field updated by $set can
+  // come back as 0: group by (state, weight, percentage) and count, then multiply here.
   const rows = await ctx.cols.tasks
-    .aggregate<{ _id: { s: TaskState; w: number }; n: number; p: number }>([
+    .aggregate<{ _id: { s: TaskState; w: number; p: number | null }; n: number }>([
       { $match: { containerId } },
-      { $group: { _id: { s: '$state', w: '$weight' }, n: { $sum: 1 }, p: { $sum: '$percentageComplete' } } },
+      { $group: { _id: { s: '$state', w: '$weight', p: '$percentageComplete' }, n: { $sum: 1 } } },
     ])
     .toArray();
   const counts = emptyCounts();
@@ -136,11 +137,12 @@ export async function countFromTasks(
   let progressSum = 0;
   for (const r of rows) {
     const { s, w } = r._id;
+    const pct = r._id.p ?? 0;
     counts[s] += r.n;
     weights[s] += r.n * w;
     total += r.n;
     weightTotal += r.n * w;
-    if (s !== 'running') progressSum += r.p * w;
+    if (s !== 'running') progressSum += r.n * pct * w;
   }
   return { counts, weights, total, weightTotal, progressSum };
 }

@@ -123,39 +123,68 @@ export async function addTasks(
 ): Promise<{ tasks: TaskDoc[]; created: boolean[]; container: CounterResult }> {
   const now = ctx.clock.now();
   const docs = specs.map((s) => newTaskDoc(container, s, s.dependsOn.filter((d) => !satisfied.has(d)), now));
+  const created: boolean[] = [];
+  const tasks: TaskDoc[] = [];
+  let delta = moveDelta(null, null, 0, 0, 0);
   if (docs.length === 1) {
+    const r = await upsertTask(ctx, docs[0], now);
+    tasks.push(r.task);
+    created.push(r.created);
+  } else {
     const st = stamp(now);
-    const res = await ctx.cols.tasks.findOneAndUpdate(
-      { containerId: container._id, name: docs[0].name },
-      { $setOnInsert: { ...docs[0], updatedAt: now, rev: 1 }, $currentDate: st.$currentDate },
-      { upsert: true, returnDocument: 'after', includeResultMetadata: true, writeConcern: ctx.writeConcern },
-    );
-    const created = res.lastErrorObject?.updatedExisting === false;
-    const task = res.value!;
-    const c = created ? await counters(ctx, container._id, moveDelta(null, 'pending', task.weight, 0, 0)) : { container: null, statusChange: null };
-    return { tasks: [task], created: [created], container: c };
-  }
-  const st = stamp(now);
-  const bulk = await ctx.cols.tasks.bulkWrite(
-    docs.map((d) => ({
+    const ops = docs.map((d) => ({
       updateOne: {
         filter: { containerId: container._id, name: d.name },
         update: { $setOnInsert: { ...d, updatedAt: now, rev: 1 }, $currentDate: st.$currentDate },
         upsert: true,
       },
-    })),
-    { ordered: true, writeConcern: ctx.writeConcern },
-  );
-  const createdIdx = new Set(Object.keys(bulk.upsertedIds).map(Number));
-  const found = await ctx.cols.tasks.find({ containerId: container._id, name: { $in: docs.map((d) => d.name) } }).toArray();
-  const byName = new Map(found.map((t) => [t.name, t]));
-  const tasks = docs.map((d) => byName.get(d.name)!);
-  let delta = moveDelta(null, null, 0, 0, 0);
+    }));
+    let upserted: Set<number>;
+    let failed: number[] = [];
+    try {
+      const bulk = await ctx.cols.tasks.bulkWrite(ops, { ordered: false, writeConcern: ctx.writeConcern });
+      upserted = new Set(Object.keys(bulk.upsertedIds).map(Number));
+    } catch (err) {
+      // Concurrent adders racing on the unique index: the losing upserts get E11000. Keep what
+      // went in, redo the rest one by one (each retries as a plain match).
+      const e = err as { code?: number; result?: { upsertedIds?: Record<string, unknown> }; writeErrors?: Array<{ index: number; code: number }> | { index: number; code: number } };
+      const writeErrors = Array.isArray(e.writeErrors) ? e.writeErrors : e.writeErrors ? [e.writeErrors] : [];
+      if (writeErrors.length === 0 || writeErrors.some((w) => w.code !== 11000)) throw err;
+      upserted = new Set(Object.keys(e.result?.upsertedIds ?? {}).map(Number));
+      failed = writeErrors.map((w) => w.index);
+    }
+    const retried = new Map<number, boolean>();
+    for (const i of failed) retried.set(i, (await upsertTask(ctx, docs[i], now)).created);
+    const found = await ctx.cols.tasks.find({ containerId: container._id, name: { $in: docs.map((d) => d.name) } }).toArray();
+    const byName = new Map(found.map((t) => [t.name, t]));
+    docs.forEach((d, i) => {
+      tasks.push(byName.get(d.name)!);
+      created.push(retried.get(i) ?? upserted.has(i));
+    });
+  }
   tasks.forEach((t, i) => {
-    if (createdIdx.has(i)) delta = addDeltas(delta, moveDelta(null, 'pending', t.weight, 0, 0));
+    if (created[i]) delta = addDeltas(delta, moveDelta(null, 'pending', t.weight, 0, 0));
   });
   const c = await counters(ctx, container._id, delta);
-  return { tasks, created: docs.map((_, i) => createdIdx.has(i)), container: c };
+  return { tasks, created, container: c };
+}
+
+/** One idempotent add; a duplicate-key error from a concurrent upsert is retried as a plain match. */
+async function upsertTask(ctx: StoreContext, doc: ReturnType<typeof newTaskDoc>, now: Date): Promise<{ task: TaskDoc; created: boolean }> {
+  const st = stamp(now);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const res = await ctx.cols.tasks.findOneAndUpdate(
+        { containerId: doc.containerId, name: doc.name },
+        { $setOnInsert: { ...doc, updatedAt: now, rev: 1 }, $currentDate: st.$currentDate },
+        { upsert: true, returnDocument: 'after', includeResultMetadata: true, writeConcern: ctx.writeConcern },
+      );
+      return { task: res.value!, created: res.lastErrorObject?.updatedExisting === false };
+    } catch (err) {
+      if ((err as { code?: number }).code === 11000 && attempt < 3) continue;
+      throw err;
+    }
+  }
 }
 
 /** Query of {@link claimTask}. `key: null` claims only tasks without a key. */

@@ -1,0 +1,515 @@
+/**
+ * Start a MongoDB-compatible server for tests, demos and benchmarks.
+ *
+ * Selection order used by {@link startEmbeddedServer}:
+ *   1. an explicit URI (`opts.uri` or `MONGODB_URI`)            -> kind 'external'
+ *   2. mongodb-memory-server (downloads mongod on first use)     -> kind 'mongodb-memory-server'
+ *   3. FerretDB 1.24.2 on SQLite, built from `tools/ferretdb`     -> kind 'ferretdb'
+ *
+ * Nothing in here is needed at runtime by the library itself.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import mongoose from 'mongoose';
+
+export type EmbeddedServerKind = 'external' | 'mongodb-memory-server' | 'ferretdb';
+
+export interface EmbeddedServer {
+  /** Connection string without a database name, e.g. `mongodb://127.0.0.1:41234/`. */
+  uri: string;
+  kind: EmbeddedServerKind;
+  /** One human-readable line; credentials are redacted. */
+  description: string;
+  /** Stops the server (no-op for 'external'). Safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedServerOptions {
+  /** Use this server instead of starting one (takes precedence over `MONGODB_URI`). */
+  uri?: string;
+  /** Receives progress / fallback messages, one line each. Defaults to stderr with a `[pts]` prefix. */
+  log?: (line: string) => void;
+  /** FerretDB only: SQLite data directory (kept on stop). Default: a temp dir removed on stop. */
+  dataDir?: string;
+  /** Port for mongodb-memory-server or FerretDB. Default: a free loopback port. */
+  port?: number;
+  /** Upper bound for starting mongodb-memory-server, including a first-time mongod download. Default 120000. */
+  memoryServerTimeoutMs?: number;
+}
+
+export interface FerretDBOptions {
+  dataDir?: string;
+  port?: number;
+  log?: (line: string) => void;
+}
+
+export type FerretDBServer = EmbeddedServer & {
+  dataDir: string;
+  port: number;
+  pid: number;
+};
+
+/** The FerretDB version pinned by tools/ferretdb/go.mod. */
+export const FERRETDB_VERSION = '1.24.2';
+/** Revision of tools/ferretdb (bump when it changes so cached builds are rebuilt; keep in sync with scripts/ensure-ferretdb.sh). */
+export const FERRETDB_BUILD_REV = 'serial1';
+
+const FERRETDB_READY_TIMEOUT_MS = 30_000;
+const FERRETDB_STOP_GRACE_MS = 5_000;
+const GO_BUILD_TIMEOUT_MS = 15 * 60_000;
+const STDERR_TAIL_BYTES = 8 * 1024;
+
+const defaultLog = (line: string): void => {
+  process.stderr.write(`[pts] ${line}\n`);
+};
+
+/** Replaces user:password in a MongoDB URI (and password-like query params) with `***`. */
+export function redactUri(uri: string): string {
+  return uri
+    .replace(/^(mongodb(?:\+srv)?:\/\/)[^@/?]*@/i, '$1***:***@')
+    .replace(/([?&][^=&#]*(?:password|secret|token)[^=&#]*=)[^&#]*/gi, '$1***');
+}
+
+function oneLine(err: unknown, max = 240): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selection
+// ---------------------------------------------------------------------------------------------
+
+export async function startEmbeddedServer(opts: EmbeddedServerOptions = {}): Promise<EmbeddedServer> {
+  const log = opts.log ?? defaultLog;
+
+  const explicit = opts.uri ?? process.env.MONGODB_URI;
+  if (explicit !== undefined && explicit.trim() !== '') {
+    const uri = explicit.trim();
+    const source = opts.uri !== undefined ? '' : 'MONGODB_URI=';
+    return {
+      uri,
+      kind: 'external',
+      description: `external ${source}${redactUri(uri)}`,
+      stop: async () => {},
+    };
+  }
+
+  // PTS_EMBEDDED_SERVER=ferretdb skips the mongodb-memory-server attempt (handy offline);
+  // PTS_EMBEDDED_SERVER=mongodb-memory-server disables the FerretDB fallback.
+  const forced = process.env.PTS_EMBEDDED_SERVER?.trim();
+  if (forced && forced !== 'ferretdb' && forced !== 'mongodb-memory-server') {
+    throw new Error(`PTS_EMBEDDED_SERVER must be 'ferretdb' or 'mongodb-memory-server', got '${forced}'`);
+  }
+
+  let memoryServerFailure = 'skipped (PTS_EMBEDDED_SERVER=ferretdb)';
+  if (forced !== 'ferretdb') {
+    try {
+      return await startMemoryServer(opts.port, opts.memoryServerTimeoutMs ?? 120_000);
+    } catch (err) {
+      memoryServerFailure = oneLine(err);
+      if (forced === 'mongodb-memory-server') {
+        throw new Error(
+          `mongodb-memory-server failed (PTS_EMBEDDED_SERVER=mongodb-memory-server): ${memoryServerFailure}`,
+        );
+      }
+      log(`mongodb-memory-server unavailable, falling back to FerretDB: ${memoryServerFailure}`);
+    }
+  }
+
+  try {
+    return await startFerretDB({ dataDir: opts.dataDir, port: opts.port, log });
+  } catch (err) {
+    throw new Error(
+      `No MongoDB-compatible server available. MONGODB_URI: not set. ` +
+        `mongodb-memory-server: ${memoryServerFailure}. FerretDB: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
+}
+
+async function startMemoryServer(port: number | undefined, timeoutMs: number): Promise<EmbeddedServer> {
+  // Lazy import: a missing/broken module must only make us fall back, never crash at import time.
+  const { MongoMemoryServer } = await import('mongodb-memory-server');
+  const server = new MongoMemoryServer(port !== undefined ? { instance: { port } } : {});
+
+  // mongodb-memory-server prints a multi-line stack via console.warn when start() fails; our caller
+  // reports a one-line reason instead, so swallow exactly that message while starting.
+  const originalWarn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].startsWith('Starting the MongoMemoryServer Instance failed'))
+      return;
+    originalWarn.apply(console, args);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const starting = server.start();
+  try {
+    await Promise.race([
+      starting,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`mongodb-memory-server did not start within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+  } catch (err) {
+    // If the start finishes after we gave up, do not leave an orphaned mongod behind.
+    starting.then(
+      () => server.stop().catch(() => undefined),
+      () => undefined,
+    );
+    throw err;
+  } finally {
+    if (timer) clearTimeout(timer);
+    console.warn = originalWarn;
+  }
+
+  const uri = server.getUri();
+  let stopped: Promise<void> | undefined;
+  return {
+    uri,
+    kind: 'mongodb-memory-server',
+    description: `mongodb-memory-server (${uri.replace(/^mongodb:\/\//, '').replace(/\/$/, '')})`,
+    stop: () => (stopped ??= server.stop({ doCleanup: true, force: false }).then(() => undefined)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// FerretDB binary
+// ---------------------------------------------------------------------------------------------
+
+function cacheDir(): string {
+  const fromEnv = process.env.PTS_CACHE_DIR?.trim();
+  return fromEnv ? path.resolve(fromEnv) : path.join(os.homedir(), '.cache', 'persistent-task-status');
+}
+
+/** Where {@link ensureFerretDBBinary} caches the binary (unless `PTS_FERRETDB_BIN` is set). */
+export function ferretDBCachePath(): string {
+  return path.join(cacheDir(), `ferretdb-${FERRETDB_VERSION}-${FERRETDB_BUILD_REV}`, 'ferretdb');
+}
+
+/** tools/ferretdb relative to this file: lib/embedded.ts (source) or dist/lib/embedded.js (built). */
+export function ferretDBSourceDir(): string | undefined {
+  const candidates = [
+    path.join(__dirname, '..', 'tools', 'ferretdb'),
+    path.join(__dirname, '..', '..', 'tools', 'ferretdb'),
+  ];
+  return candidates.find(
+    (dir) => fs.existsSync(path.join(dir, 'go.mod')) && fs.existsSync(path.join(dir, 'main.go')),
+  );
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function findGo(): string | undefined {
+  const exe = process.platform === 'win32' ? 'go.exe' : 'go';
+  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
+  if (process.env.GOROOT) dirs.push(path.join(process.env.GOROOT, 'bin'));
+  dirs.push('/usr/local/go/bin', '/usr/lib/go/bin');
+  for (const dir of dirs) {
+    const candidate = path.join(dir, exe);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/**
+ * Returns the path of a runnable FerretDB binary: `PTS_FERRETDB_BIN`, else the cached build, else
+ * builds `tools/ferretdb` with the local Go toolchain into the cache (atomic rename, so concurrent
+ * builders are safe). Throws an Error listing everything that was tried.
+ */
+export async function ensureFerretDBBinary(log: (line: string) => void = defaultLog): Promise<string> {
+  const fromEnv = process.env.PTS_FERRETDB_BIN?.trim();
+  if (fromEnv) {
+    if (isExecutable(fromEnv)) return fromEnv;
+    throw new Error(`PTS_FERRETDB_BIN=${fromEnv} is not an executable file`);
+  }
+
+  const target = ferretDBCachePath();
+  if (isExecutable(target)) return target;
+
+  const tried = [`PTS_FERRETDB_BIN: not set`, `cached binary ${target}: missing`];
+  const go = findGo();
+  const src = ferretDBSourceDir();
+  if (!go) tried.push(`go toolchain: not found on PATH, $GOROOT/bin, /usr/local/go/bin or /usr/lib/go/bin`);
+  if (!src) {
+    tried.push(
+      `FerretDB wrapper sources: no tools/ferretdb/{go.mod,main.go} next to ${path.join(__dirname, '..')}`,
+    );
+  }
+  if (!go || !src) {
+    throw new Error(
+      `Cannot provide a FerretDB ${FERRETDB_VERSION} binary. Tried: ${tried.join('; ')}. ` +
+        `Install Go >= 1.24, set PTS_FERRETDB_BIN, or set MONGODB_URI to use an existing server.`,
+    );
+  }
+
+  await fsp.mkdir(path.dirname(target), { recursive: true });
+  const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  log(
+    `building FerretDB ${FERRETDB_VERSION} from ${src} with ${go} (first build downloads Go modules, ~1-2 min)`,
+  );
+  const started = Date.now();
+  try {
+    await runCommand(go, ['build', '-trimpath', '-o', tmp, '.'], src, GO_BUILD_TIMEOUT_MS);
+    await fsp.chmod(tmp, 0o755);
+    await fsp.rename(tmp, target); // atomic; a concurrent builder's identical binary may be replaced
+  } catch (err) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    tried.push(`go build in ${src}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`Cannot provide a FerretDB ${FERRETDB_VERSION} binary. Tried: ${tried.join('; ')}`);
+  }
+  log(`built ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return target;
+}
+
+function runCommand(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd,
+      // GOWORK=off: a go.work in some parent directory must not capture tools/ferretdb
+      env: { ...process.env, GOWORK: 'off' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+    });
+    let output = '';
+    const collect = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-STDERR_TAIL_BYTES);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    child.on('error', (err) => reject(err));
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve();
+      else
+        reject(
+          new Error(
+            `${path.basename(cmd)} ${args.join(' ')} exited with ${signal ?? code}: ${output.trim()}`,
+          ),
+        );
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// FerretDB process
+// ---------------------------------------------------------------------------------------------
+
+/** Asks the OS for a free loopback port (listen on 0, close, return it). */
+export function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('could not determine a free port'))));
+    });
+  });
+}
+
+function tcpConnects(port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function pingOnce(uri: string): Promise<Record<string, unknown>> {
+  const client = new mongoose.mongo.MongoClient(uri, {
+    serverSelectionTimeoutMS: 1500,
+    connectTimeoutMS: 1500,
+    directConnection: true,
+  });
+  try {
+    await client.connect();
+    const admin = client.db('admin');
+    await admin.command({ ping: 1 });
+    return await admin.command({ buildInfo: 1 });
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Starts FerretDB (SQLite handler) on 127.0.0.1 and resolves once it answers `ping`.
+ * Restarting with the same `dataDir` and `port` after stop() sees the same data.
+ */
+export async function startFerretDB(opts: FerretDBOptions = {}): Promise<FerretDBServer> {
+  const log = opts.log ?? defaultLog;
+  const bin = await ensureFerretDBBinary(log);
+
+  const ownsDataDir = opts.dataDir === undefined;
+  const dataDir = ownsDataDir
+    ? await fsp.mkdtemp(path.join(os.tmpdir(), 'pts-ferretdb-'))
+    : path.resolve(opts.dataDir as string);
+  await fsp.mkdir(dataDir, { recursive: true });
+
+  // A port picked by findFreePort() can be grabbed by someone else before FerretDB binds it;
+  // retry with a fresh port in that case (only when we chose the port).
+  const attempts = opts.port === undefined ? 3 : 1;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const port = opts.port ?? (await findFreePort());
+    try {
+      return await launchFerretDB(bin, dataDir, ownsDataDir, port);
+    } catch (err) {
+      lastError = err;
+      const portClash = /address already in use/i.test(String((err as Error)?.message));
+      if (!portClash || attempt === attempts) break;
+      log(`FerretDB port ${port} was taken, retrying with another port`);
+    }
+  }
+  if (ownsDataDir) await fsp.rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+  throw lastError;
+}
+
+async function launchFerretDB(
+  bin: string,
+  dataDir: string,
+  ownsDataDir: boolean,
+  port: number,
+): Promise<FerretDBServer> {
+  const listenAddr = `127.0.0.1:${port}`;
+  const sqliteUrl = pathToFileURL(dataDir).href.replace(/\/?$/, '/'); // must end with '/'
+  const logLevel = process.env.PTS_FERRETDB_LOG_LEVEL?.trim() || 'error';
+  const args = [
+    '--handler=sqlite',
+    `--sqlite-url=${sqliteUrl}`,
+    `--listen-addr=${listenAddr}`,
+    `--log-level=${logLevel}`,
+  ];
+
+  const child: ChildProcess = spawn(bin, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderrTail = '';
+  let listening = false;
+  const onOutput = (chunk: Buffer) => {
+    stderrTail = (stderrTail + chunk.toString()).slice(-STDERR_TAIL_BYTES);
+    if (!listening && stderrTail.includes('ferretdb listening on')) listening = true;
+  };
+  child.stdout?.on('data', onOutput);
+  child.stderr?.on('data', onOutput);
+
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let spawnError: Error | undefined;
+  const exitPromise = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve();
+    });
+    child.once('error', (err) => {
+      spawnError = err;
+      exited ??= { code: null, signal: null };
+      resolve();
+    });
+  });
+
+  // Never leave FerretDB running when this Node process exits without calling stop().
+  const killOnExit = () => {
+    if (!exited) child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+
+  const describeFailure = (what: string) =>
+    new Error(
+      `FerretDB (${bin} ${args.join(' ')}) ${what}.` +
+        (stderrTail.trim()
+          ? ` stderr tail:\n${stderrTail.trim().split('\n').slice(-15).join('\n')}`
+          : ' (no stderr output)'),
+    );
+
+  const uri = `mongodb://${listenAddr}/`;
+  let buildInfo: Record<string, unknown> | undefined;
+  const deadline = Date.now() + FERRETDB_READY_TIMEOUT_MS;
+  let lastPingError: unknown;
+  try {
+    while (!buildInfo) {
+      if (spawnError) throw describeFailure(`could not be spawned: ${spawnError.message}`);
+      if (exited)
+        throw describeFailure(`exited during startup with ${exited.signal ?? `code ${exited.code}`}`);
+      if (Date.now() > deadline) {
+        throw describeFailure(
+          `did not answer ping on ${listenAddr} within ${FERRETDB_READY_TIMEOUT_MS} ms` +
+            (lastPingError ? ` (last error: ${oneLine(lastPingError)})` : ''),
+        );
+      }
+      // Only talk to the port after *our* process says it is listening, so a foreign server that
+      // happens to own the port is never mistaken for ours.
+      if (listening && (await tcpConnects(port, 1000))) {
+        try {
+          const info = await pingOnce(uri);
+          if (!exited) buildInfo = info;
+        } catch (err) {
+          lastPingError = err;
+        }
+      }
+      if (!buildInfo) await sleep(100);
+    }
+  } catch (err) {
+    process.removeListener('exit', killOnExit);
+    if (!exited) {
+      child.kill('SIGKILL');
+      await exitPromise;
+    }
+    throw err;
+  }
+
+  const reported = typeof buildInfo.ferretdbVersion === 'string' ? buildInfo.ferretdbVersion : 'unknown';
+  // The embeddable FerretDB package reports 'unknown'; our wrapper pins FERRETDB_VERSION.
+  const version =
+    reported !== 'unknown'
+      ? reported.replace(/^v/, '')
+      : process.env.PTS_FERRETDB_BIN?.trim()
+        ? 'unknown-version'
+        : FERRETDB_VERSION;
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => {
+          if (!exited) child.kill('SIGKILL');
+        }, FERRETDB_STOP_GRACE_MS);
+        await exitPromise;
+        clearTimeout(timer);
+      }
+      process.removeListener('exit', killOnExit);
+      if (ownsDataDir) await fsp.rm(dataDir, { recursive: true, force: true });
+    })());
+
+  return {
+    uri,
+    kind: 'ferretdb',
+    description: `ferretdb ${version} (sqlite, ${listenAddr})`,
+    dataDir,
+    port,
+    pid: child.pid as number,
+    stop,
+  };
+}

@@ -1,0 +1,220 @@
+import { expect } from 'chai';
+import mongoose from 'mongoose';
+import { createClient, InvalidTransitionError, LeaseLostError, ManualClock, NotFoundError, type Client, type TaskContainer } from '../lib';
+import { useTestDatabase } from './helpers/db';
+import { CommandCounter, expectConsistent } from './helpers/consistency';
+
+describe('transitions', function () {
+  const db = useTestDatabase();
+  let conn: mongoose.Connection;
+  let client: Client;
+  let clock: ManualClock;
+  let counter: CommandCounter;
+
+  before(async function () {
+    conn = await mongoose.createConnection(db.uri, { monitorCommands: true }).asPromise();
+    clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'));
+    client = createClient({ connection: conn, clock, leaseMs: 10_000, workerId: 'w1' });
+    await client.ensureIndexes();
+    counter = new CommandCounter(conn.getClient() as never);
+  });
+  after(async function () {
+    counter.stop();
+    await conn.close();
+  });
+
+  async function fresh(name: string, n = 3): Promise<TaskContainer> {
+    const c = await client.getOrCreateTaskContainer(name);
+    await c.addTasks(Array.from({ length: n }, (_, i) => ({ name: `t${i}`, retryDelayMs: 1000, maxRetries: 1 })));
+    return c;
+  }
+
+  describe('round trips (driver command monitoring)', function () {
+    it('heartbeat/progress is exactly one command', async function () {
+      const c = await fresh('rt heartbeat');
+      const lease = (await client.claimNext({ container: c.name() }, { owner: 'w1' }))!;
+      counter.reset();
+      await lease.heartbeat({ percentageComplete: 10, statusText: 'ten', processingData: { offset: 10 } });
+      expect(counter.names()).to.deep.equal(['update']);
+      counter.reset();
+      await lease.heartbeat();
+      expect(counter.names()).to.deep.equal(['update']);
+    });
+
+    it('claim, succeed and fail are at most two commands (task, then counters)', async function () {
+      const c = await fresh('rt transitions');
+      const owner = { owner: 'w1' };
+      // The first claim also moves the container pending -> running: its own conditional write.
+      counter.reset();
+      await client.claimNext({ container: c.name() }, owner);
+      expect(counter.commands.filter((x) => x.name !== 'find').map((x) => x.collection)).to.deep.equal(['pts_tasks', 'pts_containers', 'pts_containers']);
+      // claimNext resolves the container by name first (one read), then the two writes
+      counter.reset();
+      const lease = (await client.claimNext({ container: c.name() }, owner))!;
+      const writes = counter.commands.filter((x) => x.name !== 'find');
+      expect(counter.commands.filter((x) => x.name === 'find')).to.have.length(1);
+      expect(writes.map((x) => x.name)).to.deep.equal(['findAndModify', 'findAndModify']);
+      expect(writes.map((x) => x.collection)).to.deep.equal(['pts_tasks', 'pts_containers']);
+      counter.reset();
+      await lease.fail(new Error('boom'));
+      expect(counter.names()).to.deep.equal(['findAndModify', 'findAndModify']);
+      clock.advance(5_000);
+      const again = (await client.claimNext({ container: c.name() }, owner))!;
+      counter.reset();
+      await again.succeed({ rows: 1 });
+      // task, counters, and the unblock of dependents
+      expect(counter.names()).to.deep.equal(['findAndModify', 'findAndModify', 'update']);
+      await expectConsistent(c);
+    });
+  });
+
+  describe('fencing', function () {
+    it('a stale worker whose lease expired and was taken over gets LeaseLostError and changes nothing', async function () {
+      const c = await fresh('fencing', 1);
+      const old = (await client.claimNext({ container: c.name() }, { owner: 'old', leaseMs: 1000 }))!;
+      await old.heartbeat({ percentageComplete: 30, processingData: { offset: 30 } });
+      clock.advance(1001);
+      const report = await client.recoverStale({ container: c.name() });
+      expect(report.recovered.map((r) => [r.task, r.owner, r.state])).to.deep.equal([['t0', 'old', 'pending']]);
+      const fresh2 = (await client.claimNext({ container: c.name() }, { owner: 'new' }))!;
+      expect(fresh2.token).to.be.greaterThan(old.token);
+      expect(fresh2.task.processingData).to.deep.equal({ offset: 30 });
+      const before = await db.connection.collection('pts_tasks').findOne({ container: 'fencing' });
+      for (const attempt of [() => old.succeed('late'), () => old.heartbeat({ percentageComplete: 99 }), () => old.fail(new Error('late'))]) {
+        try {
+          await attempt();
+          expect.fail('stale write accepted');
+        } catch (err) {
+          expect(err).to.be.instanceOf(LeaseLostError);
+          expect((err as LeaseLostError).code).to.equal('PTS_LEASE_LOST');
+        }
+      }
+      expect(await db.connection.collection('pts_tasks').findOne({ container: 'fencing' })).to.deep.equal(before);
+      const t = (await c.getTask('t0'))!;
+      expect(t.state()).to.equal('running');
+      expect(t.invokeCount()).to.equal(2);
+      expect(t.failures()).to.have.length(1);
+      expect(t.failures()[0]).to.include({ code: 'LEASE_EXPIRED', kind: 'interrupted', workerId: 'old', attempt: 1 });
+      await fresh2.succeed('done');
+      await expectConsistent(c);
+    });
+
+    it('a heartbeat that lands before the sweep keeps the lease', async function () {
+      const c = await fresh('heartbeat wins', 1);
+      const lease = (await client.claimNext({ container: c.name() }, { owner: 'w', leaseMs: 1000 }))!;
+      clock.advance(900);
+      await lease.heartbeat({ percentageComplete: 50 });
+      clock.advance(500);
+      expect((await client.recoverStale({ container: c.name() })).recovered).to.have.length(0);
+      await lease.succeed();
+      expect((await c.getTask('t0'))!.state()).to.equal('succeeded');
+    });
+
+    it('cancelling a running task revokes its lease', async function () {
+      const c = await fresh('cancel running', 1);
+      const lease = (await client.claimNext({ container: c.name() }, { owner: 'w' }))!;
+      await c.cancel('t0');
+      try {
+        await lease.heartbeat({ percentageComplete: 1 });
+        expect.fail('heartbeat after cancel accepted');
+      } catch (err) {
+        expect(err).to.be.instanceOf(LeaseLostError);
+      }
+      expect((await c.summary()).status).to.equal('cancelled');
+      await expectConsistent(c);
+    });
+  });
+
+  describe('state rules', function () {
+    it('retries with exponential backoff, then fails for good with the whole history', async function () {
+      const c = await client.getOrCreateTaskContainer('backoff');
+      await c.addTask('flaky', null, { maxRetries: 2, retryDelayMs: 1000, backoff: 'exponential' });
+      const runAfters: number[] = [];
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const lease = (await client.claimNext({ container: 'backoff' }, { owner: 'w' }))!;
+        expect(lease, `attempt ${attempt} claimable`).to.not.equal(null);
+        const err = Object.assign(new Error(`fail ${attempt}`), { code: 'E_FLAKY' });
+        const after = await lease.fail(err);
+        if (attempt < 3) {
+          expect(after.state).to.equal('pending');
+          runAfters.push(after.runAfter.getTime() - clock.now().getTime());
+          expect(await client.claimNext({ container: 'backoff' }, { owner: 'w' }), 'claimable before backoff').to.equal(null);
+          clock.advance(after.runAfter.getTime() - clock.now().getTime());
+        } else expect(after.state).to.equal('failed');
+      }
+      expect(runAfters).to.deep.equal([1000, 2000]);
+      const t = (await c.getTask('flaky'))!;
+      expect(t.hasFailed()).to.equal(true);
+      expect(t.failures().map((f) => [f.attempt, f.message, f.code, f.workerId])).to.deep.equal([
+        [1, 'fail 1', 'E_FLAKY', 'w'],
+        [2, 'fail 2', 'E_FLAKY', 'w'],
+        [3, 'fail 3', 'E_FLAKY', 'w'],
+      ]);
+      expect(t.failures()[0].stack).to.match(/fail 1/);
+      expect((await c.summary()).status).to.equal('failed');
+      await c.retry('flaky');
+      expect((await c.getTask('flaky'))!.state()).to.equal('pending');
+      await expectConsistent(c);
+    });
+
+    it('keeps only the newest failures once the history limit is reached', async function () {
+      const small = createClient({ connection: conn, clock, failureHistoryLimit: 3 });
+      const c = await small.getOrCreateTaskContainer('history cap');
+      await c.addTask('t', null, { maxRetries: 10, retryDelayMs: 0 });
+      for (let i = 1; i <= 5; i++) await (await small.claimNext({ container: 'history cap' }, { owner: 'w' }))!.fail(new Error(`e${i}`));
+      const t = (await c.getTask('t'))!.toJSON();
+      expect(t.failureCount).to.equal(5);
+      expect(t.failures.map((f) => f.message)).to.deep.equal(['e3', 'e4', 'e5']);
+    });
+
+    it('rejects invalid transitions with a typed error and changes nothing', async function () {
+      const c = await fresh('invalid', 2);
+      await c.updateTask('t0', { isComplete: true });
+      const snapshot = await db.connection.collection('pts_tasks').find({ container: 'invalid' }).toArray();
+      const cases: Array<[() => Promise<unknown>, unknown]> = [
+        [() => c.retry('t0'), InvalidTransitionError],
+        [() => c.cancel('t0'), InvalidTransitionError],
+        [() => c.skip('t0'), InvalidTransitionError],
+        [() => c.updateTask('t0', { percentageComplete: 5 }), InvalidTransitionError],
+        [() => c.retry('nope'), NotFoundError],
+        [() => c.deleteTask('nope'), NotFoundError],
+      ];
+      for (const [fn, type] of cases) {
+        try {
+          await fn();
+          expect.fail('accepted');
+        } catch (err) {
+          expect(err).to.be.instanceOf(type as never);
+        }
+      }
+      expect(await db.connection.collection('pts_tasks').find({ container: 'invalid' }).toArray()).to.deep.equal(snapshot);
+    });
+
+    it('skip unblocks dependents; reset makes them wait again', async function () {
+      const c = await client.getOrCreateTaskContainer('skip reset');
+      await c.addTasks([{ name: 'a' }, { name: 'b', dependsOn: ['a'] }]);
+      expect(await client.claimNext({ container: 'skip reset', names: ['b'] }, { owner: 'w' })).to.equal(null);
+      await c.skip('a');
+      expect((await c.getTask('b'))!.toJSON().waitingOn).to.deep.equal([]);
+      await c.reset('a');
+      expect((await c.getTask('b'))!.toJSON().waitingOn).to.deep.equal(['a']);
+      await expectConsistent(c);
+    });
+
+    it('cancel, retry and reset of a whole container keep the counters right', async function () {
+      const c = await fresh('bulk ops', 5);
+      const l = (await client.claimNext({ container: 'bulk ops' }, { owner: 'w' }))!;
+      await l.heartbeat({ percentageComplete: 60 });
+      expect(await c.cancel()).to.equal(5);
+      await expectConsistent(c);
+      expect((await c.summary()).status).to.equal('cancelled');
+      expect(await c.retry()).to.equal(5);
+      await expectConsistent(c);
+      expect((await c.summary()).counts.pending).to.equal(5);
+      expect((await c.summary()).percentageComplete).to.equal(12);
+      expect(await c.reset()).to.equal(5);
+      await expectConsistent(c);
+      expect((await c.summary()).percentageComplete).to.equal(0);
+    });
+  });
+});
