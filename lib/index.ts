@@ -60,3 +60,15 @@ export { startEmbeddedServer, startFerretDB, type EmbeddedServer, type EmbeddedS
  * `mongoose.connect(uri)` followed by `client.getOrCreateTaskContainer(...)` works as before.
  */
 export const client: Client = createClient();
+
+export { TokenStore, TOKEN_SCOPES, scopeAllows, type TokenRecord, type TokenScope, type CreateTokenOptions } from './auth';
+export {
+  buildServer,
+  startServer,
+  InsecureBindError,
+  type ServerOptions,
+  type StartServerOptions,
+  type RunningServer,
+} from './http/server';
+export { changes, type Change, type ChangesQuery, type ChangesPage } from './changes';
+export { createMetrics, type Metrics, type MetricsOptions } from './metrics';

@@ -1,0 +1,115 @@
+// HTTP API client of the dashboard. The token lives in sessionStorage (this tab only) and goes
+// out in the Authorization header; only EventSource (which cannot set headers) uses ?access_token=.
+
+const KEY = 'pts.token';
+const BASE = '/api/v1';
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export const auth = {
+  get token() {
+    return sessionStorage.getItem(KEY) || '';
+  },
+  set token(value) {
+    if (value) sessionStorage.setItem(KEY, value);
+    else sessionStorage.removeItem(KEY);
+  },
+  /** 'open' (server has auth disabled), 'token', or 'unknown' before the first call. */
+  mode: 'unknown',
+  /** True when the caller may retry/cancel/reset (auth disabled, or an admin token). */
+  admin: false,
+};
+
+export async function request(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (auth.token) headers.authorization = `Bearer ${auth.token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(BASE + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+  } catch (err) {
+    throw new ApiError(0, 'NETWORK', `server unreachable (${err.message})`);
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    const e = (data && data.error) || {};
+    throw new ApiError(
+      res.status,
+      e.code || `HTTP_${res.status}`,
+      e.message || res.statusText || `HTTP ${res.status}`,
+    );
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+
+function qs(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params))
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+export const api = {
+  listContainers: (p = {}) => request('GET', `/containers${qs(p)}`),
+  container: (name) => request('GET', `/containers/${enc(name)}`),
+  listTasks: (name, p = {}) => request('GET', `/containers/${enc(name)}/tasks${qs(p)}`),
+  task: (name, task) => request('GET', `/containers/${enc(name)}/tasks/${enc(task)}`),
+  action: (name, action, task) =>
+    request('POST', `/containers/${enc(name)}/actions/${action}`, task === undefined ? {} : { task }),
+  skip: (name, task) => request('POST', `/containers/${enc(name)}/tasks/${enc(task)}/skip`, {}),
+  /** URL of an SSE stream (token in the query string: EventSource cannot send headers). */
+  eventsUrl: (name) =>
+    `${BASE}${name ? `/containers/${enc(name)}/events` : '/events'}${qs({ access_token: auth.token })}`,
+};
+
+/**
+ * Figures out whether the server needs a token and whether we may act. Resolves to true when
+ * the API answered, false when a (new) token is needed.
+ */
+export async function probe() {
+  try {
+    await api.listContainers({ limit: 1 });
+  } catch (err) {
+    if (err.status === 401) return false;
+    throw err;
+  }
+  auth.mode = auth.token ? 'token' : 'open';
+  if (auth.mode === 'open') auth.admin = true;
+  return true;
+}
+
+/**
+ * Whether the current token may use admin actions on `container`: a retry of a task that does not
+ * exist is harmless, and the scope check (403) happens before anything else.
+ */
+export async function probeAdmin(container) {
+  if (auth.mode === 'open') return (auth.admin = true);
+  try {
+    await api.action(container, 'retry', '__pts_dashboard_scope_probe__');
+    auth.admin = true;
+  } catch (err) {
+    auth.admin = !(err.status === 401 || err.status === 403);
+  }
+  return auth.admin;
+}

@@ -1,0 +1,202 @@
+/**
+ * The changes feed: every task and container in the order of their last write, CouchDB-style —
+ * an entry is the document's *latest* state, so folding the feed by key yields the final state.
+ *
+ * Order is (changedAt, _id), where `changedAt` is the BSON Timestamp the server assigns on every
+ * write (`$currentDate: { $type: 'timestamp' }`). Entries are returned only once they are older
+ * than a safety horizon behind the server's own clock, so a write that already got its timestamp
+ * but is not visible yet cannot be skipped by a reader that has moved past it.
+ */
+import { ObjectId, Timestamp, type Filter } from 'mongodb';
+import type { Client } from './client';
+import { NotFoundError, ValidationError } from './errors';
+import type { ContainerStatus, TaskState } from './states';
+import type { ContainerDoc, TaskDoc } from './store/documents';
+import { validateName } from './validation';
+
+/** One entry of the feed: the latest state of a task or a container. */
+export interface Change {
+  kind: 'task' | 'container';
+  container: string;
+  /** Task name (`kind: 'task'` only). */
+  task?: string;
+  state?: TaskState;
+  status?: ContainerStatus;
+  percentageComplete: number;
+  statusText?: string | null;
+  rev: number;
+  /** Wall-clock time of the write (`updatedAt`). */
+  at: Date;
+  /** Cursor positioned right after this entry. */
+  cursor: string;
+  /** Container counters (`kind: 'container'` only). */
+  counts?: Record<string, number>;
+  total?: number;
+  attempts?: number;
+  failureCount?: number;
+}
+
+/** Options of {@link changes}. */
+export interface ChangesQuery {
+  /** Only this container (its tasks and itself). */
+  container?: string;
+  /** Only containers whose name starts with one of these (ignored with `container`). */
+  prefixes?: string[];
+  /** Cursor from a previous call's `next` (or an entry's `cursor`); omit to start from the beginning. */
+  since?: string | null;
+  /** @defaultValue 100 (at most 1000) */
+  limit?: number;
+  /** How far behind the server clock entries must be. @defaultValue 250 */
+  horizonMs?: number;
+}
+
+export interface ChangesPage {
+  changes: Change[];
+  /** Cursor to pass as `since` next time (unchanged when nothing new). */
+  next: string;
+}
+
+interface Position {
+  ts: Timestamp;
+  id: ObjectId;
+}
+
+const ZERO: Position = { ts: new Timestamp({ t: 0, i: 0 }), id: new ObjectId('000000000000000000000000') };
+
+export function encodeChangeCursor(p: Position): string {
+  return `${p.ts.high.toString(36)}.${p.ts.low.toString(36)}.${p.id.toHexString()}`;
+}
+
+/** Parses a feed cursor; anything malformed is a ValidationError. */
+export function decodeChangeCursor(cursor: unknown): Position {
+  if (cursor === undefined || cursor === null || cursor === '' || cursor === '0') return ZERO;
+  const m =
+    typeof cursor === 'string' && cursor.length <= 64
+      ? /^([0-9a-z]{1,7})\.([0-9a-z]{1,7})\.([0-9a-f]{24})$/.exec(cursor)
+      : null;
+  if (!m) throw new ValidationError('malformed cursor', { path: 'since' });
+  const t = parseInt(m[1], 36);
+  const i = parseInt(m[2], 36);
+  if (t > 0xffffffff || i > 0xffffffff) throw new ValidationError('malformed cursor', { path: 'since' });
+  return { ts: new Timestamp({ t, i }), id: new ObjectId(m[3]) };
+}
+
+function compare(a: Position, b: Position): number {
+  const c = a.ts.compare(b.ts);
+  return c !== 0
+    ? c
+    : a.id.toHexString() < b.id.toHexString()
+      ? -1
+      : a.id.toHexString() > b.id.toHexString()
+        ? 1
+        : 0;
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The newest Timestamp that is safe to return: every write stamped before it is visible. Server
+ * Timestamps have one-second resolution, so this is the start of the second that was current
+ * `horizonMs` ago on the server's clock (entries show up 0.25–1.25 s after their write).
+ */
+export async function safeHorizon(client: Client, horizonMs = 250): Promise<Timestamp> {
+  const db = client.connection.db;
+  if (!db) throw new ValidationError('client is not connected');
+  const hello = (await db.admin().command({ hello: 1 })) as { localTime?: Date };
+  const now = hello.localTime instanceof Date ? hello.localTime.getTime() : Date.now();
+  return new Timestamp({ t: Math.floor((now - horizonMs) / 1000), i: 0 });
+}
+
+function after(p: Position, horizon: Timestamp): Filter<{ _id: ObjectId; changedAt: Timestamp }> {
+  return {
+    $and: [
+      { $or: [{ changedAt: { $gt: p.ts } }, { changedAt: p.ts, _id: { $gt: p.id } }] },
+      { changedAt: { $lt: horizon } },
+    ],
+  };
+}
+
+function taskChange(d: TaskDoc): Omit<Change, 'cursor'> {
+  return {
+    kind: 'task',
+    container: d.container,
+    task: d.name,
+    state: d.state,
+    percentageComplete: d.percentageComplete,
+    statusText: d.statusText ?? null,
+    attempts: d.attempts,
+    failureCount: d.failureCount,
+    rev: d.rev,
+    at: d.updatedAt,
+  };
+}
+
+function containerChange(d: ContainerDoc): Omit<Change, 'cursor'> {
+  const total = d.weightTotal > 0 ? d.progressSum / d.weightTotal : 0;
+  return {
+    kind: 'container',
+    container: d.name,
+    status: d.status,
+    // Weighted progress of the tasks that are not running (running tasks appear as task entries).
+    percentageComplete: Math.min(100, Math.max(0, Math.round(total * 1e6) / 1e6)),
+    counts: { ...d.counts },
+    total: d.total,
+    rev: d.rev,
+    at: d.updatedAt,
+  };
+}
+
+/**
+ * A page of changes after `since`. Pass `next` back as `since` to follow the feed; `next` stays
+ * put when there is nothing new.
+ */
+export async function changes(client: Client, q: ChangesQuery = {}): Promise<ChangesPage> {
+  const limit = q.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new ValidationError('limit must be an integer between 1 and 1000', { path: 'limit' });
+  const from = decodeChangeCursor(q.since);
+  await client.ensureIndexes();
+  const { cols } = client.core.ctx;
+  const horizon = await safeHorizon(client, q.horizonMs);
+  const range = after(from, horizon);
+
+  let taskFilter: Filter<TaskDoc> = range as Filter<TaskDoc>;
+  let containerFilter: Filter<ContainerDoc> = range as Filter<ContainerDoc>;
+  if (q.container !== undefined) {
+    const name = validateName(q.container, 'container');
+    const c = await cols.containers.findOne({ name }, { projection: { _id: 1 } });
+    if (!c) throw new NotFoundError(`no container named ${JSON.stringify(name)}`, { container: name });
+    taskFilter = { $and: [{ containerId: c._id }, range] } as Filter<TaskDoc>;
+    containerFilter = { $and: [{ _id: c._id }, range] } as Filter<ContainerDoc>;
+  } else if (q.prefixes !== undefined) {
+    const prefixes = q.prefixes.filter((p) => typeof p === 'string');
+    if (prefixes.length === 0) return { changes: [], next: encodeChangeCursor(from) };
+    if (!prefixes.includes('')) {
+      const re = { $regex: `^(?:${prefixes.map(escapeRegex).join('|')})` };
+      taskFilter = { $and: [{ container: re }, range] } as Filter<TaskDoc>;
+      containerFilter = { $and: [{ name: re }, range] } as Filter<ContainerDoc>;
+    }
+  }
+
+  const sort = { changedAt: 1, _id: 1 } as const;
+  const [tasks, containers] = await Promise.all([
+    cols.tasks
+      .find(taskFilter, {
+        sort,
+        limit,
+        projection: { taskData: 0, processingData: 0, result: 0, failures: 0 },
+      })
+      .toArray(),
+    cols.containers.find(containerFilter, { sort, limit }).toArray(),
+  ]);
+  const merged: Array<{ pos: Position; change: Omit<Change, 'cursor'> }> = [
+    ...tasks.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: taskChange(d as TaskDoc) })),
+    ...containers.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: containerChange(d) })),
+  ];
+  merged.sort((a, b) => compare(a.pos, b.pos));
+  const page = merged.slice(0, limit);
+  const out = page.map((e) => ({ ...e.change, cursor: encodeChangeCursor(e.pos) }));
+  return { changes: out, next: page.length ? out[out.length - 1].cursor : encodeChangeCursor(from) };
+}

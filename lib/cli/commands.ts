@@ -1,0 +1,281 @@
+/**
+ * The database commands of `pts`: status, watch, retry/resume/cancel/reset and prune. Each is
+ * a thin layer over the public client API.
+ */
+import type { Client } from '../client';
+import { NotFoundError } from '../errors';
+import {
+  CONTAINER_STATUSES,
+  TASK_STATES,
+  isContainerStatus,
+  isTaskState,
+  type ContainerStatus,
+} from '../states';
+import type { TaskContainer } from '../container';
+import type { ContainerSummary, TaskRecord } from '../types';
+import { CliError, EXIT, withClient, type DbOptions } from './connect';
+import { Out, age, formatDuration, parseDuration, table } from './output';
+import { LiveBlock, containerLine, containerTable, taskTable, watchFrame } from './render';
+
+export interface StatusOptions extends DbOptions {
+  json?: boolean;
+  status?: string;
+  prefix?: string;
+  state?: string;
+  limit?: string;
+  cursor?: string;
+}
+
+function parseLimit(text: string | undefined, def: number): number {
+  if (text === undefined) return def;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw new CliError('--limit must be an integer between 1 and 1000', EXIT.USAGE);
+  return n;
+}
+
+function parseList<T extends string>(
+  text: string | undefined,
+  check: (v: unknown) => v is T,
+  what: string,
+  allowed: readonly string[],
+): T[] | undefined {
+  if (text === undefined) return undefined;
+  const parts = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const bad = parts.filter((p) => !check(p));
+  if (bad.length || parts.length === 0)
+    throw new CliError(
+      `unknown ${what} ${bad.join(',') || '(empty)'}; expected one of ${allowed.join(', ')}`,
+      EXIT.USAGE,
+    );
+  return parts as T[];
+}
+
+async function containerOrFail(client: Client, name: string): Promise<TaskContainer> {
+  const c = await client.getTaskContainer(name);
+  if (!c) throw new CliError(`no container named ${JSON.stringify(name)}`, EXIT.FAILURE);
+  return c;
+}
+
+/** `pts status [container]`. */
+export async function status(name: string | undefined, opts: StatusOptions): Promise<void> {
+  const out = new Out();
+  await withClient(opts, async (client) => {
+    if (name === undefined) {
+      const page = await client.listContainers({
+        status: parseList(opts.status, isContainerStatus, 'status', CONTAINER_STATUSES),
+        namePrefix: opts.prefix,
+        limit: parseLimit(opts.limit, 50),
+        cursor: opts.cursor ?? null,
+      });
+      if (opts.json) return out.json(page);
+      if (page.items.length === 0) return out.line('no containers');
+      containerTable(out, page.items);
+      if (page.nextCursor) out.line(out.style('dim', `more: pts status --cursor ${page.nextCursor}`));
+      return;
+    }
+    const c = await containerOrFail(client, name);
+    const summary = await c.summary();
+    const page = await c.listTasks({
+      state: parseList(opts.state, isTaskState, 'state', TASK_STATES),
+      limit: parseLimit(opts.limit, 100),
+      cursor: opts.cursor ?? null,
+    });
+    if (opts.json) return out.json({ container: summary, tasks: page.items, nextCursor: page.nextCursor });
+    out.line(containerLine(out, summary));
+    out.line(
+      out.style(
+        'dim',
+        `created ${age(summary.createdAt)} ago` +
+          (summary.startedAt ? `, started ${age(summary.startedAt)} ago` : '') +
+          (summary.endedAt ? `, ended ${age(summary.endedAt)} ago` : ''),
+      ),
+    );
+    out.line();
+    if (page.items.length) taskTable(out, page.items);
+    else out.line('no tasks');
+    const failed = page.items.filter((t) => t.state === 'failed' && t.failures.length);
+    for (const t of failed) {
+      const f = t.failures[t.failures.length - 1];
+      out.line();
+      out.line(
+        `${out.style('red', '✖')} ${out.style('bold', t.name)} failed after ${t.invokeCount} attempt(s): ${f.message}`,
+      );
+    }
+    if (page.nextCursor) out.line(out.style('dim', `more: pts status ${name} --cursor ${page.nextCursor}`));
+  });
+}
+
+/** `pts watch <container>`: live progress until the container finishes. */
+export async function watch(
+  name: string,
+  opts: DbOptions & { interval?: string; json?: boolean },
+): Promise<void> {
+  const out = new Out();
+  const interval =
+    opts.interval === undefined ? 500 : (parseDuration(opts.interval) ?? Number(opts.interval));
+  if (!Number.isFinite(interval) || interval < 50)
+    throw new CliError('--interval must be a duration like 500ms or 2s', EXIT.USAGE);
+  const final = await withClient(opts, async (client) => {
+    const c = await containerOrFail(client, name);
+    return followContainer(client, c, out, { intervalMs: interval, json: opts.json });
+  });
+  if (final.status === 'failed' || final.status === 'cancelled')
+    throw new CliError(`container ${name} ${final.status}`, EXIT.FAILURE);
+}
+
+const FINISHED: readonly ContainerStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+/** Polls a container and redraws it until it is finished (or `signal` aborts). */
+export async function followContainer(
+  _client: Client,
+  c: TaskContainer,
+  out: Out,
+  o: { intervalMs: number; json?: boolean; signal?: AbortSignal; notes?: () => string[] },
+): Promise<ContainerSummary> {
+  const live = new LiveBlock(out);
+  let stop = false;
+  const onSigint = (): void => {
+    stop = true;
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    for (;;) {
+      const summary = await c.summary();
+      const tasks = await tasksForWatch(c, summary);
+      if (o.json) out.line(JSON.stringify({ container: summary, tasks }));
+      else {
+        const notes = (o.notes?.() ?? []).map((text, i) => ({
+          key: `#note${i}`,
+          text: out.style('yellow', `  ↳ ${text}`),
+        }));
+        live.frame([...watchFrame(out, summary, tasks, Math.max(0, summary.total - tasks.length)), ...notes]);
+      }
+      const done = FINISHED.includes(summary.status) && summary.counts.running === 0;
+      if (done || stop || o.signal?.aborted) return summary;
+      await new Promise((r) => setTimeout(r, o.intervalMs));
+    }
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}
+
+/** Small containers: every task. Large ones: running tasks first, then the newest failures. */
+async function tasksForWatch(c: TaskContainer, s: ContainerSummary): Promise<TaskRecord[]> {
+  if (s.total <= 30) return (await c.listTasks({ limit: 30 })).items;
+  const running = (await c.listTasks({ state: 'running', limit: 15 })).items;
+  const failed = (await c.listTasks({ state: 'failed', limit: 5 })).items;
+  return [...running, ...failed];
+}
+
+type Action = 'retry' | 'cancel' | 'reset';
+
+/** `pts retry|cancel|reset <container> [task]`. */
+export async function action(
+  kind: Action,
+  name: string,
+  task: string | undefined,
+  opts: DbOptions & { json?: boolean },
+): Promise<void> {
+  const out = new Out();
+  await withClient(opts, async (client) => {
+    const c = await containerOrFail(client, name);
+    let affected: number;
+    try {
+      affected = await c[kind](task);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new CliError(err.message, EXIT.FAILURE);
+      throw err;
+    }
+    const past = { retry: 'retried', cancel: 'cancelled', reset: 'reset' }[kind];
+    if (opts.json) return out.json({ container: name, task: task ?? null, action: kind, affected });
+    out.line(`${past} ${affected} task${affected === 1 ? '' : 's'} in ${name}${task ? ` (${task})` : ''}`);
+  });
+}
+
+/** `pts resume <container>`: recovers tasks whose worker died (expired leases) so they run again. */
+export async function resume(name: string, opts: DbOptions & { json?: boolean }): Promise<void> {
+  const out = new Out();
+  await withClient(opts, async (client) => {
+    await containerOrFail(client, name);
+    const report = await client.recoverStale({ container: name });
+    if (opts.json) return out.json(report);
+    if (report.recovered.length === 0) out.line(`nothing to resume in ${name}: no expired leases`);
+    for (const r of report.recovered) out.line(`recovered ${r.task} (was held by ${r.owner}) → ${r.state}`);
+    if (report.reconciled.length) out.line(`repaired counters of ${report.reconciled.join(', ')}`);
+  });
+}
+
+export interface PruneOptions extends DbOptions {
+  olderThan: string;
+  status?: string;
+  prefix?: string;
+  yes?: boolean;
+  json?: boolean;
+}
+
+/** `pts prune`: deletes finished containers older than a duration (dry run unless --yes). */
+export async function prune(opts: PruneOptions): Promise<void> {
+  const out = new Out();
+  const olderThan = parseDuration(opts.olderThan);
+  if (olderThan === null)
+    throw new CliError(
+      `--older-than must be a duration like 7d, 12h or 30m (got ${JSON.stringify(opts.olderThan)})`,
+      EXIT.USAGE,
+    );
+  const statuses = parseList(
+    opts.status ?? 'succeeded,failed,cancelled',
+    isContainerStatus,
+    'status',
+    CONTAINER_STATUSES,
+  )!;
+  const unfinished = statuses.filter((s) => !FINISHED.includes(s));
+  if (unfinished.length)
+    throw new CliError(
+      `prune only deletes finished containers; ${unfinished.join(',')} is not a finished status`,
+      EXIT.USAGE,
+    );
+  await withClient(opts, async (client) => {
+    const cutoff = Date.now() - olderThan;
+    const victims: ContainerSummary[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await client.listContainers({
+        status: statuses,
+        namePrefix: opts.prefix,
+        limit: 500,
+        cursor,
+      });
+      for (const c of page.items) {
+        const finishedAt = new Date(c.endedAt ?? c.updatedAt).getTime();
+        if (finishedAt < cutoff) victims.push(c);
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    const rows = victims.map((c) => [
+      c.name,
+      c.status,
+      String(c.total),
+      `${age(c.endedAt ?? c.updatedAt)} ago`,
+    ]);
+    if (!opts.yes) {
+      if (opts.json)
+        return out.json({ dryRun: true, olderThanMs: olderThan, wouldDelete: victims.map((c) => c.name) });
+      if (!victims.length)
+        return out.line(
+          `nothing to prune: no ${statuses.join('/')} container finished more than ${formatDuration(olderThan)} ago`,
+        );
+      table(out, ['CONTAINER', 'STATUS', 'TASKS', 'FINISHED'], rows);
+      out.line(`dry run: would delete ${victims.length} container(s); re-run with --yes to delete them`);
+      return;
+    }
+    const deleted: string[] = [];
+    for (const c of victims) if (await client.deleteTaskContainer(c.name)) deleted.push(c.name);
+    if (opts.json) return out.json({ dryRun: false, olderThanMs: olderThan, deleted });
+    for (const n of deleted) out.line(`deleted ${n}`);
+    out.line(`deleted ${deleted.length} container(s)`);
+  });
+}

@@ -1,0 +1,167 @@
+/**
+ * The `pts` command line: commander wiring only; every command lives in its own module.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT, toExit, type ExitCode } from './exit';
+
+// Command modules are loaded on use, so `pts --help` and usage errors stay fast.
+const commands = () => import('./commands');
+const demoModule = () => import('./demo');
+const serveModule = () => import('./serve');
+const tokens = () => import('./token');
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { defaultDashboardRoot } from '../dashboard/plugin';
+
+/** The package version (package.json is found the same way from lib/ and dist/lib/). */
+function version(): string {
+  try {
+    const pkg = path.join(path.dirname(defaultDashboardRoot()), 'package.json');
+    return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+type AnyOpts = Record<string, unknown>;
+/** The command's own options merged with the global ones (`--mongodb-uri`). */
+const all = (cmd: Command): AnyOpts => cmd.optsWithGlobals();
+
+export function buildProgram(): Command {
+  const program = new Command('pts')
+    .description('Inspect and operate persistent-task-status pipelines kept in MongoDB.')
+    .version(version(), '-V, --version')
+    .addOption(
+      new Option('--mongodb-uri <uri>', 'MongoDB connection string (database in the path)').env(
+        'MONGODB_URI',
+      ),
+    )
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('status')
+    .description('list containers, or show one container and its tasks')
+    .argument('[container]', 'container name')
+    .option('--json', 'machine-readable output')
+    .option('--status <list>', 'containers: only these statuses (comma separated)')
+    .option('--prefix <prefix>', 'containers: only names starting with this')
+    .option('--state <list>', 'tasks: only these states (comma separated)')
+    .option('--limit <n>', 'page size (1-1000)')
+    .option('--cursor <cursor>', 'continue a listing from this cursor')
+    .action((name: string | undefined, _o, cmd: Command) => commands().then((m) => m.status(name, all(cmd))));
+
+  program
+    .command('watch')
+    .description('live progress of a container until it finishes (exit 1 if it failed)')
+    .argument('<container>', 'container name')
+    .option('--interval <duration>', 'refresh interval, e.g. 500ms or 2s', '500ms')
+    .option('--json', 'print one JSON line per refresh')
+    .action((name: string, _o, cmd: Command) => commands().then((m) => m.watch(name, all(cmd))));
+
+  for (const [kind, what] of [
+    ['retry', 'retry failed or cancelled tasks (all, or one) with a fresh retry budget'],
+    ['cancel', 'cancel pending or running tasks (all, or one)'],
+    ['reset', 'reset tasks that are not running (all, or one) to pending as if just added'],
+  ] as const) {
+    program
+      .command(kind)
+      .description(what)
+      .argument('<container>', 'container name')
+      .argument('[task]', 'task name (default: every eligible task)')
+      .option('--json', 'machine-readable output')
+      .action((name: string, task: string | undefined, _o, cmd: Command) =>
+        commands().then((m) => m.action(kind, name, task, all(cmd))),
+      );
+  }
+
+  program
+    .command('resume')
+    .description('recover tasks whose worker died (expired leases) so a runner picks them up again')
+    .argument('<container>', 'container name')
+    .option('--json', 'machine-readable output')
+    .action((name: string, _o, cmd: Command) => commands().then((m) => m.resume(name, all(cmd))));
+
+  program
+    .command('prune')
+    .description('delete finished containers older than a duration (dry run unless --yes)')
+    .requiredOption('--older-than <duration>', 'e.g. 30m, 12h, 7d, 2w (time since the container finished)')
+    .option('--status <list>', 'finished statuses to prune', 'succeeded,failed,cancelled')
+    .option('--prefix <prefix>', 'only containers whose name starts with this')
+    .option('--yes', 'really delete (otherwise only list)')
+    .option('--json', 'machine-readable output')
+    .action((_o, cmd: Command) => commands().then((m) => m.prune(all(cmd) as never)));
+
+  program
+    .command('serve')
+    .description('run the HTTP API and the dashboard')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', '8080')
+    .option('--no-auth', 'disable token authentication (loopback hosts only)')
+    .option('--log', 'log requests (JSON lines on stdout)')
+    .action((_o, cmd: Command) => serveModule().then((m) => m.serve(all(cmd) as never)));
+
+  program
+    .command('demo')
+    .description('run a sample pipeline (with a retried failure and a crash-resume) and open the dashboard')
+    .option('--port <port>', 'dashboard port (0 = any free port)', '8080')
+    .option('--no-open', 'do not open a browser')
+    .option('--exit-when-done', 'exit when the pipeline finishes instead of serving until Ctrl-C')
+    .option('--fast', 'run about 8x faster (for tests)')
+    .action((_o, cmd: Command) => demoModule().then((m) => m.demo(all(cmd) as never)));
+
+  program
+    .command('demo-worker', { hidden: true })
+    .requiredOption('--container <name>')
+    .requiredOption('--lease-ms <ms>')
+    .requiredOption('--speed <factor>')
+    .action((_o, cmd: Command) => demoModule().then((m) => m.demoWorker(all(cmd) as never)));
+
+  const token = program.command('token').description('manage API tokens of the HTTP service');
+  token
+    .command('create')
+    .description('create a token and print its secret (shown only once)')
+    .addOption(
+      new Option('--scope <scope>', 'what the token may do')
+        .choices(['admin', 'read', 'worker'])
+        .makeOptionMandatory(),
+    )
+    .option('--prefix <prefix>', 'only containers whose name starts with this', '')
+    .option('--name <name>', 'a label for the token')
+    .option('--json', 'machine-readable output')
+    .action((_o, cmd: Command) => tokens().then((m) => m.tokenCreate(all(cmd) as never)));
+  token
+    .command('list')
+    .description('list tokens (never their secrets)')
+    .option('--all', 'include revoked tokens')
+    .option('--json', 'machine-readable output')
+    .action((_o, cmd: Command) => tokens().then((m) => m.tokenList(all(cmd))));
+  token
+    .command('revoke')
+    .description('revoke a token by id')
+    .argument('<id>', 'token id (from token list)')
+    .option('--json', 'machine-readable output')
+    .action((id: string, _o, cmd: Command) => tokens().then((m) => m.tokenRevoke(id, all(cmd))));
+
+  return program;
+}
+
+/** Parses argv, runs the command and resolves to the exit code (never throws). */
+export async function runCli(argv: string[]): Promise<ExitCode> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0)
+        return EXIT.OK;
+      return EXIT.USAGE; // commander already printed the message
+    }
+    const { message, code } = toExit(err);
+    process.stderr.write(`pts: ${message}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Rendering a container and its tasks as terminal text: used by `pts status <container>`,
+ * `pts watch` and `pts demo`.
+ */
+import type { ContainerSummary, TaskRecord } from '../types';
+import {
+  age,
+  bar,
+  clip,
+  countsText,
+  formatDuration,
+  stateText,
+  table,
+  taskDuration,
+  type Out,
+} from './output';
+
+const ICON: Record<string, string> = {
+  pending: '·',
+  running: '▸',
+  succeeded: '✔',
+  failed: '✖',
+  skipped: '↷',
+  cancelled: '⊘',
+};
+
+/** The header line of a container: name, status, bar, counts. */
+export function containerLine(out: Out, c: ContainerSummary): string {
+  return `${out.style('bold', c.name)}  ${stateText(out, c.status)}  ${bar(out, c.percentageComplete, 30, c.status)}  ${countsText(out, c)}`;
+}
+
+/** Lines describing each task (one per task, with its bar when the output is a terminal). */
+export function taskLines(out: Out, tasks: TaskRecord[], now = Date.now()): string[] {
+  const nameWidth = Math.min(28, Math.max(4, ...tasks.map((t) => t.name.length)));
+  const textWidth = Math.max(20, out.columns - nameWidth - 62);
+  return tasks.map((t) => {
+    const icon = out.tty ? `${stateText(out, t.state).replace(t.state, ICON[t.state] ?? '?')} ` : '';
+    const retry =
+      t.failureCount > 0
+        ? out.style('yellow', ` (${t.failureCount} failed attempt${t.failureCount === 1 ? '' : 's'})`)
+        : '';
+    return (
+      `  ${icon}${clip(t.name, nameWidth).padEnd(nameWidth)}  ${bar(out, t.percentageComplete, 16, t.state)}  ` +
+      `${stateText(out, t.state.padEnd(9))}  ${formatDuration(taskDuration(t, now)).padStart(7)}  ${out.style('dim', clip(t.statusText, textWidth))}${retry}`
+    );
+  });
+}
+
+/** Static table of tasks for `pts status <container>`. */
+export function taskTable(out: Out, tasks: TaskRecord[], now = Date.now()): void {
+  table(
+    out,
+    ['TASK', 'STATE', 'PROGRESS', 'ATTEMPTS', 'DURATION', 'DEPENDS ON', 'STATUS'],
+    tasks.map((t) => [
+      t.name,
+      stateText(out, t.state),
+      `${t.percentageComplete.toFixed(0)}%`,
+      String(t.invokeCount),
+      formatDuration(taskDuration(t, now)),
+      t.dependsOn.join(',') || '-',
+      clip(t.statusText, 60) || '-',
+    ]),
+  );
+}
+
+/** Static table of containers for `pts status`. */
+export function containerTable(out: Out, items: ContainerSummary[], now = Date.now()): void {
+  table(
+    out,
+    ['CONTAINER', 'STATUS', 'PROGRESS', 'TASKS', 'COUNTS', 'AGE', 'UPDATED'],
+    items.map((c) => [
+      c.name,
+      stateText(out, c.status),
+      `${c.percentageComplete.toFixed(1)}%`,
+      String(c.total),
+      countsText(out, c),
+      age(c.createdAt, now),
+      `${age(c.updatedAt, now)} ago`,
+    ]),
+  );
+}
+
+/**
+ * Redraws a block of lines in place on a terminal; on a pipe prints only lines that changed
+ * since the last frame, so logs stay readable.
+ */
+export class LiveBlock {
+  private drawn = 0;
+  private last = new Map<string, string>();
+
+  constructor(private readonly out: Out) {}
+
+  /** `lines` are keyed so that a pipe gets one line per change of a key's text. */
+  frame(lines: Array<{ key: string; text: string; coarse?: string }>): void {
+    if (this.out.tty) {
+      if (this.drawn > 0) this.out.write(`\u001b[${this.drawn}F\u001b[J`);
+      for (const l of lines) this.out.line(l.text);
+      this.drawn = lines.length;
+      return;
+    }
+    for (const l of lines) {
+      const sig = l.coarse ?? l.text;
+      if (this.last.get(l.key) !== sig) {
+        this.last.set(l.key, sig);
+        this.out.line(l.text);
+      }
+    }
+  }
+}
+
+/** One frame of a watched container: header + tasks (coarse keys make pipe output quarter-step). */
+export function watchFrame(
+  out: Out,
+  c: ContainerSummary,
+  tasks: TaskRecord[],
+  more: number,
+): Array<{ key: string; text: string; coarse?: string }> {
+  const lines: Array<{ key: string; text: string; coarse?: string }> = [
+    {
+      key: '#container',
+      text: containerLine(out, c),
+      coarse: `${c.status}:${Math.floor(c.percentageComplete / 10)}`,
+    },
+  ];
+  const rendered = taskLines(out, tasks);
+  tasks.forEach((t, i) =>
+    lines.push({
+      key: t.name,
+      text: rendered[i],
+      coarse: `${t.state}:${Math.floor(t.percentageComplete / 25)}:${t.failureCount}`,
+    }),
+  );
+  if (more > 0) lines.push({ key: '#more', text: out.style('dim', `  … and ${more} more task(s)`) });
+  return lines;
+}

@@ -1,0 +1,65 @@
+/**
+ * `pts serve`: the HTTP API and the dashboard over one client.
+ */
+import { TokenStore } from '../auth';
+import { isLoopbackHost, startServer } from '../http/server';
+import { CliError, EXIT, connect, resolveUri, type DbOptions } from './connect';
+import { Out } from './output';
+
+export interface ServeOptions extends DbOptions {
+  host: string;
+  port: string;
+  auth: boolean;
+  log?: boolean;
+}
+
+export function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new CliError(`--port must be 0-65535 (got ${JSON.stringify(text)})`, EXIT.USAGE);
+  return port;
+}
+
+/** Resolves when SIGINT/SIGTERM arrives. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (s: NodeJS.Signals): void => {
+      process.removeListener('SIGINT', on);
+      process.removeListener('SIGTERM', on);
+      resolve(s);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+export async function serve(opts: ServeOptions): Promise<void> {
+  const out = new Out();
+  const port = parsePort(opts.port);
+  if (!opts.auth && !isLoopbackHost(opts.host)) {
+    throw new CliError(`--no-auth is only allowed on a loopback host (got --host ${opts.host})`, EXIT.USAGE);
+  }
+  const { client, connection } = await connect(resolveUri(opts), { sweepIntervalMs: 5_000 });
+  try {
+    const tokens = opts.auth ? new TokenStore(client) : null;
+    if (tokens && (await tokens.list()).every((t) => t.revokedAt)) {
+      process.stderr.write('no API tokens yet: create one with `pts token create --scope admin`\n');
+    }
+    const server = await startServer({
+      client,
+      auth: tokens ? { tokens } : false,
+      host: opts.host,
+      port,
+      logger: opts.log ?? false,
+    });
+    out.line(
+      `pts serving on ${server.url}  (dashboard: ${server.url}/, API: ${server.url}/api/v1, auth ${tokens ? 'on' : 'OFF'})`,
+    );
+    const sig = await untilSignal();
+    process.stderr.write(`${sig}: shutting down\n`);
+    await server.close();
+  } finally {
+    await client.close();
+    await connection.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Mapping of errors to HTTP responses `{ error: { code, message } }`. Library errors map by
+ * their stable `code`; transient database errors are 503.
+ * @internal
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { PtsError } from '../errors';
+
+/** Error codes of the HTTP layer, on top of the library's `PTS_*` codes. */
+export const HTTP_ERROR_CODES = Object.freeze({
+  UNAUTHORIZED: 'PTS_UNAUTHORIZED',
+  FORBIDDEN: 'PTS_FORBIDDEN',
+  PAYLOAD_TOO_LARGE: 'PTS_PAYLOAD_TOO_LARGE',
+  UNAVAILABLE: 'PTS_UNAVAILABLE',
+  BAD_REQUEST: 'PTS_BAD_REQUEST',
+  INTERNAL: 'PTS_INTERNAL',
+} as const);
+
+/** An error the HTTP layer throws on purpose (auth, scope). */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+const PTS_STATUS: Record<string, number> = {
+  PTS_VALIDATION: 400,
+  PTS_NOT_FOUND: 404,
+  PTS_DUPLICATE: 409,
+  PTS_INVALID_TRANSITION: 409,
+  PTS_LEASE_LOST: 409,
+  PTS_DATABASE: 503,
+};
+
+const TRANSIENT =
+  /^Mongo(ServerSelection|Network|NetworkTimeout|NotConnected|TopologyClosed|PoolCleared)Error$/;
+
+/** True for driver errors that mean "the database is unreachable right now". */
+export function isTransientDbError(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as { name?: string; hasErrorLabel?: (l: string) => boolean; cause?: unknown };
+  if (typeof e.name === 'string' && TRANSIENT.test(e.name)) return true;
+  if (e.name === 'MongooseServerSelectionError') return true;
+  // mongoose queues commands while disconnected and gives up after bufferTimeoutMS
+  if (e.name === 'MongooseError' && /buffering timed out/.test(String((err as Error).message))) return true;
+  if (
+    typeof e.hasErrorLabel === 'function' &&
+    (e.hasErrorLabel('RetryableWriteError') || e.hasErrorLabel('TransientTransactionError'))
+  )
+    return true;
+  return false;
+}
+
+export function toHttpError(err: unknown): { status: number; code: string; message: string } {
+  if (err instanceof PtsError) {
+    const status = PTS_STATUS[err.code] ?? 500;
+    return { status, code: err.code, message: err.message };
+  }
+  if (err instanceof HttpError) return { status: err.statusCode, code: err.code, message: err.message };
+  if (isTransientDbError(err) || isTransientDbError((err as { cause?: unknown })?.cause)) {
+    return { status: 503, code: HTTP_ERROR_CODES.UNAVAILABLE, message: 'database unavailable' };
+  }
+  const fe = err as FastifyError;
+  if (fe && Array.isArray(fe.validation)) {
+    return { status: 400, code: 'PTS_VALIDATION', message: fe.message };
+  }
+  if (fe && fe.statusCode === 413)
+    return { status: 413, code: HTTP_ERROR_CODES.PAYLOAD_TOO_LARGE, message: fe.message };
+  if (fe && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, code: HTTP_ERROR_CODES.BAD_REQUEST, message: fe.message };
+  }
+  return { status: 500, code: HTTP_ERROR_CODES.INTERNAL, message: 'internal error' };
+}
+
+export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const e = toHttpError(err);
+  if (e.status >= 500) request.log.error({ err }, 'request failed');
+  void reply.code(e.status).send({ error: { code: e.code, message: e.message } });
+}

@@ -1,0 +1,156 @@
+/**
+ * The changes feed (JSON pages) and its Server-Sent Events stream. See lib/changes.ts for the
+ * ordering guarantees.
+ * @internal
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { changes, decodeChangeCursor, type ChangesQuery } from '../../changes';
+import { NotFoundError } from '../../errors';
+import { toHttpError } from '../errors';
+import { principalOf, requireContainer, type HttpContext } from '../context';
+import * as S from '../schemas';
+
+type Q = { since?: string; limit?: number };
+
+function scopeOf(
+  request: FastifyRequest,
+  container: string | undefined,
+): Pick<ChangesQuery, 'container' | 'prefixes'> {
+  if (container !== undefined) {
+    requireContainer(request, container);
+    return { container };
+  }
+  return { prefixes: [principalOf(request).prefix] };
+}
+
+async function stream(
+  ctx: HttpContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  where: Pick<ChangesQuery, 'container' | 'prefixes'>,
+  since: string,
+): Promise<void> {
+  // Validate before switching to a stream, so errors are still plain JSON responses.
+  decodeChangeCursor(since);
+  if (where.container !== undefined && !(await ctx.client.summary(where.container))) {
+    throw new NotFoundError(`no container named ${JSON.stringify(where.container)}`, {
+      container: where.container,
+    });
+  }
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    // The stream is the connection's last response: ending it closes the socket (no idle keep-alive on close()).
+    connection: 'close',
+    'x-accel-buffering': 'no',
+  });
+  res.write(': connected\n\n');
+  const stop = new AbortController();
+  const end = (): void => stop.abort();
+  res.on('close', end);
+  ctx.shutdown.addEventListener('abort', end);
+  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), ctx.sseHeartbeatMs);
+  let cursor = since;
+  try {
+    while (!stop.signal.aborted) {
+      let got = 0;
+      try {
+        const page = await changes(ctx.client, {
+          ...where,
+          since: cursor,
+          limit: 500,
+          horizonMs: ctx.horizonMs,
+        });
+        for (const c of page.changes) {
+          if (stop.signal.aborted) break;
+          res.write(`id: ${c.cursor}\nevent: ${c.kind}\ndata: ${JSON.stringify(c)}\n\n`);
+          cursor = c.cursor;
+        }
+        got = page.changes.length;
+      } catch (err) {
+        const e = toHttpError(err);
+        res.write(`event: error\ndata: ${JSON.stringify({ code: e.code, message: e.message })}\n\n`);
+        if (e.status === 404 || e.status === 400) break;
+      }
+      if (got < 500) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(done, ctx.pollMs);
+          function done(): void {
+            clearTimeout(t);
+            stop.signal.removeEventListener('abort', done);
+            resolve();
+          }
+          stop.signal.addEventListener('abort', done);
+        });
+      }
+    }
+  } finally {
+    clearInterval(heartbeat);
+    res.off('close', end);
+    ctx.shutdown.removeEventListener('abort', end);
+    if (!res.writableEnded) res.end();
+  }
+}
+
+function lastEventId(request: FastifyRequest<{ Querystring: Q }>): string {
+  const h = request.headers['last-event-id'];
+  if (typeof h === 'string' && h !== '') return h;
+  return request.query.since ?? '';
+}
+
+export function registerChangesRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  const tags = ['changes'];
+  const page = (request: FastifyRequest<{ Querystring: Q }>, container?: string) =>
+    changes(ctx.client, {
+      ...scopeOf(request, container),
+      since: request.query.since,
+      limit: request.query.limit,
+      horizonMs: ctx.horizonMs,
+    });
+
+  app.get<{ Querystring: Q }>(
+    '/api/v1/changes',
+    {
+      config: { scope: 'read' },
+      schema: { tags, summary: 'Changes of every visible container and task', querystring: S.changesQuery },
+    },
+    async (request) => page(request),
+  );
+  app.get<{ Params: { name: string }; Querystring: Q }>(
+    '/api/v1/containers/:name/changes',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'Changes of one container and its tasks',
+        params: S.params('name'),
+        querystring: S.changesQuery,
+      },
+    },
+    async (request) => page(request, request.params.name),
+  );
+  app.get<{ Querystring: Q }>(
+    '/api/v1/events',
+    {
+      config: { scope: 'read' },
+      schema: { tags, summary: 'SSE stream of the global changes feed', querystring: S.changesQuery },
+    },
+    async (request, reply) => stream(ctx, request, reply, scopeOf(request, undefined), lastEventId(request)),
+  );
+  app.get<{ Params: { name: string }; Querystring: Q }>(
+    '/api/v1/containers/:name/events',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'SSE stream of one container',
+        params: S.params('name'),
+        querystring: S.changesQuery,
+      },
+    },
+    async (request, reply) =>
+      stream(ctx, request, reply, scopeOf(request, request.params.name), lastEventId(request)),
+  );
+}

@@ -1,0 +1,227 @@
+/**
+ * Container and task administration and reads. Thin: each handler checks access, then calls one
+ * public client/container method.
+ * @internal
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { NotFoundError } from '../../errors';
+import type { TaskContainer } from '../../container';
+import type { ContainerStatus, TaskState } from '../../states';
+import type { TaskSpec } from '../../types';
+import { effectivePrefix, principalOf, requireContainer, type HttpContext } from '../context';
+import * as S from '../schemas';
+import { getWorkerConfig, setWorkerConfig, type WorkerConfig } from '../worker-config';
+
+type NameParams = { name: string };
+
+/** Lets body-optional POSTs be sent without a body (`curl -X POST`). */
+async function emptyBody(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+type TaskParams = { name: string; task: string };
+
+export async function containerOf(
+  ctx: HttpContext,
+  request: FastifyRequest,
+  name: string,
+): Promise<TaskContainer> {
+  requireContainer(request, name);
+  const c = await ctx.client.getTaskContainer(name);
+  if (!c) throw new NotFoundError(`no container named ${JSON.stringify(name)}`, { container: name });
+  return c;
+}
+
+export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  const { client } = ctx;
+  const tags = ['containers'];
+
+  app.get<{
+    Querystring: {
+      status?: ContainerStatus | ContainerStatus[];
+      prefix?: string;
+      limit?: number;
+      cursor?: string;
+    };
+  }>(
+    '/api/v1/containers',
+    {
+      config: { scope: 'read' },
+      schema: { tags, summary: 'List containers, newest first', querystring: S.listContainersQuery },
+    },
+    async (request) => {
+      const q = request.query;
+      const prefix = effectivePrefix(principalOf(request), q.prefix);
+      if (prefix === null) return { items: [], nextCursor: null };
+      return client.listContainers({
+        status: q.status,
+        namePrefix: prefix,
+        limit: q.limit,
+        cursor: q.cursor,
+      });
+    },
+  );
+
+  app.put<{
+    Params: NameParams;
+    Body: { failurePolicy?: 'continue' | 'fail-fast'; metadata?: Record<string, unknown> };
+  }>(
+    '/api/v1/containers/:name',
+    {
+      config: { scope: 'admin' },
+      preValidation: emptyBody,
+      schema: {
+        tags,
+        summary: 'Get or create a container',
+        params: S.params('name'),
+        body: S.putContainerBody,
+      },
+    },
+    async (request, reply) => {
+      requireContainer(request, request.params.name);
+      const c = await client.getOrCreateTaskContainer(request.params.name, request.body);
+      void reply.code(c.isNew ? 201 : 200);
+      return { container: await c.summary(), created: c.isNew };
+    },
+  );
+
+  app.get<{ Params: NameParams }>(
+    '/api/v1/containers/:name',
+    {
+      config: { scope: 'read' },
+      schema: { tags, summary: 'Container summary', params: S.params('name'), querystring: S.readQuery },
+    },
+    async (request) => (await containerOf(ctx, request, request.params.name)).summary(),
+  );
+
+  app.delete<{ Params: NameParams }>(
+    '/api/v1/containers/:name',
+    {
+      config: { scope: 'admin' },
+      schema: { tags, summary: 'Delete a container and its tasks', params: S.params('name') },
+    },
+    async (request, reply) => {
+      requireContainer(request, request.params.name);
+      if (!(await client.deleteTaskContainer(request.params.name)))
+        throw new NotFoundError(`no container named ${JSON.stringify(request.params.name)}`);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: NameParams; Body: { tasks: TaskSpec[] } }>(
+    '/api/v1/containers/:name/tasks',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary: 'Add tasks (idempotent by name)',
+        params: S.params('name'),
+        body: S.addTasksBody,
+      },
+    },
+    async (request) => {
+      const c = await containerOf(ctx, request, request.params.name);
+      const tasks = await c.addTasks(request.body.tasks);
+      return { tasks: tasks.map((t) => t.toJSON()) };
+    },
+  );
+
+  app.get<{
+    Params: NameParams;
+    Querystring: { state?: TaskState | TaskState[]; limit?: number; cursor?: string };
+  }>(
+    '/api/v1/containers/:name/tasks',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'List tasks in insertion order',
+        params: S.params('name'),
+        querystring: S.listTasksQuery,
+      },
+    },
+    async (request) => {
+      const c = await containerOf(ctx, request, request.params.name);
+      const q = request.query;
+      return c.listTasks({ state: q.state, limit: q.limit, cursor: q.cursor });
+    },
+  );
+
+  app.get<{ Params: TaskParams }>(
+    '/api/v1/containers/:name/tasks/:task',
+    {
+      config: { scope: 'read' },
+      schema: { tags, summary: 'One task', params: S.params('name', 'task'), querystring: S.readQuery },
+    },
+    async (request) => {
+      const c = await containerOf(ctx, request, request.params.name);
+      const t = await c.getTask(request.params.task);
+      if (!t)
+        throw new NotFoundError(`no task named ${JSON.stringify(request.params.task)}`, {
+          task: request.params.task,
+        });
+      return t.toJSON();
+    },
+  );
+
+  for (const action of ['retry', 'cancel', 'reset'] as const) {
+    app.post<{ Params: NameParams; Body: { task?: string } | undefined }>(
+      `/api/v1/containers/:name/actions/${action}`,
+      {
+        config: { scope: 'admin' },
+        preValidation: emptyBody,
+        schema: {
+          tags,
+          summary: `${action} one task (or all)`,
+          params: S.params('name'),
+          body: S.actionBody,
+        },
+      },
+      async (request) => {
+        const c = await containerOf(ctx, request, request.params.name);
+        return { affected: await c[action](request.body?.task) };
+      },
+    );
+  }
+
+  app.post<{ Params: TaskParams }>(
+    '/api/v1/containers/:name/tasks/:task/skip',
+    {
+      config: { scope: 'admin' },
+      schema: { tags, summary: 'Skip a task', params: S.params('name', 'task') },
+    },
+    async (request) => {
+      const c = await containerOf(ctx, request, request.params.name);
+      return { task: (await c.skip(request.params.task)).toJSON() };
+    },
+  );
+
+  app.get<{ Params: NameParams }>(
+    '/api/v1/containers/:name/worker-config',
+    {
+      config: { scope: 'read' },
+      schema: { tags, summary: 'Worker configuration', params: S.params('name'), querystring: S.readQuery },
+    },
+    async (request) => {
+      requireContainer(request, request.params.name);
+      return getWorkerConfig(client, request.params.name);
+    },
+  );
+
+  app.put<{ Params: NameParams; Body: Partial<WorkerConfig> }>(
+    '/api/v1/containers/:name/worker-config',
+    {
+      config: { scope: 'admin' },
+      preValidation: emptyBody,
+      schema: {
+        tags,
+        summary: 'Set worker configuration',
+        params: S.params('name'),
+        body: S.workerConfigBody,
+      },
+    },
+    async (request) => {
+      requireContainer(request, request.params.name);
+      return setWorkerConfig(client, request.params.name, request.body);
+    },
+  );
+}

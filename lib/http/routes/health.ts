@@ -1,0 +1,57 @@
+/**
+ * Liveness, readiness (pings the database with a short timeout) and Prometheus metrics.
+ * @internal
+ */
+import type { FastifyInstance } from 'fastify';
+import type { HttpContext } from '../context';
+
+const READY_TIMEOUT_MS = 2_000;
+
+export function registerHealthRoutes(
+  app: FastifyInstance,
+  ctx: HttpContext,
+  opts: { metricsAuth: boolean },
+): void {
+  const tags = ['health'];
+  app.get('/healthz', { config: { scope: 'none' }, schema: { tags, summary: 'Liveness' } }, async () => ({
+    ok: true,
+  }));
+
+  app.get(
+    '/readyz',
+    { config: { scope: 'none' }, schema: { tags, summary: 'Readiness: the database answers a ping' } },
+    async (_request, reply) => {
+      const db = ctx.client.connection.db;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        if (!db || ctx.client.connection.readyState !== 1) throw new Error('not connected');
+        await Promise.race([
+          db.command({ ping: 1 }, { timeoutMS: READY_TIMEOUT_MS }),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error('ping timed out')), READY_TIMEOUT_MS);
+          }),
+        ]);
+        return { ok: true };
+      } catch (err) {
+        return reply.code(503).send({
+          ok: false,
+          error: { code: 'PTS_UNAVAILABLE', message: `database unavailable: ${(err as Error).message}` },
+        });
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  );
+
+  app.get(
+    '/metrics',
+    {
+      config: { scope: opts.metricsAuth ? 'read' : 'none' },
+      schema: { tags, summary: 'Prometheus metrics' },
+    },
+    async (_request, reply) => {
+      const text = await ctx.metrics.text();
+      return reply.type(ctx.metrics.registry.contentType).send(text);
+    },
+  );
+}

@@ -1,0 +1,184 @@
+/**
+ * The worker protocol: long-poll claim, then heartbeat / succeed / fail carrying the lease token.
+ * Stateless on the server: each call re-attaches to the lease with `client.lease(...)`, which
+ * rejects a stale token with PTS_LEASE_LOST (409).
+ * @internal
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TaskLease } from '../../lease';
+import { HttpError, HTTP_ERROR_CODES } from '../errors';
+import { principalOf, requireContainer, type HttpContext } from '../context';
+import * as S from '../schemas';
+import { getWorkerConfig } from '../worker-config';
+
+type TaskParams = { name: string; task: string };
+interface ClaimBody {
+  container?: string;
+  names?: string[];
+  key?: string;
+  owner: string;
+  leaseMs?: number;
+  waitMs?: number;
+}
+interface Progress {
+  percentageComplete?: number;
+  statusText?: string | null;
+  processingData?: unknown;
+}
+
+/** Resolves after `ms`, or early when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
+
+function progressOf(b: Progress): Progress | undefined {
+  const p: Progress = {};
+  if (b.percentageComplete !== undefined) p.percentageComplete = b.percentageComplete;
+  if (b.statusText !== undefined) p.statusText = b.statusText;
+  if (b.processingData !== undefined) p.processingData = b.processingData;
+  return Object.keys(p).length ? p : undefined;
+}
+
+export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  const { client } = ctx;
+  const tags = ['worker'];
+
+  app.post<{ Body: ClaimBody }>(
+    '/api/v1/claim',
+    {
+      config: { scope: 'worker' },
+      schema: {
+        tags,
+        summary: 'Claim the next ready task (long-poll up to waitMs; 204 when none)',
+        body: S.claimBody,
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const p = principalOf(request);
+      if (b.container !== undefined) requireContainer(request, b.container);
+      else if (p.prefix !== '')
+        throw new HttpError(
+          403,
+          HTTP_ERROR_CODES.FORBIDDEN,
+          'this token is restricted to a container prefix: name the container',
+        );
+      // Ends the wait when the client goes away or the server shuts down.
+      const stop = new AbortController();
+      const onClose = (): void => {
+        if (!reply.raw.writableFinished) stop.abort();
+      };
+      reply.raw.on('close', onClose);
+      const onShutdown = (): void => stop.abort();
+      ctx.shutdown.addEventListener('abort', onShutdown);
+      try {
+        const deadline = Date.now() + (b.waitMs ?? 0);
+        for (;;) {
+          const lease: TaskLease | null = await client.claimNext(
+            { container: b.container, names: b.names, key: b.key },
+            { owner: b.owner, leaseMs: b.leaseMs },
+          );
+          if (lease) {
+            const config = await getWorkerConfig(client, lease.task.container).catch(() => null);
+            // (A task claimed just as the client disconnected is recovered when its lease expires.)
+            return {
+              task: lease.task,
+              token: lease.token,
+              leaseExpiresAt: lease.task.lease?.expiresAt ?? null,
+              config,
+            };
+          }
+          const left = deadline - Date.now();
+          if (left <= 0 || stop.signal.aborted) return reply.code(204).send();
+          await pause(Math.min(ctx.pollMs, left), stop.signal);
+          if (stop.signal.aborted) return reply.code(204).send();
+        }
+      } finally {
+        reply.raw.off('close', onClose);
+        ctx.shutdown.removeEventListener('abort', onShutdown);
+      }
+    },
+  );
+
+  const attach = async (
+    params: TaskParams,
+    token: number,
+    request: Parameters<typeof requireContainer>[0],
+  ): Promise<TaskLease> => {
+    requireContainer(request, params.name);
+    return client.lease(params.name, params.task, token);
+  };
+
+  app.post<{ Params: TaskParams; Body: Progress & { token: number; leaseMs?: number } }>(
+    '/api/v1/containers/:name/tasks/:task/heartbeat',
+    {
+      config: { scope: 'worker' },
+      schema: {
+        tags,
+        summary: 'Renew the lease and report progress',
+        params: S.params('name', 'task'),
+        body: S.heartbeatBody,
+      },
+    },
+    async (request) => {
+      const lease = await attach(request.params, request.body.token, request);
+      const leaseExpiresAt = await lease.heartbeat(progressOf(request.body), request.body.leaseMs);
+      return { leaseExpiresAt };
+    },
+  );
+
+  app.post<{ Params: TaskParams; Body: Progress & { token: number; result?: unknown } }>(
+    '/api/v1/containers/:name/tasks/:task/succeed',
+    {
+      config: { scope: 'worker' },
+      schema: {
+        tags,
+        summary: 'Mark the held task succeeded',
+        params: S.params('name', 'task'),
+        body: S.succeedBody,
+      },
+    },
+    async (request) => {
+      const lease = await attach(request.params, request.body.token, request);
+      return { task: await lease.succeed(request.body.result ?? null, progressOf(request.body)) };
+    },
+  );
+
+  app.post<{
+    Params: TaskParams;
+    Body: Progress & {
+      token: number;
+      error: { message: string; stack?: string; code?: string };
+      retryable?: boolean;
+    };
+  }>(
+    '/api/v1/containers/:name/tasks/:task/fail',
+    {
+      config: { scope: 'worker' },
+      schema: {
+        tags,
+        summary: 'Record a failed attempt of the held task',
+        params: S.params('name', 'task'),
+        body: S.failBody,
+      },
+    },
+    async (request) => {
+      const lease = await attach(request.params, request.body.token, request);
+      return {
+        task: await lease.fail(request.body.error, {
+          retryable: request.body.retryable,
+          progress: progressOf(request.body),
+        }),
+      };
+    },
+  );
+}

@@ -1,0 +1,286 @@
+/**
+ * The dashboard in a real headless Chromium against the real HTTP service and database:
+ * live progress, failure stacks, retry, dependency stages, token handling and XSS safety.
+ * Set PTS_SCREENSHOTS=1 to also write docs/img/dashboard-*.png.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createClient, type Client } from '../lib';
+import { TokenStore } from '../lib/auth';
+import { startServer, type RunningServer } from '../lib/http/server';
+import { useTestDatabase, skipWithReason } from './helpers/db';
+import { trackResource } from './helpers/leaks';
+
+const CHROMIUM = process.env.PTS_CHROMIUM ?? '/usr/bin/chromium';
+const ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+describe('dashboard (headless Chromium)', function () {
+  this.timeout(60_000);
+  const db = useTestDatabase();
+  let client: Client;
+  let server: RunningServer;
+  let browser: Browser;
+  let page: Page;
+  let dialogs: string[] = [];
+  const untrack: Array<() => void> = [];
+
+  before(async function () {
+    if (!existsSync(CHROMIUM))
+      skipWithReason(this, `no Chromium at ${CHROMIUM} (apt-get install chromium, or set PTS_CHROMIUM)`);
+    client = createClient({ connection: db.connection, leaseMs: 5_000, progressIntervalMs: 20 });
+    server = await startServer({ client, auth: false, host: '127.0.0.1', port: 0, pollMs: 100 });
+    untrack.push(trackResource('dashboard spec http server', () => server.close()));
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    untrack.push(trackResource('dashboard spec chromium', () => browser.close()));
+  });
+
+  after(async function () {
+    await browser?.close();
+    await server?.close();
+    await client?.close();
+    untrack.forEach((u) => u());
+  });
+
+  beforeEach(async function () {
+    dialogs = [];
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+  });
+
+  afterEach(async function () {
+    await page?.close();
+  });
+
+  const url = (hash = ''): string => `${server.url}/${hash}`;
+  const containerUrl = (name: string): string => url(`#/containers/${encodeURIComponent(name)}`);
+
+  it('serves the page and its assets with a strict CSP', async function () {
+    const res = await fetch(url());
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-security-policy')).to.include("script-src 'self'");
+    expect(await res.text()).to.include('/ui/app.js');
+    expect((await fetch(`${server.url}/ui/app.js`)).headers.get('content-type')).to.match(/javascript/);
+    expect((await fetch(`${server.url}/ui/../package.json`)).status).to.equal(404);
+    expect((await fetch(`${server.url}/ui/%2e%2e/package.json`)).status).to.equal(404);
+  });
+
+  it('lists containers and shows their progress advancing live', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-live');
+    await c.addTasks([{ name: 'one' }, { name: 'two' }]);
+    const lease = await client.claimNext({ container: 'dash-live', names: ['one'] }, { owner: 'spec' });
+    await lease!.heartbeat({ percentageComplete: 10, statusText: 'starting' });
+    await page.goto(url());
+    const row = page.locator('tr[data-container="dash-live"]');
+    await row.waitFor();
+    const bar = row.locator('[role=progressbar]');
+    const before = Number(await bar.getAttribute('aria-valuenow'));
+    expect(before).to.equal(5); // 10% of one of two equal-weight tasks
+    await lease!.heartbeat({ percentageComplete: 90, statusText: 'nearly there' });
+    await page.waitForFunction(
+      () =>
+        Number(
+          document
+            .querySelector('tr[data-container="dash-live"] [role=progressbar]')
+            ?.getAttribute('aria-valuenow'),
+        ) >= 45,
+      undefined,
+      { timeout: 15_000 },
+    );
+    await lease!.succeed({ ok: true });
+    await page.locator('tr[data-container="dash-live"] .chip.s-succeeded').waitFor({ timeout: 15_000 });
+    expect(await page.locator('#live').textContent()).to.match(/live|polling/);
+  });
+
+  it('filters the containers list by status', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-filter-done');
+    await c.addTasks([{ name: 'x' }]);
+    await c.run({ x: () => 1 });
+    await page.goto(url());
+    await page.locator('tr[data-container="dash-filter-done"]').waitFor();
+    await page.selectOption('#status-filter', 'failed');
+    await page.locator('tr[data-container="dash-filter-done"]').waitFor({ state: 'detached' });
+    await page.selectOption('#status-filter', 'succeeded');
+    await page.locator('tr[data-container="dash-filter-done"]').waitFor();
+  });
+
+  it('shows parallel branches side by side, grouped by dependency depth', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-dag');
+    await c.addTasks([
+      { name: 'fetch' },
+      { name: 'left', dependsOn: ['fetch'] },
+      { name: 'right', dependsOn: ['fetch'] },
+      { name: 'join', dependsOn: ['left', 'right'] },
+    ]);
+    await page.goto(containerUrl('dash-dag'));
+    await page.locator('[data-task="join"]').waitFor();
+    const levelOf = (t: string) =>
+      page.locator(`[data-task="${t}"]`).evaluate((el) => el.closest('.stage')?.getAttribute('data-level'));
+    expect(await levelOf('fetch')).to.equal('0');
+    expect(await levelOf('left')).to.equal('1');
+    expect(await levelOf('right')).to.equal('1');
+    expect(await levelOf('join')).to.equal('2');
+  });
+
+  it('shows a failure with its stack, and retry puts the task back to work', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-fail');
+    await c.addTasks([{ name: 'flaky', maxRetries: 0 }]);
+    await c.run({
+      flaky: () => {
+        throw new Error('warehouse refused batch 7');
+      },
+    });
+    await page.goto(containerUrl('dash-fail'));
+    const card = page.locator('[data-task="flaky"]');
+    await card.waitFor();
+    expect(await card.getAttribute('data-state')).to.equal('failed');
+    await card.locator('summary', { hasText: 'Failures' }).click();
+    await card.locator('summary', { hasText: 'Stack trace' }).click();
+    const stack = await card.locator('pre.stack').textContent();
+    expect(stack).to.include('warehouse refused batch 7');
+    expect(stack).to.match(/\n\s+at /);
+
+    await card.locator('button[data-action="retry"]').click();
+    await page.waitForFunction(
+      () => document.querySelector('[data-task="flaky"]')?.getAttribute('data-state') === 'pending',
+      undefined,
+      { timeout: 15_000 },
+    );
+    expect((await c.getTask('flaky'))!.toJSON().state).to.equal('pending');
+    // The expanded failure history stays open across live refreshes.
+    expect(await card.locator('pre.stack').isVisible()).to.equal(true);
+
+    await c.run({ flaky: () => 'fine now' });
+    await page.waitForFunction(
+      () => document.querySelector('[data-task="flaky"]')?.getAttribute('data-state') === 'succeeded',
+      undefined,
+      { timeout: 15_000 },
+    );
+  });
+
+  it('renders hostile names and texts as literal text', async function () {
+    const evil = '<img src=x onerror=alert(1)>';
+    const c = await client.getOrCreateTaskContainer(`xss-<b>${evil}</b>`);
+    await c.addTasks([{ name: evil, maxRetries: 0 }]);
+    await c.run({
+      [evil]: async (ctx) => {
+        ctx.progress(50, '<script>alert(2)</script>');
+        await ctx.flush();
+        throw new Error('<svg onload=alert(3)>');
+      },
+    });
+    await page.goto(url());
+    await page.locator('tr[data-container^="xss-"] a').click();
+    const name = page.locator('.task-name');
+    await name.waitFor();
+    expect(await name.textContent()).to.equal(evil);
+    expect(await page.locator('.status-text').first().textContent()).to.equal('<script>alert(2)</script>');
+    expect(await page.locator('h1.container-name').textContent()).to.equal(`xss-<b>${evil}</b>`);
+    await page.locator('summary', { hasText: 'Failures' }).click();
+    expect(await page.locator('.failure-message').textContent()).to.equal('<svg onload=alert(3)>');
+    expect(await page.locator('#app img, #app script, #app svg, #app b').count()).to.equal(0);
+    await page.waitForTimeout(300); // give any injected handler a chance to fire
+    expect(dialogs).to.deep.equal([]);
+  });
+
+  it('asks for a token when auth is on, and hides actions from read-only tokens', async function () {
+    const tokens = new TokenStore(client);
+    const secured = await startServer({ client, auth: { tokens }, host: '127.0.0.1', port: 0, pollMs: 100 });
+    const untrackSecured = trackResource('secured dashboard server', () => secured.close());
+    try {
+      const read = await tokens.create({ scope: 'read', name: 'dash-read' });
+      const admin = await tokens.create({ scope: 'admin', name: 'dash-admin' });
+      const c = await client.getOrCreateTaskContainer('dash-auth');
+      await c.addTasks([{ name: 'a', maxRetries: 0 }]);
+      await c.run({
+        a: () => {
+          throw new Error('nope');
+        },
+      });
+      await page.goto(`${secured.url}/#/containers/dash-auth`);
+      await page.locator('#token-dialog[open]').waitFor();
+      await page.fill('#token-input', 'pts_not-a-real-token-at-all');
+      await page.click('#token-dialog button[type=submit]');
+      await page.locator('#token-error', { hasText: 'rejected' }).waitFor();
+      await page.fill('#token-input', read.token);
+      await page.click('#token-dialog button[type=submit]');
+      await page.locator('[data-task="a"]').waitFor();
+      expect(await page.locator('#who').textContent()).to.equal('read-only');
+      expect(await page.locator('button[data-action]').count()).to.equal(0);
+
+      const adminPage = await browser.newPage();
+      try {
+        await adminPage.addInitScript((t) => sessionStorage.setItem('pts.token', t), admin.token);
+        await adminPage.goto(`${secured.url}/#/containers/dash-auth`);
+        await adminPage.locator('[data-task="a"] button[data-action="retry"]').waitFor();
+        expect(await adminPage.locator('#who').textContent()).to.equal('admin');
+      } finally {
+        await adminPage.close();
+      }
+    } finally {
+      await secured.close();
+      untrackSecured();
+    }
+  });
+
+  it('writes screenshots of the list and the container view when PTS_SCREENSHOTS=1', async function () {
+    if (process.env.PTS_SCREENSHOTS !== '1') this.skip();
+    const { DEMO_TASKS, demoHandlers } = await import('../lib/cli/demo-pipeline');
+    const out = path.join(__dirname, '..', 'docs', 'img');
+    mkdirSync(out, { recursive: true });
+    const name = 'nightly-orders-2024-06-01';
+    const c = await client.getOrCreateTaskContainer(name, {
+      metadata: { source: 's3://example-data/2024/orders.tar.zst' },
+    });
+    await c.addTasks(DEMO_TASKS);
+    const ctl = new AbortController();
+    const run = c.run(demoHandlers({ speed: 0.5, leaseMs: 5000 }), {
+      concurrency: 3,
+      progressIntervalMs: 50,
+      signal: ctl.signal,
+    });
+    for (const [n, fail] of [
+      ['nightly-orders-2024-05-31', false],
+      ['nightly-orders-2024-05-30', true],
+    ] as const) {
+      const o = await client.getOrCreateTaskContainer(n);
+      await o.addTasks([{ name: 'download' }, { name: 'import', dependsOn: ['download'], maxRetries: 0 }]);
+      await o.run({
+        download: () => 1,
+        import: () => {
+          if (fail) throw new Error('duplicate key');
+          return 2;
+        },
+      });
+    }
+    // Wait until import has failed once and is running again, so the view shows a failure.
+    await page.goto(containerUrl(name));
+    await page.waitForFunction(
+      () =>
+        document.querySelector('[data-task="import"]')?.getAttribute('data-state') === 'running' &&
+        /batch [5-9]/.test(document.querySelector('[data-task="import"] .status-text')?.textContent ?? ''),
+      undefined,
+      { timeout: 40_000 },
+    );
+    await page.locator('[data-task="import"] summary', { hasText: 'Failures' }).click();
+    await page.locator('[data-task="unpack"] summary', { hasText: 'Checkpoint' }).click();
+    await page.screenshot({ path: path.join(out, 'dashboard-container.png'), fullPage: true });
+    await page.goto(url());
+    await page.locator(`tr[data-container="${name}"]`).waitFor();
+    await page.screenshot({ path: path.join(out, 'dashboard-containers.png') });
+    ctl.abort();
+    await run;
+  });
+});
