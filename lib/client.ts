@@ -179,6 +179,10 @@ export class Client {
    * call from any process at any time.
    */
   async recoverStale(options: { container?: string; limit?: number } = {}): Promise<RecoveryReport> {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new ValidationError('options must be an object', { path: 'options' });
+    }
+    const limit = options.limit === undefined ? 1000 : Math.max(1, validateNonNegativeInt(options.limit, 'limit', 100_000));
     await this.core.ready();
     let ids = null;
     if (options.container !== undefined) {
@@ -186,7 +190,7 @@ export class Client {
       if (!doc) return { recovered: [], reconciled: [], unblocked: 0 };
       ids = [doc._id];
     }
-    const s = await sweep(this.core.ctx, ids, options.limit ?? 1000);
+    const s = await sweep(this.core.ctx, ids, limit);
     for (const r of s.expired) this.core.emit('expired', r);
     const names = await this.core.ctx.cols.containers.find({ _id: { $in: s.reconciled } }, { projection: { name: 1 } }).toArray();
     return {

@@ -3,6 +3,7 @@
  * @internal
  */
 import mongoose, { type Connection } from 'mongoose';
+import { DatabaseError } from './errors';
 import { TypedEmitter } from './events';
 import { emitTransition, type TransitionKind } from './notify';
 import type { ResolvedClientOptions } from './options';
@@ -42,9 +43,9 @@ export class Core {
   ready(): Promise<void> {
     if (!this.opts.autoIndex) return Promise.resolve();
     if (!this.readyPromise) {
-      this.readyPromise = ensureIndexes(this.models).catch((err) => {
+      this.readyPromise = ensureIndexes(this.models).catch((err: Error) => {
         this.readyPromise = null;
-        throw err;
+        throw new DatabaseError(`cannot reach the database to create indexes: ${err.message}`, { op: 'ensureIndexes' }, err);
       });
     }
     return this.readyPromise;

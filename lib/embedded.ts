@@ -309,6 +309,51 @@ function runCommand(cmd: string, args: string[], cwd: string, timeoutMs: number)
 // FerretDB process
 // ---------------------------------------------------------------------------------------------
 
+// While a FerretDB child is alive, 'exit' and termination signals stop it. The signal handlers
+// are installed only while needed and keep the default behaviour: if nobody else listens for the
+// signal, it is re-raised after cleanup so the process still terminates.
+const emergencyCleanups = new Set<() => void>();
+const TERMINATION_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const signalHandlers = new Map<NodeJS.Signals, () => void>();
+
+function runEmergencyCleanups(): void {
+  for (const cleanup of [...emergencyCleanups]) {
+    emergencyCleanups.delete(cleanup);
+    try {
+      cleanup();
+    } catch {
+      // best effort while exiting
+    }
+  }
+  uninstallEmergencyHandlers();
+}
+
+function uninstallEmergencyHandlers(): void {
+  process.removeListener('exit', runEmergencyCleanups);
+  for (const [signal, handler] of signalHandlers) process.removeListener(signal, handler);
+  signalHandlers.clear();
+}
+
+function addEmergencyCleanup(cleanup: () => void): void {
+  emergencyCleanups.add(cleanup);
+  if (signalHandlers.size > 0) return;
+  process.on('exit', runEmergencyCleanups);
+  for (const signal of TERMINATION_SIGNALS) {
+    const handler = () => {
+      const othersListen = process.listenerCount(signal) > 1;
+      runEmergencyCleanups();
+      if (!othersListen) process.kill(process.pid, signal);
+    };
+    signalHandlers.set(signal, handler);
+    process.on(signal, handler);
+  }
+}
+
+function removeEmergencyCleanup(cleanup: () => void): void {
+  emergencyCleanups.delete(cleanup);
+  if (emergencyCleanups.size === 0) uninstallEmergencyHandlers();
+}
+
 /** Asks the OS for a free loopback port (listen on 0, close, return it). */
 export function findFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -429,11 +474,13 @@ async function launchFerretDB(
     });
   });
 
-  // Never leave FerretDB running when this Node process exits without calling stop().
-  const killOnExit = () => {
-    if (!exited) child.kill('SIGKILL');
+  // Never leave FerretDB running (or its temp dir behind) if this process exits or is killed
+  // by a signal without calling stop().
+  const emergencyCleanup = () => {
+    if (!exited) child.kill(ownsDataDir ? 'SIGKILL' : 'SIGTERM');
+    if (ownsDataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   };
-  process.once('exit', killOnExit);
+  addEmergencyCleanup(emergencyCleanup);
 
   const describeFailure = (what: string) =>
     new Error(
@@ -471,7 +518,7 @@ async function launchFerretDB(
       if (!buildInfo) await sleep(100);
     }
   } catch (err) {
-    process.removeListener('exit', killOnExit);
+    removeEmergencyCleanup(emergencyCleanup);
     if (!exited) {
       child.kill('SIGKILL');
       await exitPromise;
@@ -499,7 +546,7 @@ async function launchFerretDB(
         await exitPromise;
         clearTimeout(timer);
       }
-      process.removeListener('exit', killOnExit);
+      removeEmergencyCleanup(emergencyCleanup);
       if (ownsDataDir) await fsp.rm(dataDir, { recursive: true, force: true });
     })());
 

@@ -7,7 +7,8 @@ import type { Core } from './core';
 import { toTaskRecord, type TaskDoc } from './store/documents';
 import { failTask, heartbeat, succeedTask, type FailureInput, type HeldTask, type ProgressPatch } from './store/transitions';
 import type { TaskRecord } from './types';
-import { validateData, validatePercentage, validateStatusText } from './validation';
+import { ValidationError } from './errors';
+import { MAX_LEASE_MS, validateData, validatePercentage, validatePositiveNumber, validateStatusText } from './validation';
 
 /** What a worker may report about a task it holds. */
 export interface ProgressInput {
@@ -81,9 +82,9 @@ export class TaskLease {
   }
 
   /** Renews the lease and stores progress/status/checkpoint, in one command. Returns the new expiry. */
-  async heartbeat(progress?: ProgressInput, leaseMs = this.leaseMs): Promise<Date> {
+  async heartbeat(progress?: ProgressInput, leaseMs: number = this.leaseMs): Promise<Date> {
     const patch = validateProgress(progress);
-    return this.heartbeatValidated(patch, leaseMs);
+    return this.heartbeatValidated(patch, validatePositiveNumber(leaseMs, 'leaseMs', MAX_LEASE_MS));
   }
 
   /** @internal */
@@ -124,6 +125,10 @@ export class TaskLease {
    * failed when out of retries (or `retryable: false`).
    */
   async fail(error: unknown, opts: { retryable?: boolean; progress?: ProgressInput } = {}): Promise<TaskRecord> {
+    if (opts === null || typeof opts !== 'object') throw new ValidationError('options must be an object', { path: 'options' });
+    if (opts.retryable !== undefined && typeof opts.retryable !== 'boolean') {
+      throw new ValidationError('retryable must be a boolean', { path: 'retryable' });
+    }
     return this.failValidated(toFailure(error, opts.retryable), validateProgress(opts.progress));
   }
 

@@ -430,7 +430,8 @@ export class Runner {
         await persist(this.core, 'succeed', this.run.pollIntervalMs, () => lease.succeedValidated(value, patch));
         this.result.succeeded.push(task.name);
       } else {
-        const after = await persist(this.core, 'fail', this.run.pollIntervalMs, () => lease.failValidated(toFailure(outcome.error), patch));
+        const retryable = (outcome.error as { retryable?: unknown } | null)?.retryable === false ? false : undefined;
+        const after = await persist(this.core, 'fail', this.run.pollIntervalMs, () => lease.failValidated(toFailure(outcome.error, retryable), patch));
         if (after.state === 'failed') {
           this.result.failed.push(task.name);
           const policy = this.run.failurePolicy ?? (await this.policy());

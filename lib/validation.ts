@@ -11,6 +11,8 @@ export const MAX_NAME_LENGTH = 512;
 export const MAX_DATA_BYTES = 15 * 1024 * 1024;
 export const MAX_DATA_DEPTH = 64;
 export const MAX_STATUS_TEXT_LENGTH = 4096;
+/** Longest lease a worker may take or renew: 7 days. */
+export const MAX_LEASE_MS = 7 * 86_400_000;
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -50,6 +52,7 @@ export function validateStatusText(value: unknown, path = 'statusText'): string 
     throw new ValidationError(`${path} must be at most ${MAX_STATUS_TEXT_LENGTH} characters`, { path });
   }
   if (value.includes('\u0000')) throw new ValidationError(`${path} must not contain NUL`, { path });
+  if (!value.isWellFormed()) throw new ValidationError(`${path} contains a lone surrogate`, { path });
   return value;
 }
 
@@ -85,6 +88,7 @@ export function validateData(value: unknown, path: string): unknown {
       return;
     }
     if (typeof v === 'string') {
+      if (!v.isWellFormed()) throw new ValidationError(`${p} contains a lone surrogate (not valid UTF-8)`, { path: p });
       bytes += v.length * 3 + 5;
       if (bytes > MAX_DATA_BYTES) throw tooBig(path);
       return;

@@ -160,7 +160,5 @@ export function getCollections(models: Models): Collections {
 }
 
 export async function ensureIndexes(models: Models): Promise<void> {
-  for (const m of [models.containers, models.tasks, models.keySlots, models.keyLimits]) {
-    await m.createIndexes();
-  }
+  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits].map((m) => m.createIndexes()));
 }
