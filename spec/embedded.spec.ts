@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
@@ -25,11 +25,26 @@ const quiet = (): void => {};
 
 function isAlive(pid: number): boolean {
   try {
+    // a zombie (exited, not yet reaped by init) counts as dead
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    // no /proc entry: gone (or not Linux)
+  }
+  try {
     process.kill(pid, 0);
-    return true;
+    return process.platform !== 'linux';
   } catch {
     return false;
   }
+}
+
+async function eventually(check: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return check();
 }
 
 async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
@@ -254,6 +269,39 @@ describe('embedded server', function () {
         await new Promise((r) => blocker.close(r));
         untrack();
       }
+    });
+
+    it('does not outlive a Node process killed by SIGTERM, which still terminates', async function () {
+      const child = spawn(
+        process.execPath,
+        ['--import=tsx', path.join(__dirname, 'fixtures', 'ferretdb-child.ts')],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      const untrack = trackResource('ferretdb-child.ts process', () => child.kill('SIGKILL'));
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
+        child.once('exit', (code, signal) => resolve(signal ?? code)),
+      );
+      const firstLine = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) resolve(out.split('\n')[0]);
+        });
+        void exited.then((how) => reject(new Error(`child exited (${how}) before reporting: ${stderr}`)));
+      });
+      const { pid, dataDir } = JSON.parse(firstLine) as { pid: number; dataDir: string };
+      expect(isAlive(pid)).to.equal(true);
+      expect(fs.existsSync(dataDir)).to.equal(true);
+
+      child.kill('SIGTERM');
+      expect(await exited).to.equal('SIGTERM'); // default signal behaviour is kept
+      untrack();
+      expect(await eventually(() => !isAlive(pid)), `ferretdb pid ${pid} still alive`).to.equal(true);
+      expect(fs.existsSync(dataDir)).to.equal(false);
     });
 
     it('ensureFerretDBBinary honours PTS_FERRETDB_BIN and reports a bad one', async function () {
