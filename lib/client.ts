@@ -10,6 +10,7 @@ import { Core } from './core';
 import { LeaseLostError, NotFoundError, ValidationError } from './errors';
 import type { PtsEventName, PtsListener } from './events';
 import { TaskLease } from './lease';
+import { emitContainerChange } from './notify';
 import { resolveClientOptions, type ClientOptions } from './options';
 import { sweep } from './recovery';
 import { deleteContainer, getOrCreateContainer } from './store/containers';
@@ -164,7 +165,9 @@ export class Client {
         state: t.state,
       });
     }
-    return new TaskLease(this.core, t, t);
+    // Renew by the duration the lease was last taken or renewed for (both stamped by that write).
+    const held = t.lease ? t.lease.expiresAt.getTime() - t.updatedAt.getTime() : 0;
+    return new TaskLease(this.core, t, t, held > 0 ? held : undefined);
   }
 
   /** Sets how many tasks with `key` may run at once across all processes (default 1). */
@@ -192,6 +195,7 @@ export class Client {
     }
     const s = await sweep(this.core.ctx, ids, limit);
     for (const r of s.expired) this.core.emit('expired', r);
+    for (const f of s.finalized) emitContainerChange(this.core.events, f.name, f.result);
     const names = await this.core.ctx.cols.containers.find({ _id: { $in: s.reconciled } }, { projection: { name: 1 } }).toArray();
     return {
       recovered: s.expired.map((r) => ({ container: r.task.container, task: r.task.name, owner: toTaskRecord(r.task).failures.at(-1)?.workerId ?? 'unknown', state: r.task.state })),

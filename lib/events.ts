@@ -17,6 +17,8 @@ export interface PtsEventMap {
   'task:cancelled': { container: string; task: TaskRecord };
   'task:skipped': { container: string; task: TaskRecord };
   'task:reset': { container: string; task: TaskRecord };
+  /** A worker handed a running task back without a failure (graceful shutdown). */
+  'task:released': { container: string; task: TaskRecord };
   /** A task's lease expired and the sweep took it back (its worker is presumed dead). */
   'lease:expired': { container: string; task: TaskRecord; owner: string };
   /** This process lost a lease it held (expired and taken over, or cancelled): its handler is aborted. */

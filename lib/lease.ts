@@ -4,8 +4,10 @@
  * {@link LeaseLostError} and changes nothing.
  */
 import type { Core } from './core';
+import { emitContainerChange } from './notify';
+import { finalizeIfBlocked } from './recovery';
 import { toTaskRecord, type TaskDoc } from './store/documents';
-import { failTask, heartbeat, succeedTask, type FailureInput, type HeldTask, type ProgressPatch } from './store/transitions';
+import { failTask, heartbeat, releaseTask, succeedTask, type FailureInput, type HeldTask, type ProgressPatch } from './store/transitions';
 import type { TaskRecord } from './types';
 import { ValidationError } from './errors';
 import { MAX_LEASE_MS, validateData, validatePercentage, validatePositiveNumber, validateStatusText } from './validation';
@@ -136,6 +138,27 @@ export class TaskLease {
   async failValidated(failure: FailureInput, patch: ProgressPatch): Promise<TaskRecord> {
     const r = await failTask(this.core.ctx, this.held, failure, patch);
     this.core.emit('failed', r);
+    this.current = toTaskRecord(r.task);
+    if (r.task.state === 'failed') {
+      // A permanent failure may leave the rest of the container blocked for good.
+      const f = await finalizeIfBlocked(this.core.ctx, r.task.containerId);
+      if (f) emitContainerChange(this.core.events, this.held.container, f);
+    }
+    return this.current;
+  }
+
+  /**
+   * Hands the task back without counting a failure (for a worker that is shutting down): it
+   * goes to pending with its checkpoint, and the attempt is not charged to its retries.
+   */
+  async release(progress?: ProgressInput): Promise<TaskRecord> {
+    return this.releaseValidated(validateProgress(progress));
+  }
+
+  /** @internal */
+  async releaseValidated(patch: ProgressPatch): Promise<TaskRecord> {
+    const r = await releaseTask(this.core.ctx, this.held, patch);
+    this.core.emit('released', r);
     this.current = toTaskRecord(r.task);
     return this.current;
   }

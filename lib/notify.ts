@@ -8,7 +8,18 @@ import type { CounterResult } from './store/counters';
 import { toTaskRecord } from './store/documents';
 import type { TransitionResult } from './store/transitions';
 
-export type TransitionKind = 'added' | 'claimed' | 'succeeded' | 'failed' | 'expired' | 'cancelled' | 'skipped' | 'reset' | 'retried' | 'updated';
+export type TransitionKind =
+  | 'added'
+  | 'claimed'
+  | 'succeeded'
+  | 'failed'
+  | 'expired'
+  | 'released'
+  | 'cancelled'
+  | 'skipped'
+  | 'reset'
+  | 'retried'
+  | 'updated';
 
 export function emitContainerChange(ev: TypedEmitter, name: string, c: CounterResult): void {
   if (!c.statusChange) return;
@@ -49,6 +60,9 @@ export function emitTransition(ev: TypedEmitter, kind: TransitionKind, r: Transi
       break;
     case 'reset':
       ev.emit('task:reset', { container, task });
+      break;
+    case 'released':
+      ev.emit('task:released', { container, task });
       break;
     case 'retried':
     case 'updated':

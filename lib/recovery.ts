@@ -8,12 +8,14 @@
 import type { ObjectId } from 'mongodb';
 import { SATISFYING_TASK_STATES } from './states';
 import type { StoreContext } from './store/context';
-import { reconcileContainer } from './store/counters';
+import { reconcileContainer, settleStatus, type CounterResult } from './store/counters';
 import { taskStates } from './store/queries';
 import { expireLease, unblockDependents, type TransitionResult } from './store/transitions';
 
 export interface SweepResult {
   expired: TransitionResult[];
+  /** Containers that got their final status because their pending tasks are blocked for good. */
+  finalized: Array<{ name: string; result: CounterResult }>;
   reconciled: ObjectId[];
   unblocked: number;
 }
@@ -51,6 +53,24 @@ export async function unblockSatisfied(ctx: StoreContext, containerId: ObjectId)
   return n;
 }
 
+/**
+ * Gives a container its final status when nothing in it can move any more: no task running,
+ * none ready or waiting out a retry delay, and the pending ones all wait on a dependency that
+ * failed or was cancelled. (Counters alone cannot tell "blocked for good" from "between two
+ * claims".) Returns the status change, if any.
+ */
+export async function finalizeIfBlocked(ctx: StoreContext, containerId: ObjectId): Promise<CounterResult | null> {
+  let doc = await ctx.cols.containers.findOne({ _id: containerId });
+  if (!doc || doc.counts.running > 0 || doc.counts.pending === 0 || doc.counts.failed + doc.counts.cancelled === 0) return null;
+  const movable = await ctx.cols.tasks.findOne({ containerId, state: 'pending', 'waitingOn.0': { $exists: false } }, { projection: { _id: 1 } });
+  if (movable) return null;
+  if ((await unblockSatisfied(ctx, containerId)) > 0) return null;
+  doc = await ctx.cols.containers.findOne({ _id: containerId });
+  if (!doc || doc.counts.running > 0) return null;
+  const r = await settleStatus(ctx, doc, doc.counts.failed > 0 ? 'failed' : 'cancelled');
+  return r.statusChange ? r : null;
+}
+
 /** The full sweep: expire stale leases, then reconcile and unblock the containers involved. */
 export async function sweep(ctx: StoreContext, containerIds: ObjectId[] | null, limit = 1000): Promise<SweepResult> {
   const expired: TransitionResult[] = [];
@@ -60,10 +80,13 @@ export async function sweep(ctx: StoreContext, containerIds: ObjectId[] | null, 
   for (const id of containerIds ?? []) touched.set(id.toHexString(), id);
   for (const r of expired) touched.set(r.task.containerId.toHexString(), r.task.containerId);
   const reconciled: ObjectId[] = [];
+  const finalized: SweepResult['finalized'] = [];
   let unblocked = 0;
   for (const id of touched.values()) {
     if (await reconcileContainer(ctx, id)) reconciled.push(id);
     unblocked += await unblockSatisfied(ctx, id);
+    const f = await finalizeIfBlocked(ctx, id);
+    if (f?.container) finalized.push({ name: f.container.name, result: f });
   }
-  return { expired, reconciled, unblocked };
+  return { expired, reconciled, unblocked, finalized };
 }

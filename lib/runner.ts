@@ -59,7 +59,10 @@ export interface RunOptions {
   pollIntervalMs?: number;
   /** @defaultValue the container's failurePolicy */
   failurePolicy?: FailurePolicy;
-  /** Stops claiming new tasks and aborts running handlers' signals. */
+  /**
+   * Stops the run: no new claims, running handlers' signals abort. A handler that then throws
+   * hands its task back (pending, checkpoint kept, no retry charged); one that returns succeeds.
+   */
   signal?: AbortSignal;
 }
 
@@ -218,7 +221,11 @@ class Reporter {
   }
 }
 
-/** Retries `fn` while the database is unreachable, until it succeeds, fails for another reason, or `deadline`. */
+/**
+ * Retries `fn` while the database is unreachable, until it succeeds or fails for another reason.
+ * No deadline: a completed step's result is kept until it can be written (a lost lease still
+ * rejects it with LeaseLostError once the database is back).
+ */
 async function persist<T>(core: Core, op: string, poll: number, fn: () => Promise<T>): Promise<T> {
   let down = false;
   for (;;) {
@@ -336,13 +343,11 @@ export class Runner {
         continue;
       }
       const s = await sweep(this.core.ctx, [this.containerId]);
-      if (s.unblocked > 0 || s.reconciled.length > 0) continue;
-      // Pending tasks remain but all wait on dependencies that failed or were cancelled.
-      const fresh = await findContainerById(this.core.ctx, this.containerId);
-      if (fresh && fresh.counts.running === 0) {
-        const to: ContainerStatus = fresh.counts.failed > 0 ? 'failed' : fresh.counts.cancelled > 0 ? 'cancelled' : fresh.status;
-        await finalizeContainer(this.core.ctx, fresh, to).then((r) => this.emitStatus(r));
-      }
+      s.expired.forEach((r) => this.core.emit('expired', r));
+      for (const f of s.finalized) this.emitStatus(f.result);
+      if (s.finalized.length > 0) break;
+      if (s.unblocked > 0 || s.reconciled.length > 0 || s.expired.length > 0) continue;
+      // Nothing ready, nothing running, nothing blocked for good: only a status to settle.
       break;
     }
     await Promise.all(this.active.values());
@@ -429,6 +434,9 @@ export class Runner {
         }
         await persist(this.core, 'succeed', this.run.pollIntervalMs, () => lease.succeedValidated(value, patch));
         this.result.succeeded.push(task.name);
+      } else if (this.run.signal?.aborted) {
+        // Stopped on purpose and the handler bailed out: hand the task back, no failure charged.
+        await persist(this.core, 'release', this.run.pollIntervalMs, () => lease.releaseValidated(patch));
       } else {
         const retryable = (outcome.error as { retryable?: unknown } | null)?.retryable === false ? false : undefined;
         const after = await persist(this.core, 'fail', this.run.pollIntervalMs, () => lease.failValidated(toFailure(outcome.error, retryable), patch));

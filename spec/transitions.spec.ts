@@ -217,4 +217,55 @@ describe('transitions', function () {
       expect((await c.summary()).percentageComplete).to.equal(0);
     });
   });
+
+  describe('workers outside the runner', function () {
+    it('release hands a task back without charging a failure', async function () {
+      const c = await fresh('release', 1);
+      const l = (await client.claimNext({ container: 'release' }, { owner: 'w' }))!;
+      await l.heartbeat({ processingData: { offset: 7 } });
+      const after = await l.release({ statusText: 'shutting down' });
+      expect(after.state).to.equal('pending');
+      expect(after.attempts).to.equal(0);
+      expect(after.failureCount).to.equal(0);
+      const again = (await client.claimNext({ container: 'release' }, { owner: 'w2' }))!;
+      expect(again.task.processingData).to.deep.equal({ offset: 7 });
+      expect(again.task.attempts).to.equal(1);
+      await expectConsistent(c);
+    });
+
+    it('a permanent failure that blocks every pending task gives the container its final status', async function () {
+      const c = await client.getOrCreateTaskContainer('blocked');
+      await c.addTasks([{ name: 'a', maxRetries: 0 }, { name: 'b', dependsOn: ['a'] }]);
+      const statuses: string[] = [];
+      client.on('container:failed', (e) => statuses.push(e.container));
+      const l = (await client.claimNext({ container: 'blocked' }, { owner: 'w' }))!;
+      await l.fail(new Error('no such file'));
+      expect((await c.summary()).status).to.equal('failed');
+      expect(statuses).to.include('blocked');
+      await c.retry('a');
+      const l2 = (await client.claimNext({ container: 'blocked' }, { owner: 'w' }))!;
+      await l2.succeed();
+      const l3 = (await client.claimNext({ container: 'blocked' }, { owner: 'w' }))!;
+      expect(l3.task.name).to.equal('b');
+      await l3.succeed();
+      expect((await c.summary()).status).to.equal('succeeded');
+      await expectConsistent(c);
+    });
+
+    it('lease() re-attaches a stateless worker by token and renews by the claimed duration', async function () {
+      const c = await fresh('reattach', 1);
+      const l = (await client.claimNext({ container: 'reattach' }, { owner: 'http-worker', leaseMs: 2_000 }))!;
+      const again = await client.lease('reattach', 't0', l.token);
+      const exp = await again.heartbeat({ percentageComplete: 5 });
+      expect(exp.getTime() - clock.now().getTime()).to.equal(2_000);
+      try {
+        await client.lease('reattach', 't0', l.token + 1);
+        expect.fail('wrong token accepted');
+      } catch (err) {
+        expect(err).to.be.instanceOf(LeaseLostError);
+      }
+      await again.succeed();
+      await expectConsistent(c);
+    });
+  });
 });

@@ -358,6 +358,29 @@ export async function failTask(ctx: StoreContext, held: HeldTask, failure: Failu
 }
 
 /**
+ * running → pending by the lease holder, without counting a failure: the worker is shutting
+ * down and hands the task back (its checkpoint stays; the attempt is not charged to the retry
+ * budget). Anyone may claim it again at once.
+ */
+export async function releaseTask(ctx: StoreContext, held: HeldTask, patch: ProgressPatch = {}): Promise<TransitionResult> {
+  const now = ctx.clock.now();
+  const st = stamp(now);
+  const task = await ctx.cols.tasks.findOneAndUpdate(
+    { _id: held._id, state: 'running', fence: held.fence },
+    {
+      $set: { ...st.$set, ...patchFields(patch), state: 'pending', lease: null, runAfter: now },
+      $inc: { ...st.$inc, attempts: -1 },
+      $currentDate: st.$currentDate,
+    },
+    { ...ONE, writeConcern: ctx.writeConcern },
+  );
+  if (!task) return fencedFailure(ctx, held, 'release');
+  await releaseSlot(ctx, held.lease);
+  const container = await counters(ctx, task.containerId, moveDelta('running', 'pending', task.weight, 0, wp(task)));
+  return { task, from: 'running', container };
+}
+
+/**
  * running → pending/failed for a task whose lease expired (its worker is presumed dead). The
  * filter carries the expiry and the fencing token read by the sweep, so a heartbeat that lands
  * first wins and nothing is recovered.
