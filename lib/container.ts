@@ -5,7 +5,7 @@
 import type { ObjectId } from 'mongodb';
 import { withCallback } from './callback';
 import type { Core } from './core';
-import { NotFoundError, ValidationError } from './errors';
+import { DuplicateError, NotFoundError, ValidationError } from './errors';
 import { Runner, type Handlers, type RunOptions, type RunResult } from './runner';
 import { SATISFYING_TASK_STATES } from './states';
 import { cancelAll, resetAll, retryAll } from './store/containers';
@@ -18,6 +18,10 @@ import type { ContainerSummary, ListTasksQuery, Page, TaskRecord, TaskSpec, Task
 import { checkDependencies, resolveTaskSpec, validateData, validateName, validatePercentage, validateStatusText } from './validation';
 
 type Cb<T> = (err: Error | null, value?: T) => void;
+
+function sameSet(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
 /** Options of `addTask` besides name and data. */
 export type AddTaskOptions = Omit<TaskSpec, 'name' | 'data'>;
 
@@ -91,9 +95,22 @@ export class TaskContainer {
     const resolved = specs.map((s, i) => resolveTaskSpec(s, `tasks[${i}]`));
     const inBatch = new Set(resolved.map((s) => s.name));
     const external = [...new Set(resolved.flatMap((s) => s.dependsOn).filter((d) => !inBatch.has(d)))];
-    const states = await taskStates(this.core.ctx, this._id, external);
-    const ordered = checkDependencies(resolved, new Set(states.keys()));
-    const satisfied = new Set([...states].filter(([, s]) => SATISFYING_TASK_STATES.includes(s)).map(([n]) => n));
+    // One read: the external dependencies' states, and the batch names that already exist.
+    const known = await this.core.ctx.cols.tasks
+      .find({ containerId: this._id, name: { $in: [...external, ...inBatch] } }, { projection: { name: 1, state: 1, dependsOn: 1 } })
+      .toArray();
+    const existing = new Map(known.map((t) => [t.name, t]));
+    for (const s of resolved) {
+      const cur = existing.get(s.name);
+      if (cur && !sameSet(cur.dependsOn ?? [], s.dependsOn)) {
+        throw new DuplicateError(
+          `task ${JSON.stringify(s.name)} already exists with different dependencies (${JSON.stringify(cur.dependsOn ?? [])})`,
+          { task: s.name, existing: cur.dependsOn ?? [], requested: s.dependsOn },
+        );
+      }
+    }
+    const ordered = checkDependencies(resolved, new Set(known.filter((t) => !inBatch.has(t.name)).map((t) => t.name)));
+    const satisfied = new Set(known.filter((t) => SATISFYING_TASK_STATES.includes(t.state)).map((t) => t.name));
     const out: Task[] = [];
     for (let i = 0; i < ordered.length; i += 1000) {
       const r = await tx.addTasks(this.core.ctx, { _id: this._id, name: this.containerName }, ordered.slice(i, i + 1000), satisfied);

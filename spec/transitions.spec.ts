@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import mongoose from 'mongoose';
-import { createClient, InvalidTransitionError, LeaseLostError, ManualClock, NotFoundError, type Client, type TaskContainer } from '../lib';
+import { createClient, DuplicateError, InvalidTransitionError, LeaseLostError, ManualClock, NotFoundError, type Client, type TaskContainer } from '../lib';
 import { useTestDatabase } from './helpers/db';
 import { CommandCounter, expectConsistent } from './helpers/consistency';
 
@@ -188,6 +188,23 @@ describe('transitions', function () {
         }
       }
       expect(await db.connection.collection('pts_tasks').find({ container: 'invalid' }).toArray()).to.deep.equal(snapshot);
+    });
+
+    it('re-adding a task is idempotent, but not with different dependencies', async function () {
+      const c = await client.getOrCreateTaskContainer('re-add');
+      await c.addTasks([{ name: 'a' }, { name: 'b', dependsOn: ['a'] }]);
+      const again = await c.addTasks([{ name: 'a' }, { name: 'b', dependsOn: ['a'] }, { name: 'c', dependsOn: ['b'] }]);
+      expect(again.map((t) => t.name())).to.deep.equal(['a', 'b', 'c']);
+      const snapshot = await db.connection.collection('pts_tasks').find({ container: 're-add' }).toArray();
+      try {
+        await c.addTasks([{ name: 'd' }, { name: 'b' }]);
+        expect.fail('conflicting definition accepted');
+      } catch (err) {
+        expect(err).to.be.instanceOf(DuplicateError);
+        expect((err as DuplicateError).code).to.equal('PTS_DUPLICATE');
+      }
+      expect(await db.connection.collection('pts_tasks').find({ container: 're-add' }).toArray()).to.deep.equal(snapshot);
+      await expectConsistent(c);
     });
 
     it('skip unblocks dependents; reset makes them wait again', async function () {
