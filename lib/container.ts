@@ -110,10 +110,11 @@ export class TaskContainer {
       }
     }
     const ordered = checkDependencies(resolved, new Set(known.filter((t) => !inBatch.has(t.name)).map((t) => t.name)));
-    const satisfied = new Set(known.filter((t) => SATISFYING_TASK_STATES.includes(t.state)).map((t) => t.name));
+    const existingNames = new Set(known.map((t) => t.name));
     const out: Task[] = [];
     for (let i = 0; i < ordered.length; i += 1000) {
-      const r = await tx.addTasks(this.core.ctx, { _id: this._id, name: this.containerName }, ordered.slice(i, i + 1000), satisfied);
+      const r = await tx.addTasks(this.core.ctx, { _id: this._id, name: this.containerName }, ordered.slice(i, i + 1000), existingNames);
+      for (const t of ordered.slice(i, i + 1000)) existingNames.add(t.name);
       r.tasks.forEach((t, j) => {
         if (r.created[j]) this.core.events.emit('task:added', { container: this.containerName, task: toTaskRecord(t) });
       });

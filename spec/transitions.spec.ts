@@ -44,10 +44,11 @@ describe('transitions', function () {
     it('claim, succeed and fail are at most two commands (task, then counters)', async function () {
       const c = await fresh('rt transitions');
       const owner = { owner: 'w1' };
-      // The first claim also moves the container pending -> running: its own conditional write.
+      // The first claim also moves the container pending -> running, in the same counter write.
       counter.reset();
       await client.claimNext({ container: c.name() }, owner);
-      expect(counter.commands.filter((x) => x.name !== 'find').map((x) => x.collection)).to.deep.equal(['pts_tasks', 'pts_containers', 'pts_containers']);
+      expect(counter.commands.filter((x) => x.name !== 'find').map((x) => x.collection)).to.deep.equal(['pts_tasks', 'pts_containers']);
+      expect((await c.summary()).status).to.equal('running');
       // claimNext resolves the container by name first (one read), then the two writes
       counter.reset();
       const lease = (await client.claimNext({ container: c.name() }, owner))!;
@@ -62,8 +63,31 @@ describe('transitions', function () {
       const again = (await client.claimNext({ container: c.name() }, owner))!;
       counter.reset();
       await again.succeed({ rows: 1 });
-      // task, counters, and the unblock of dependents
-      expect(counter.names()).to.deep.equal(['findAndModify', 'findAndModify', 'update']);
+      expect(counter.names()).to.deep.equal(['findAndModify', 'findAndModify']);
+      await expectConsistent(c);
+    });
+
+    it('finishing a task that others depend on adds one write that unblocks them', async function () {
+      const c = await client.getOrCreateTaskContainer('rt dependents');
+      await c.addTasks([{ name: 'up' }, { name: 'down', dependsOn: ['up'] }]);
+      const l = (await client.claimNext({ container: c.name() }, { owner: 'w1' }))!;
+      counter.reset();
+      await l.succeed();
+      expect(counter.commands.map((x) => [x.name, x.collection])).to.deep.equal([
+        ['findAndModify', 'pts_tasks'],
+        ['findAndModify', 'pts_containers'],
+        ['update', 'pts_tasks'],
+      ]);
+      expect((await c.getTask('down'))!.toJSON().waitingOn).to.deep.equal([]);
+    });
+
+    it('a dependency added on a task that already succeeded does not block', async function () {
+      const c = await client.getOrCreateTaskContainer('late dependent');
+      await c.addTask('early', null);
+      await (await client.claimNext({ container: c.name() }, { owner: 'w1' }))!.succeed();
+      const [late] = await c.addTasks([{ name: 'late', dependsOn: ['early'] }]);
+      expect(late.toJSON().waitingOn).to.deep.equal([]);
+      expect((await client.claimNext({ container: c.name() }, { owner: 'w1' }))!.task.name).to.equal('late');
       await expectConsistent(c);
     });
   });

@@ -76,8 +76,12 @@ export interface CounterResult {
   statusChange: { from: ContainerStatus; to: ContainerStatus } | null;
 }
 
-/** Applies a delta in one `$inc`, then settles the derived status (one more write only when it changes). */
-export async function applyCounters(ctx: StoreContext, containerId: ObjectId, delta: CounterDelta): Promise<CounterResult> {
+/**
+ * Applies a delta in one `$inc`, then settles the derived status (one more write only when it
+ * changes). With `running: true` (a claim) the status is set to running in the same write —
+ * after a claim nothing else can be derived — so a claim is always exactly two commands.
+ */
+export async function applyCounters(ctx: StoreContext, containerId: ObjectId, delta: CounterDelta, running = false): Promise<CounterResult> {
   const now = ctx.clock.now();
   const inc: Record<string, number> = { rev: 1 };
   for (const s of TASK_STATES) {
@@ -88,6 +92,16 @@ export async function applyCounters(ctx: StoreContext, containerId: ObjectId, de
   if (delta.weightTotal) inc.weightTotal = delta.weightTotal;
   if (delta.progressSum) inc.progressSum = delta.progressSum;
   const st = stamp(now);
+  if (running) {
+    const before = await ctx.cols.containers.findOneAndUpdate(
+      { _id: containerId },
+      { $inc: inc, $set: { ...st.$set, status: 'running', endedAt: null }, $min: { startedAt: now }, $currentDate: st.$currentDate },
+      { returnDocument: 'before', writeConcern: ctx.writeConcern },
+    );
+    if (!before) return { container: null, statusChange: null };
+    const after = { ...before, status: 'running' as const, rev: before.rev + 1 };
+    return { container: after, statusChange: before.status === 'running' ? null : { from: before.status, to: 'running' } };
+  }
   const doc = await ctx.cols.containers.findOneAndUpdate(
     { _id: containerId },
     { $inc: inc, $set: st.$set, $currentDate: st.$currentDate },

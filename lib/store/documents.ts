@@ -47,6 +47,8 @@ export interface TaskDoc {
   state: TaskState;
   dependsOn: string[];
   waitingOn: string[];
+  /** False when no task depends on this one (so finishing it needs no unblock write); absent = unknown. */
+  hasDependents?: boolean;
   weight: number;
   percentageComplete: number;
   statusText: string | null;

@@ -47,6 +47,7 @@ function taskSchema(): Schema {
       state: { type: String, required: true },
       dependsOn: [String],
       waitingOn: [String],
+      hasDependents: Boolean,
       weight: Number,
       percentageComplete: Number,
       statusText: String,

@@ -48,9 +48,9 @@ function wp(t: Pick<TaskDoc, 'weight' | 'percentageComplete'>): number {
   return t.weight * t.percentageComplete;
 }
 
-async function counters(ctx: StoreContext, containerId: ObjectId, delta: CounterDelta): Promise<CounterResult> {
-  if (isNoop(delta)) return { container: null, statusChange: null };
-  return applyCounters(ctx, containerId, delta);
+async function counters(ctx: StoreContext, containerId: ObjectId, delta: CounterDelta, running = false): Promise<CounterResult> {
+  if (isNoop(delta) && !running) return { container: null, statusChange: null };
+  return applyCounters(ctx, containerId, delta, running);
 }
 
 /** Why a fenced write matched nothing: the task is gone, or the caller's lease is. */
@@ -77,7 +77,13 @@ async function namedFailure(ctx: StoreContext, containerId: ObjectId, name: stri
   });
 }
 
-function newTaskDoc(container: Pick<ContainerDoc, '_id' | 'name'>, spec: ResolvedTaskSpec, waitingOn: string[], now: Date): Omit<TaskDoc, '_id' | 'changedAt' | 'rev' | 'updatedAt'> {
+function newTaskDoc(
+  container: Pick<ContainerDoc, '_id' | 'name'>,
+  spec: ResolvedTaskSpec,
+  waitingOn: string[],
+  hasDependents: boolean,
+  now: Date,
+): Omit<TaskDoc, '_id' | 'changedAt' | 'rev' | 'updatedAt'> {
   return {
     containerId: container._id,
     container: container.name,
@@ -85,6 +91,7 @@ function newTaskDoc(container: Pick<ContainerDoc, '_id' | 'name'>, spec: Resolve
     state: 'pending',
     dependsOn: spec.dependsOn,
     waitingOn,
+    hasDependents,
     weight: spec.weight,
     percentageComplete: 0,
     statusText: null,
@@ -111,18 +118,30 @@ function newTaskDoc(container: Pick<ContainerDoc, '_id' | 'name'>, spec: Resolve
 }
 
 /**
- * Adds tasks (idempotent by name: an existing task is returned unchanged). `satisfied` names the
- * existing dependencies that already succeeded or were skipped. One `update` command with an
- * upsert per task, one read of the results, one counter write.
+ * Adds tasks (idempotent by name: an existing task is returned unchanged). New tasks wait on
+ * all their dependencies; the ones already satisfied are pulled right after the insert. The
+ * order — mark the dependencies `hasDependents`, insert, then re-read their states — means a
+ * dependency that succeeds concurrently is either seen here as satisfied or, having seen the
+ * mark, unblocks the new task itself. One upsert command for the batch, one counter write, and
+ * for dependencies on tasks that already exist: one mark, one read, at most one pull each.
  */
 export async function addTasks(
   ctx: StoreContext,
   container: Pick<ContainerDoc, '_id' | 'name'>,
   specs: ResolvedTaskSpec[],
-  satisfied: ReadonlySet<string>,
+  existing: ReadonlySet<string>,
 ): Promise<{ tasks: TaskDoc[]; created: boolean[]; container: CounterResult }> {
   const now = ctx.clock.now();
-  const docs = specs.map((s) => newTaskDoc(container, s, s.dependsOn.filter((d) => !satisfied.has(d)), now));
+  const depended = new Set(specs.flatMap((s) => s.dependsOn));
+  const preexisting = [...depended].filter((d) => existing.has(d));
+  if (preexisting.length > 0) {
+    await ctx.cols.tasks.updateMany(
+      { containerId: container._id, name: { $in: preexisting }, hasDependents: { $ne: true } },
+      { $set: { hasDependents: true } },
+      { writeConcern: ctx.writeConcern },
+    );
+  }
+  const docs = specs.map((s) => newTaskDoc(container, s, [...s.dependsOn], depended.has(s.name), now));
   const created: boolean[] = [];
   const tasks: TaskDoc[] = [];
   let delta = moveDelta(null, null, 0, 0, 0);
@@ -166,6 +185,17 @@ export async function addTasks(
     if (created[i]) delta = addDeltas(delta, moveDelta(null, 'pending', t.weight, 0, 0));
   });
   const c = await counters(ctx, container._id, delta);
+  if (preexisting.length > 0 && created.some(Boolean)) {
+    const done = await ctx.cols.tasks
+      .find({ containerId: container._id, name: { $in: preexisting }, state: { $in: ['succeeded', 'skipped'] } }, { projection: { name: 1 } })
+      .toArray();
+    for (const d of done) await unblockDependents(ctx, container._id, d.name);
+    if (done.length > 0) {
+      const fresh = await ctx.cols.tasks.find({ _id: { $in: tasks.map((t) => t._id) } }).toArray();
+      const byId = new Map(fresh.map((t) => [t._id.toHexString(), t]));
+      tasks.forEach((t, i) => (tasks[i] = byId.get(t._id.toHexString()) ?? t));
+    }
+  }
   return { tasks, created, container: c };
 }
 
@@ -226,7 +256,7 @@ export async function claimTask(
     { ...ONE, sort: { _id: 1 }, writeConcern: ctx.writeConcern },
   );
   if (!task) return null;
-  const container = await counters(ctx, task.containerId, moveDelta('pending', 'running', task.weight, wp(task), wp(task)));
+  const container = await counters(ctx, task.containerId, moveDelta('pending', 'running', task.weight, wp(task), wp(task)), true);
   return { task, from: 'pending', container };
 }
 
@@ -299,7 +329,7 @@ export async function succeedTask(ctx: StoreContext, held: HeldTask, result: unk
   if (!task) return fencedFailure(ctx, held, 'succeed');
   await releaseSlot(ctx, held.lease);
   const container = await counters(ctx, task.containerId, moveDelta('running', 'succeeded', task.weight, 0, wp(task)));
-  await unblockDependents(ctx, task.containerId, task.name);
+  if (task.hasDependents !== false) await unblockDependents(ctx, task.containerId, task.name);
   return { task, from: 'running', container };
 }
 
@@ -463,7 +493,7 @@ export async function skipTask(ctx: StoreContext, t: NamedTask): Promise<Transit
     set: { lease: null, endedAt: now, waitingOn: [], percentageComplete: 100 },
     to: 'skipped',
   }));
-  await unblockDependents(ctx, t.containerId, t.name);
+  if (r.task.hasDependents !== false) await unblockDependents(ctx, t.containerId, t.name);
   return r;
 }
 
@@ -516,7 +546,7 @@ export async function patchTask(
     to: complete ? 'succeeded' : null,
     extra: complete ? { $min: { startedAt: now } } : undefined,
   }));
-  if (complete) await unblockDependents(ctx, t.containerId, t.name);
+  if (complete && r.task.hasDependents !== false) await unblockDependents(ctx, t.containerId, t.name);
   return r;
 }
 
