@@ -412,6 +412,17 @@ function renderContainer(name) {
             'button',
             {
               type: 'button',
+              dataset: { action: 'resume' },
+              title: 'take back tasks whose worker died (expired leases) so they can run again',
+              disabled: !c.counts.running,
+              onclick: () => act('resume'),
+            },
+            'Resume',
+          ),
+          h(
+            'button',
+            {
+              type: 'button',
               class: 'danger',
               dataset: { action: 'cancel-all' },
               disabled: !(c.counts.pending || c.counts.running),

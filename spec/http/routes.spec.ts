@@ -209,6 +209,29 @@ describe('http routes', function () {
     expect((await f.call('GET', '/api/v1/containers/nope/worker-config')).status).to.equal(404);
   });
 
+  it('resume recovers a dead worker\'s task; whoami reports the token\'s scope', async function () {
+    await f.call('PUT', '/api/v1/containers/r-resume', { body: {} });
+    await f.call('POST', '/api/v1/containers/r-resume/tasks', { body: { tasks: [{ name: 'only' }] } });
+    const claim = await f.call('POST', '/api/v1/claim', {
+      token: f.token.worker,
+      body: { container: 'r-resume', owner: 'doomed', leaseMs: 1 },
+    });
+    expect(claim.status).to.equal(200);
+    await new Promise((r) => setTimeout(r, 20));
+    const readOnly = await f.call('POST', '/api/v1/containers/r-resume/actions/resume', { token: f.token.read, body: {} });
+    expect(readOnly.status).to.equal(403);
+    const r = await f.call('POST', '/api/v1/containers/r-resume/actions/resume', { body: {} });
+    expect(r.status).to.equal(200);
+    expect(r.body.affected).to.equal(1);
+    const t = await f.call('GET', '/api/v1/containers/r-resume/tasks/only', { token: f.token.read });
+    expect(t.body.state).to.equal('pending');
+    expect(t.body.failures[0].code).to.equal('LEASE_EXPIRED');
+    const me = await f.call('GET', '/api/v1/whoami', { token: f.token.worker });
+    expect(me.status).to.equal(200);
+    expect(me.body).to.include({ scope: 'worker', prefix: '' });
+    expect((await f.call('GET', '/api/v1/whoami', { token: null })).status).to.equal(401);
+  });
+
   it('deletes a container', async function () {
     await f.call('PUT', '/api/v1/containers/r-del', { body: {} });
     expect((await f.call('DELETE', '/api/v1/containers/r-del')).status).to.equal(204);

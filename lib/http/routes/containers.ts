@@ -183,6 +183,36 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     );
   }
 
+  app.post<{ Params: NameParams; Body: undefined }>(
+    '/api/v1/containers/:name/actions/resume',
+    {
+      config: { scope: 'admin' },
+      preValidation: emptyBody,
+      schema: {
+        tags,
+        summary: 'Recover tasks whose worker died (expired leases), repair counters, unblock dependents',
+        params: S.params('name'),
+      },
+    },
+    async (request) => {
+      const c = await containerOf(ctx, request, request.params.name);
+      const report = await client.recoverStale({ container: c.name() });
+      return { affected: report.recovered.length, reconciled: report.reconciled.length > 0, unblocked: report.unblocked };
+    },
+  );
+
+  app.get(
+    '/api/v1/whoami',
+    {
+      config: { scope: 'read' },
+      schema: { tags, summary: 'The scope and container-name prefix of the calling token', querystring: S.readQuery },
+    },
+    async (request) => {
+      const p = principalOf(request);
+      return { id: p.id, scope: p.scope, prefix: p.prefix };
+    },
+  );
+
   app.post<{ Params: TaskParams }>(
     '/api/v1/containers/:name/tasks/:task/skip',
     {
