@@ -58,7 +58,7 @@ export class Client {
 
   /** Creates the collections' indexes (also done on first use). */
   ensureIndexes(): Promise<void> {
-    return this.core.ready();
+    return this.core.createIndexes();
   }
 
   /** The container with that name, or null (the original API: `getTaskContainer(name, cb)`). */

@@ -39,13 +39,21 @@ export class Core {
     };
   }
 
-  /** Creates the indexes once (on first use). A failure is retried on the next call. */
+  /** Creates the indexes once (on first use, unless `autoIndex` is false). A failure is retried on the next call. */
   ready(): Promise<void> {
     if (!this.opts.autoIndex) return Promise.resolve();
+    return this.createIndexes();
+  }
+
+  /** Creates the indexes (idempotent; memoized once it succeeded). */
+  createIndexes(): Promise<void> {
     if (!this.readyPromise) {
-      this.readyPromise = ensureIndexes(this.models).catch((err: Error) => {
+      // A connection this client opened reports a failed connect (host, cause) at once, instead
+      // of after mongoose's command-buffering timeout.
+      const connected = this.ownsConnection ? this.connection.asPromise().then(() => undefined) : Promise.resolve();
+      this.readyPromise = connected.then(() => ensureIndexes(this.models)).catch((err: Error) => {
         this.readyPromise = null;
-        throw new DatabaseError(`cannot reach the database to create indexes: ${err.message}`, { op: 'ensureIndexes' }, err);
+        throw new DatabaseError(`cannot reach the database: ${err.message}`, { op: 'ensureIndexes' }, err);
       });
     }
     return this.readyPromise;

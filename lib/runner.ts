@@ -7,7 +7,7 @@ import type { ObjectId } from 'mongodb';
 import { claimNext } from './claim';
 import type { Core } from './core';
 import { LeaseLostError, NotFoundError, PtsError, ValidationError } from './errors';
-import { toFailure, validateProgress, type TaskLease } from './lease';
+import { TaskLease, toFailure, validateProgress } from './lease';
 import { sweep } from './recovery';
 import type { ContainerStatus } from './states';
 import { findContainerById, summarize } from './store/queries';
@@ -247,6 +247,7 @@ export class Runner {
   private readonly active = new Map<string, Promise<void>>();
   private wake: (() => void) | null = null;
   private failFastTripped = false;
+  private claimErrorAt: Date | null = null;
   private readonly result: RunResult;
 
   constructor(
@@ -282,8 +283,8 @@ export class Runner {
   }
 
   async execute(): Promise<RunResult> {
-    await this.checkHandlers();
     const poll = this.run.pollIntervalMs;
+    await persist(this.core, 'read', poll, () => this.checkHandlers());
     await persist(this.core, 'sweep', poll, () => sweep(this.core.ctx, [this.containerId])).then((s) => s.expired.forEach((r) => this.core.emit('expired', r)));
     for (;;) {
       if (this.run.signal?.aborted) {
@@ -298,6 +299,10 @@ export class Runner {
               names: typeof this.handlers === 'function' ? undefined : Object.keys(this.handlers),
               owner: this.run.owner,
               leaseMs: this.run.leaseMs,
+            }).catch((err) => {
+              // The claim may have been applied with its reply lost: remember when, to adopt it.
+              if (isTransientDbError(err)) this.claimErrorAt ??= this.core.ctx.clock.now();
+              throw err;
             }),
           );
           if (!lease) break;
@@ -322,27 +327,32 @@ export class Runner {
       if (c.pending === 0 && c.running === 0) break;
       const now = this.core.ctx.clock.now().getTime();
       if (c.running > 0) {
+        if (this.claimErrorAt && (await persist(this.core, 'read', poll, () => this.adoptOrphans()))) continue;
         // Other workers hold leases: wait for them to finish or expire, then sweep.
-        const next = await this.core.ctx.cols.tasks
-          .find({ containerId: this.containerId, state: 'running' }, { projection: { lease: 1 } })
-          .sort({ 'lease.expiresAt': 1 })
-          .limit(1)
-          .toArray();
+        const next = await persist(this.core, 'read', poll, () =>
+          this.core.ctx.cols.tasks
+            .find({ containerId: this.containerId, state: 'running' }, { projection: { lease: 1 } })
+            .sort({ 'lease.expiresAt': 1 })
+            .limit(1)
+            .toArray(),
+        );
         const exp = next[0]?.lease?.expiresAt.getTime() ?? now;
         await sleep(Math.min(poll, Math.max(10, exp - now + 5)), this.run.signal);
         await persist(this.core, 'sweep', poll, () => sweep(this.core.ctx, [this.containerId])).then((s) => s.expired.forEach((r) => this.core.emit('expired', r)));
         continue;
       }
-      const waiting = await this.core.ctx.cols.tasks
-        .find({ containerId: this.containerId, state: 'pending', 'waitingOn.0': { $exists: false } }, { projection: { runAfter: 1 } })
-        .sort({ runAfter: 1 })
-        .limit(1)
-        .toArray();
+      const waiting = await persist(this.core, 'read', poll, () =>
+        this.core.ctx.cols.tasks
+          .find({ containerId: this.containerId, state: 'pending', 'waitingOn.0': { $exists: false } }, { projection: { runAfter: 1 } })
+          .sort({ runAfter: 1 })
+          .limit(1)
+          .toArray(),
+      );
       if (waiting.length > 0) {
         await sleep(Math.min(poll, Math.max(5, waiting[0].runAfter.getTime() - now)), this.run.signal);
         continue;
       }
-      const s = await sweep(this.core.ctx, [this.containerId]);
+      const s = await persist(this.core, 'sweep', poll, () => sweep(this.core.ctx, [this.containerId]));
       s.expired.forEach((r) => this.core.emit('expired', r));
       for (const f of s.finalized) this.emitStatus(f.result);
       if (s.finalized.length > 0) break;
@@ -351,9 +361,9 @@ export class Runner {
       break;
     }
     await Promise.all(this.active.values());
-    const doc = await findContainerById(this.core.ctx, this.containerId);
+    const doc = await persist(this.core, 'read', poll, () => findContainerById(this.core.ctx, this.containerId));
     if (!doc) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} was deleted during the run`, { container: this.containerName });
-    this.result.summary = await summarize(this.core.ctx, doc);
+    this.result.summary = await persist(this.core, 'read', poll, () => summarize(this.core.ctx, doc));
     this.result.status = doc.status;
     return this.result;
   }
@@ -442,7 +452,7 @@ export class Runner {
         const after = await persist(this.core, 'fail', this.run.pollIntervalMs, () => lease.failValidated(toFailure(outcome.error, retryable), patch));
         if (after.state === 'failed') {
           this.result.failed.push(task.name);
-          const policy = this.run.failurePolicy ?? (await this.policy());
+          const policy = this.run.failurePolicy ?? (await persist(this.core, 'read', this.run.pollIntervalMs, () => this.policy()));
           if (policy === 'fail-fast') this.failFastTripped = true;
         }
       }
@@ -453,6 +463,26 @@ export class Runner {
       }
       throw err;
     }
+  }
+
+  /**
+   * After a claim failed on a transient error, the server may have applied it and lost the
+   * reply: such a task runs under this runner's own lease with nobody working on it. Start it
+   * (only tasks this owner claimed since the error). Returns true if it adopted any.
+   */
+  private async adoptOrphans(): Promise<boolean> {
+    const since = new Date(this.claimErrorAt!.getTime() - 1000);
+    const orphans = await this.core.ctx.cols.tasks
+      .find({ containerId: this.containerId, state: 'running', 'lease.owner': this.run.owner, lastInvokedAt: { $gte: since } })
+      .toArray();
+    let adopted = 0;
+    for (const t of orphans) {
+      if (this.active.has(t._id.toHexString())) continue;
+      this.start(new TaskLease(this.core, t, t, this.run.leaseMs));
+      adopted++;
+    }
+    if (adopted === 0) this.claimErrorAt = null;
+    return adopted > 0;
   }
 
   private async policy(): Promise<FailurePolicy> {

@@ -124,9 +124,9 @@ export function validateData(value: unknown, path: string): unknown {
         bytes += 16;
       } else {
         for (const key of Object.keys(v)) {
-          if (key.startsWith('$') || key.includes('.') || key.includes('\u0000') || key === '__proto__') {
+          if (key.startsWith('$') || key.includes('.') || key.includes('\u0000') || key === '__proto__' || !key.isWellFormed()) {
             throw new ValidationError(
-              `${p} has the key ${JSON.stringify(key)}: keys must not start with '$', contain '.' or NUL, or be '__proto__'`,
+              `${p} has the key ${JSON.stringify(key)}: keys must not start with '$', contain '.', NUL or a lone surrogate, or be '__proto__'`,
               { path: `${p}.${key}`, key },
             );
           }

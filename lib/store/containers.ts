@@ -23,7 +23,9 @@ export async function getOrCreateContainer(
 ): Promise<{ doc: ContainerDoc; created: boolean }> {
   const now = ctx.clock.now();
   const st = stamp(now);
-  const insert: Omit<ContainerDoc, '_id' | 'changedAt' | 'name'> = {
+  // startedAt/endedAt are left out, not null: a claim sets startedAt with $min, and null sorts
+  // below every date.
+  const insert: Omit<ContainerDoc, '_id' | 'changedAt' | 'name' | 'startedAt' | 'endedAt'> = {
     status: 'pending',
     failurePolicy: init.failurePolicy,
     metadata: init.metadata,
@@ -34,8 +36,6 @@ export async function getOrCreateContainer(
     progressSum: 0,
     createdAt: now,
     updatedAt: now,
-    startedAt: null,
-    endedAt: null,
     rev: 1,
   };
   for (let attempt = 0; ; attempt++) {

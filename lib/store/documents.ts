@@ -22,8 +22,8 @@ export interface ContainerDoc {
   progressSum: number;
   createdAt: Date;
   updatedAt: Date;
-  startedAt: Date | null;
-  endedAt: Date | null;
+  startedAt?: Date | null;
+  endedAt?: Date | null;
   rev: number;
   changedAt: Timestamp;
 }

@@ -4,7 +4,7 @@
  * container's counters. Nothing here loads a document, changes it and saves it back.
  * @internal
  */
-import { ObjectId } from 'mongodb';
+import { ObjectId, Timestamp } from 'mongodb';
 import { InvalidTransitionError, LeaseLostError, NotFoundError } from '../errors';
 import type { TaskState } from '../states';
 import type { ResolvedTaskSpec } from '../validation';
@@ -150,35 +150,34 @@ export async function addTasks(
     tasks.push(r.task);
     created.push(r.created);
   } else {
-    const st = stamp(now);
-    const ops = docs.map((d) => ({
-      updateOne: {
-        filter: { containerId: container._id, name: d.name },
-        update: { $setOnInsert: { ...d, updatedAt: now, rev: 1 }, $currentDate: st.$currentDate },
-        upsert: true,
-      },
-    }));
-    let upserted: Set<number>;
-    let failed: number[] = [];
+    // insertMany with client-side ids: no query per task. A duplicate key (the name exists, or a
+    // concurrent adder won) marks the task as existing; those are read back.
+    const full = docs.map((d) => ({ ...d, _id: new ObjectId(), updatedAt: now, rev: 1, changedAt: new Timestamp({ t: 0, i: 0 }) }) as TaskDoc);
+    const dup = new Set<number>();
     try {
-      const bulk = await ctx.cols.tasks.bulkWrite(ops, { ordered: false, writeConcern: ctx.writeConcern });
-      upserted = new Set(Object.keys(bulk.upsertedIds).map(Number));
+      await ctx.cols.tasks.insertMany(full, { ordered: false, writeConcern: ctx.writeConcern });
     } catch (err) {
-      // Concurrent adders racing on the unique index: the losing upserts get E11000. Keep what
-      // went in, redo the rest one by one (each retries as a plain match).
-      const e = err as { code?: number; result?: { upsertedIds?: Record<string, unknown> }; writeErrors?: Array<{ index: number; code: number }> | { index: number; code: number } };
+      const e = err as { writeErrors?: Array<{ index: number; code: number }> | { index: number; code: number } };
       const writeErrors = Array.isArray(e.writeErrors) ? e.writeErrors : e.writeErrors ? [e.writeErrors] : [];
       if (writeErrors.length === 0 || writeErrors.some((w) => w.code !== 11000)) throw err;
-      upserted = new Set(Object.keys(e.result?.upsertedIds ?? {}).map(Number));
-      failed = writeErrors.map((w) => w.index);
+      for (const w of writeErrors) dup.add(w.index);
     }
-    const retried = new Map<number, boolean>();
-    for (const i of failed) retried.set(i, (await upsertTask(ctx, docs[i], now)).created);
-    const found = await ctx.cols.tasks.find({ containerId: container._id, name: { $in: docs.map((d) => d.name) } }).toArray();
-    const byName = new Map(found.map((t) => [t.name, t]));
-    docs.forEach((d, i) => {
-      tasks.push(byName.get(d.name)!);
-      created.push(retried.get(i) ?? upserted.has(i));
+    const inserted = full.filter((_, i) => !dup.has(i));
+    if (inserted.length > 0) {
+      // The server-assigned change stamp, for the changes feed (an insert cannot use $currentDate).
+      await ctx.cols.tasks.updateMany(
+        { _id: { $in: inserted.map((t) => t._id) } },
+        { $currentDate: { changedAt: { $type: 'timestamp' } } },
+        { writeConcern: ctx.writeConcern },
+      );
+    }
+    const existing = dup.size
+      ? await ctx.cols.tasks.find({ containerId: container._id, name: { $in: [...dup].map((i) => full[i].name) } }).toArray()
+      : [];
+    const byName = new Map(existing.map((t) => [t.name, t]));
+    full.forEach((d, i) => {
+      tasks.push(dup.has(i) ? byName.get(d.name)! : d);
+      created.push(!dup.has(i));
     });
   }
   tasks.forEach((t, i) => {
