@@ -2,6 +2,7 @@
  * The client: the entry point of the library. A thin facade — each method delegates to the
  * store, the runner or the recovery sweep.
  */
+import type { ObjectId } from 'mongodb';
 import type { Connection } from 'mongoose';
 import { withCallback } from './callback';
 import { claimNext } from './claim';
@@ -28,6 +29,7 @@ export class Client {
   /** @internal */
   readonly core: Core;
   private sweeper: NodeJS.Timeout | null = null;
+  private readonly containerIds = new Map<string, ObjectId>();
 
   constructor(options: ClientOptions = {}) {
     this.core = new Core(resolveClientOptions(options));
@@ -134,16 +136,28 @@ export class Client {
     if (filter === null || typeof filter !== 'object') throw new ValidationError('filter must be an object', { path: 'filter' });
     const owner = validateName(options.owner ?? this.workerId, 'owner');
     const leaseMs = options.leaseMs === undefined ? this.core.opts.leaseMs : validatePositiveNumber(options.leaseMs, 'leaseMs', 7 * 86_400_000);
-    let containerId;
-    if (filter.container !== undefined) {
-      const doc = await findContainer(this.core.ctx, validateName(filter.container, 'container'));
-      if (!doc) return null;
-      containerId = doc._id;
-    }
     const names = filter.names === undefined ? undefined : Array.isArray(filter.names) ? filter.names.map((n, i) => validateName(n, `names[${i}]`)) : undefined;
     if (filter.names !== undefined && !names) throw new ValidationError('names must be an array', { path: 'names' });
     const key = filter.key === undefined ? undefined : validateName(filter.key, 'key');
-    return claimNext(this.core, { containerId, names, key, owner, leaseMs });
+    if (filter.container === undefined) return claimNext(this.core, { names, key, owner, leaseMs });
+    const name = validateName(filter.container, 'container');
+    // A worker loop claims from the same container over and over: remember its id. A cached id
+    // can only be stale if the container was deleted (and maybe re-created): when a claim with a
+    // cached id finds nothing, look the name up again once.
+    const cached = this.containerIds.get(name);
+    if (cached) {
+      const lease = await claimNext(this.core, { containerId: cached, names, key, owner, leaseMs });
+      if (lease) return lease;
+    }
+    const doc = await findContainer(this.core.ctx, name);
+    if (!doc) {
+      this.containerIds.delete(name);
+      return null;
+    }
+    if (cached && cached.equals(doc._id)) return null;
+    if (this.containerIds.size >= 1000) this.containerIds.clear();
+    this.containerIds.set(name, doc._id);
+    return claimNext(this.core, { containerId: doc._id, names, key, owner, leaseMs });
   }
 
   /**

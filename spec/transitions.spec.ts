@@ -49,13 +49,13 @@ describe('transitions', function () {
       await client.claimNext({ container: c.name() }, owner);
       expect(counter.commands.filter((x) => x.name !== 'find').map((x) => x.collection)).to.deep.equal(['pts_tasks', 'pts_containers']);
       expect((await c.summary()).status).to.equal('running');
-      // claimNext resolves the container by name first (one read), then the two writes
+      // the container's id is remembered from the first claim: just the two writes
       counter.reset();
       const lease = (await client.claimNext({ container: c.name() }, owner))!;
-      const writes = counter.commands.filter((x) => x.name !== 'find');
-      expect(counter.commands.filter((x) => x.name === 'find')).to.have.length(1);
-      expect(writes.map((x) => x.name)).to.deep.equal(['findAndModify', 'findAndModify']);
-      expect(writes.map((x) => x.collection)).to.deep.equal(['pts_tasks', 'pts_containers']);
+      expect(counter.commands.map((x) => [x.name, x.collection])).to.deep.equal([
+        ['findAndModify', 'pts_tasks'],
+        ['findAndModify', 'pts_containers'],
+      ]);
       counter.reset();
       await lease.fail(new Error('boom'));
       expect(counter.names()).to.deep.equal(['findAndModify', 'findAndModify']);
@@ -291,6 +291,17 @@ describe('transitions', function () {
       await l3.succeed();
       expect((await c.summary()).status).to.equal('succeeded');
       await expectConsistent(c);
+    });
+
+    it('claimNext by name follows a container that was deleted and created again', async function () {
+      const first = await fresh('reborn', 1);
+      await (await client.claimNext({ container: 'reborn' }, { owner: 'w' }))!.succeed();
+      expect(await client.claimNext({ container: 'reborn' }, { owner: 'w' })).to.equal(null);
+      await client.deleteTaskContainer('reborn');
+      const second = await fresh('reborn', 1);
+      expect(second.id).to.not.equal(first.id);
+      const l = (await client.claimNext({ container: 'reborn' }, { owner: 'w' }))!;
+      expect(l.task.containerId).to.equal(second.id);
     });
 
     it('lease() re-attaches a stateless worker by token and renews by the claimed duration', async function () {
