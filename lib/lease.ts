@@ -32,27 +32,50 @@ export function validateProgress(p: ProgressInput | undefined): ProgressPatch {
   return out;
 }
 
-/** @internal */
+const MAX_MESSAGE = 10_000;
+const MAX_STACK = 100_000;
+
+/** Text from a thrown error, made storable: NUL and lone surrogates replaced, length capped. */
+function clean(text: string, max: number): string {
+  const t = text.replaceAll('\u0000', '\ufffd').toWellFormed();
+  return t.length > max ? `${t.slice(0, max)}… (${t.length - max} more characters)` : t;
+}
+
+/**
+ * A failure to record. A thrown `Error` (from a handler) is recorded as faithfully as can be
+ * stored; a plain `{ message, stack?, code? }` reported by a worker is input and is validated.
+ * @internal
+ */
 export function toFailure(error: unknown, retryable?: boolean): FailureInput {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     return {
-      message: error.message || error.name,
-      stack: error.stack ?? null,
-      code: typeof code === 'string' || typeof code === 'number' ? String(code) : error.name,
+      message: clean(error.message || error.name, MAX_MESSAGE),
+      stack: error.stack ? clean(error.stack, MAX_STACK) : null,
+      code: typeof code === 'string' || typeof code === 'number' ? clean(String(code), 200) : error.name,
       retryable,
     };
   }
-  if (error && typeof error === 'object' && typeof (error as { message?: unknown }).message === 'string') {
-    const e = error as { message: string; stack?: unknown; code?: unknown };
+  if (error && typeof error === 'object' && !Array.isArray(error)) {
+    const e = error as { message?: unknown; stack?: unknown; code?: unknown };
+    const text = (v: unknown, path: string, max: number, required: boolean): string | null => {
+      if (v === undefined || v === null) {
+        if (required) throw new ValidationError(`${path} is required`, { path });
+        return null;
+      }
+      if (typeof v !== 'string' || v.length > max || v.includes('\u0000') || !v.isWellFormed()) {
+        throw new ValidationError(`${path} must be a string of at most ${max} characters without NUL or lone surrogates`, { path });
+      }
+      return v;
+    };
     return {
-      message: e.message,
-      stack: typeof e.stack === 'string' ? e.stack : null,
-      code: typeof e.code === 'string' ? e.code : null,
+      message: text(e.message, 'error.message', MAX_MESSAGE, true)!,
+      stack: text(e.stack, 'error.stack', MAX_STACK, false),
+      code: text(e.code, 'error.code', 200, false),
       retryable,
     };
   }
-  return { message: String(error), stack: null, code: null, retryable };
+  return { message: clean(String(error), MAX_MESSAGE), stack: null, code: null, retryable };
 }
 
 export class TaskLease {

@@ -8,6 +8,7 @@ import swagger from '@fastify/swagger';
 import type { Client } from '../client';
 import type { TokenStore } from '../auth';
 import { createMetrics, type Metrics } from '../metrics';
+import Ajv from 'ajv';
 import { errorHandler, HttpError, HTTP_ERROR_CODES } from './errors';
 import { registerAuth } from './auth-plugin';
 import type { HttpContext } from './context';
@@ -133,13 +134,20 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const app = Fastify({
     logger: loggerOptions(opts.logger),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    // Reject unknown fields instead of silently dropping them; coerce query strings only to arrays/scalars.
-    ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
-    },
+    // Names may be 512 characters; fully percent-encoded that is 4608 in a path segment.
+    routerOptions: { maxParamLength: 4608 },
+    // Router-level errors (bad percent-encoding, …) get the same JSON error shape as the rest.
+    frameworkErrors: (err, request, reply) => errorHandler(err, request, reply),
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
+  // Reject unknown fields instead of dropping them. Query strings and path params are text, so
+  // they are coerced (to numbers, to arrays); JSON bodies are typed already and are not: a
+  // string where a number belongs is a 400, not a silent conversion.
+  const ajvOptions = { removeAdditional: false, useDefaults: true, allErrors: false, strict: false } as const;
+  const bodyAjv = new Ajv({ ...ajvOptions, coerceTypes: false });
+  const textAjv = new Ajv({ ...ajvOptions, coerceTypes: 'array' });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
   const shutdown = new AbortController();
   const ownMetrics = !opts.metrics;
   const metrics = opts.metrics ?? createMetrics(opts.client);

@@ -5,7 +5,8 @@
  * @internal
  */
 import type { Client } from '../client';
-import { NotFoundError } from '../errors';
+import { NotFoundError, ValidationError } from '../errors';
+import { validateData } from '../validation';
 import { stamp } from '../store/context';
 
 export interface WorkerConfig {
@@ -43,6 +44,12 @@ export async function setWorkerConfig(
   container: string,
   patch: Partial<WorkerConfig>,
 ): Promise<WorkerConfig> {
+  if (patch.custom !== undefined) {
+    const custom = validateData(patch.custom, 'custom');
+    if (custom === null || typeof custom !== 'object' || Array.isArray(custom)) {
+      throw new ValidationError('custom must be an object', { path: 'custom' });
+    }
+  }
   const current = await getWorkerConfig(client, container);
   const next: WorkerConfig = {
     pollIntervalMs: patch.pollIntervalMs ?? current.pollIntervalMs,

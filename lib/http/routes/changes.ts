@@ -46,6 +46,11 @@ async function stream(
     connection: 'close',
     'x-accel-buffering': 'no',
   });
+  if (request.method === 'HEAD') {
+    // fastify answers HEAD with the GET handler: headers only, no stream.
+    res.end();
+    return;
+  }
   res.write(': connected\n\n');
   const stop = new AbortController();
   const end = (): void => stop.abort();
