@@ -10,6 +10,7 @@ import type { StoreContext } from './context';
 import { stamp } from './context';
 import { reconcileContainer, settleStatus, type CounterResult } from './counters';
 import type { ContainerDoc, TaskDoc } from './documents';
+import { resetFields } from './transitions';
 
 function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: number })?.code === 11000;
@@ -114,20 +115,7 @@ export async function resetAll(ctx: StoreContext, containerId: ObjectId): Promis
       updateOne: {
         filter: { _id: t._id, state: { $ne: 'running' } },
         update: {
-          $set: {
-            ...st.$set,
-            state: 'pending',
-            waitingOn: t.dependsOn ?? [],
-            percentageComplete: 0,
-            processingData: null,
-            result: null,
-            statusText: null,
-            attempts: 0,
-            runAfter: now,
-            endedAt: null,
-            durationMs: null,
-            lease: null,
-          },
+          $set: { ...st.$set, ...resetFields(now, t.dependsOn ?? []), state: 'pending' },
           $inc: st.$inc,
           $currentDate: st.$currentDate,
         },

@@ -496,6 +496,22 @@ export async function skipTask(ctx: StoreContext, t: NamedTask): Promise<Transit
   return r;
 }
 
+/** The fields a reset sets (besides `state: 'pending'`): the task as if just added. */
+export function resetFields(now: Date, waitingOn: string[]): Record<string, unknown> {
+  return {
+    percentageComplete: 0,
+    processingData: null,
+    result: null,
+    statusText: null,
+    attempts: 0,
+    runAfter: now,
+    endedAt: null,
+    durationMs: null,
+    lease: null,
+    waitingOn,
+  };
+}
+
 /**
  * Any state but running → pending, as if just added: progress, checkpoint, result, status text
  * and retry budget cleared (failure history and invokeCount kept). `waitingOn` is the
@@ -503,18 +519,7 @@ export async function skipTask(ctx: StoreContext, t: NamedTask): Promise<Transit
  */
 export async function resetTask(ctx: StoreContext, t: NamedTask, waitingOn: string[]): Promise<TransitionResult> {
   const r = await namedTransition(ctx, t, 'reset', ['pending', 'succeeded', 'failed', 'skipped', 'cancelled'], (now) => ({
-    set: {
-      percentageComplete: 0,
-      processingData: null,
-      result: null,
-      statusText: null,
-      attempts: 0,
-      runAfter: now,
-      endedAt: null,
-      durationMs: null,
-      lease: null,
-      waitingOn,
-    },
+    set: resetFields(now, waitingOn),
     to: 'pending',
   }));
   if (r.from === 'succeeded' || r.from === 'skipped') {
