@@ -13,7 +13,11 @@ export interface AgendaRunner {
 }
 
 /** Loads Agenda and its MongoDB backend; resolves to the reason as a string when they cannot run. */
-export async function openAgenda(uri: string, dbName: string): Promise<AgendaRunner | string> {
+/**
+ * `db` (optional) is a database handle of a connection with command monitoring: Agenda then uses
+ * it instead of opening its own client, so its commands are counted like everyone else's.
+ */
+export async function openAgenda(uri: string, dbName: string, db?: unknown): Promise<AgendaRunner | string> {
   let AgendaCtor: new (opts: Record<string, unknown>) => AgendaLike;
   let Backend: new (opts: Record<string, unknown>) => unknown;
   try {
@@ -34,7 +38,7 @@ export async function openAgenda(uri: string, dbName: string): Promise<AgendaRun
   return {
     async round(tasks: number, concurrency: number): Promise<Sample> {
       const agenda = new AgendaCtor({
-        backend: new Backend({ address, collection: 'agendaJobs' }),
+        backend: new Backend(db ? { mongo: db, collection: 'agendaJobs' } : { address, collection: 'agendaJobs' }),
         processEvery: 50,
         maxConcurrency: concurrency,
         defaultConcurrency: concurrency,

@@ -367,7 +367,7 @@ async function pipeline(cfg: Config): Promise<Document> {
   const agendaDb = 'bench_pipe_agenda';
   const agendaConn = await connect(agendaDb);
   await agendaConn.dropDatabase();
-  const agenda = await openAgenda(SERVER.uri, agendaDb);
+  const agenda = await openAgenda(SERVER.uri, agendaDb, agendaConn.db);
   const agendaError = typeof agenda === 'string' ? agenda : null;
   if (agendaError) log(`pipeline: Agenda skipped: ${agendaError}`);
 

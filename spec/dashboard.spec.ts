@@ -3,6 +3,7 @@
  * live progress, failure stacks, retry, dependency stages, token handling and XSS safety.
  * Set PTS_SCREENSHOTS=1 to also write docs/img/dashboard-*.png.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -45,8 +46,30 @@ describe('dashboard (headless Chromium)', function () {
   });
 
   after(async function () {
-    await browser?.close();
-    await server?.close();
+    this.timeout(120_000);
+    // Each step is bounded and reported, so a slow close says which one it was (one CI run saw
+    // this hook time out once; it could not be reproduced).
+    const step = async (what: string, fn: () => Promise<unknown>, ms = 20_000): Promise<boolean> => {
+      const t0 = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      const done = await Promise.race([
+        fn().then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+      ]);
+      clearTimeout(timer);
+      const took = Date.now() - t0;
+      if (!done) console.log(`[pts-test] dashboard spec: ${what} did not finish in ${ms} ms`);
+      else if (took > 5_000) console.log(`[pts-test] dashboard spec: ${what} took ${took} ms`);
+      return done;
+    };
+    if (browser && !(await step('browser.close()', () => browser.close()))) {
+      // Kill the Chromium processes this test process started.
+      spawnSync('pkill', ['-KILL', '-P', String(process.pid), '-f', 'chromium']);
+    }
+    if (server && !(await step('server.close()', () => server.close()))) {
+      server.app.server.closeAllConnections();
+      await step('server.close() after closing all connections', () => server.close());
+    }
     await client?.close();
     untrack.forEach((u) => u());
   });
