@@ -163,27 +163,43 @@ export async function countFromTasks(
 
 const EPSILON = 1e-6;
 
+type Truth = Awaited<ReturnType<typeof countFromTasks>>;
+
+function matches(doc: ContainerDoc, truth: Truth): boolean {
+  return (
+    doc.total === truth.total &&
+    Math.abs(doc.weightTotal - truth.weightTotal) < EPSILON &&
+    Math.abs(doc.progressSum - truth.progressSum) < EPSILON * Math.max(1, truth.weightTotal) &&
+    TASK_STATES.every((s) => doc.counts[s] === truth.counts[s] && Math.abs(doc.weights[s] - truth.weights[s]) < EPSILON)
+  );
+}
+
+/** How long a difference must persist, with the container's revision unchanged, to count as drift. */
+export const RECONCILE_SETTLE_MS = 250;
+
 /**
- * Rewrites the container's counters from its tasks if they differ, conditional on the
- * container's revision not having moved meanwhile (else it tries again, up to 5 times).
- * Returns true if it repaired something.
+ * Rewrites the container's counters from its tasks if they differ. A difference can be a crash
+ * between a task write and its counter write (drift), or a transition in flight right now, whose
+ * counter write is about to land. So a difference is only repaired if it persists for
+ * {@link RECONCILE_SETTLE_MS} with the container's revision unchanged, and the write is
+ * conditional on that revision. (Without transactions this narrows, not closes, the window: a
+ * transition whose two writes straddle the final check can still be counted twice, until the
+ * next reconcile.) Returns true if it repaired something.
  */
-export async function reconcileContainer(ctx: StoreContext, containerId: ObjectId): Promise<boolean> {
+export async function reconcileContainer(ctx: StoreContext, containerId: ObjectId, settleMs = RECONCILE_SETTLE_MS): Promise<boolean> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const before = await ctx.cols.containers.findOne({ _id: containerId });
     if (!before) return false;
-    const truth = await countFromTasks(ctx, containerId);
-    const same =
-      before.total === truth.total &&
-      Math.abs(before.weightTotal - truth.weightTotal) < EPSILON &&
-      Math.abs(before.progressSum - truth.progressSum) < EPSILON * Math.max(1, truth.weightTotal) &&
-      TASK_STATES.every(
-        (s) => before.counts[s] === truth.counts[s] && Math.abs(before.weights[s] - truth.weights[s]) < EPSILON,
-      );
-    if (same) {
+    if (matches(before, await countFromTasks(ctx, containerId))) {
       await settleStatus(ctx, before, deriveContainerStatus(before.counts, before.status));
       return false;
     }
+    await new Promise((r) => setTimeout(r, settleMs));
+    const again = await ctx.cols.containers.findOne({ _id: containerId });
+    if (!again) return false;
+    if (again.rev !== before.rev) continue; // a counter write landed meanwhile: look again
+    const truth = await countFromTasks(ctx, containerId);
+    if (matches(again, truth)) return false;
     const now = ctx.clock.now();
     const updated = await ctx.cols.containers.findOneAndUpdate(
       { _id: containerId, rev: before.rev },
