@@ -6,7 +6,7 @@
  * and interleaved, and writes bench/results/latest.json (quick: bench/results/quick.json), the
  * plots docs/img/bench-*.svg and the generated block of docs/performance.md.
  *
- * Flags: --quick, --only=overhead,pipeline,bulk,scale,flood,explain, --no-doc, --doc (quick: also write the doc).
+ * Flags: --quick, --only=overhead,pipeline,bulk,scale,flood,explain (writes bench/results/partial.json, no doc), --no-doc, --doc (quick: also write the doc).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -1398,7 +1398,7 @@ async function main(): Promise<void> {
   };
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
-  const out = path.join(outDir, QUICK ? 'quick.json' : 'latest.json');
+  const out = path.join(outDir, ONLY ? 'partial.json' : QUICK ? 'quick.json' : 'latest.json');
   fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   const block = md(results);
   process.stdout.write(`\n${block}\n\n`);
