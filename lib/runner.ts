@@ -139,6 +139,8 @@ class Reporter {
   private timer: NodeJS.Timeout | null = null;
   private beat: NodeJS.Timeout | null = null;
   private expiresAt: number;
+  /** A heartbeat failed on a transient error: the next success reports `db:available`. */
+  private down = false;
   writes = 0;
 
   constructor(
@@ -183,6 +185,10 @@ class Reporter {
       .then((exp) => {
         this.expiresAt = exp.getTime();
         this.lastWrite = Date.now();
+        if (this.down) {
+          this.down = false;
+          this.core.events.emit('db:available', { op: 'heartbeat' });
+        }
       })
       .catch((err) => {
         // Put unwritten values back unless something newer replaced them.
@@ -190,6 +196,7 @@ class Reporter {
         this.dirty = true;
         if (err instanceof LeaseLostError) this.abort(err);
         else if (isTransientDbError(err)) {
+          this.down = true;
           this.core.events.emit('db:unavailable', { error: err as Error, op: 'heartbeat' });
           if (Date.now() >= this.expiresAt) {
             this.abort(new LeaseLostError(`lease on ${this.lease.task.name} ran out while the database was unreachable`, { task: this.lease.task.name }));
