@@ -222,7 +222,10 @@ export class Client {
   startSweeper(intervalMs: number): void {
     this.stopSweeper();
     this.sweeper = setInterval(() => {
-      this.recoverStale().catch((error: Error) => this.core.events.emit('db:unavailable', { error, op: 'sweep' }));
+      this.recoverStale().then(
+        () => this.core.dbAvailable('sweep'),
+        (error: Error) => this.core.dbUnavailable('sweep', error),
+      );
     }, intervalMs);
     this.sweeper.unref?.();
   }

@@ -59,6 +59,26 @@ export class Core {
     return this.readyPromise;
   }
 
+  /** Whether the last database call reported through {@link dbUnavailable} failed. */
+  private dbDown = false;
+
+  /**
+   * Reports a transient database failure: `db:unavailable` once per outage (not on every retry);
+   * the next call of this client's runners or sweeper that succeeds reports `db:available`.
+   */
+  dbUnavailable(op: string, error: Error): void {
+    if (this.dbDown) return;
+    this.dbDown = true;
+    this.events.emit('db:unavailable', { error, op });
+  }
+
+  /** Reports a database call that succeeded; emits `db:available` once after an outage. */
+  dbAvailable(op: string): void {
+    if (!this.dbDown) return;
+    this.dbDown = false;
+    this.events.emit('db:available', { op });
+  }
+
   emit(kind: TransitionKind, r: TransitionResult): void {
     emitTransition(this.events, kind, r);
   }

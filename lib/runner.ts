@@ -139,8 +139,6 @@ class Reporter {
   private timer: NodeJS.Timeout | null = null;
   private beat: NodeJS.Timeout | null = null;
   private expiresAt: number;
-  /** A heartbeat failed on a transient error: the next success reports `db:available`. */
-  private down = false;
   writes = 0;
 
   constructor(
@@ -185,10 +183,7 @@ class Reporter {
       .then((exp) => {
         this.expiresAt = exp.getTime();
         this.lastWrite = Date.now();
-        if (this.down) {
-          this.down = false;
-          this.core.events.emit('db:available', { op: 'heartbeat' });
-        }
+        this.core.dbAvailable('heartbeat');
       })
       .catch((err) => {
         // Put unwritten values back unless something newer replaced them.
@@ -196,8 +191,7 @@ class Reporter {
         this.dirty = true;
         if (err instanceof LeaseLostError) this.abort(err);
         else if (isTransientDbError(err)) {
-          this.down = true;
-          this.core.events.emit('db:unavailable', { error: err as Error, op: 'heartbeat' });
+          this.core.dbUnavailable('heartbeat', err as Error);
           if (Date.now() >= this.expiresAt) {
             this.abort(new LeaseLostError(`lease on ${this.lease.task.name} ran out while the database was unreachable`, { task: this.lease.task.name }));
           }
@@ -234,16 +228,14 @@ class Reporter {
  * rejects it with LeaseLostError once the database is back).
  */
 async function persist<T>(core: Core, op: string, poll: number, fn: () => Promise<T>): Promise<T> {
-  let down = false;
   for (;;) {
     try {
       const v = await fn();
-      if (down) core.events.emit('db:available', { op });
+      core.dbAvailable(op);
       return v;
     } catch (err) {
       if (!isTransientDbError(err)) throw err;
-      if (!down) core.events.emit('db:unavailable', { error: err as Error, op });
-      down = true;
+      core.dbUnavailable(op, err as Error);
       await sleep(poll);
     }
   }
