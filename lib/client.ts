@@ -64,14 +64,16 @@ export class Client {
   }
 
   /** The container with that name, or null (the original API: `getTaskContainer(name, cb)`). */
-  getTaskContainer(name: string, cb?: Cb<TaskContainer | null>): Promise<TaskContainer | null> {
+  getTaskContainer(name: string): Promise<TaskContainer | null>;
+  getTaskContainer(name: string, cb: Cb<TaskContainer | null>): void;
+  getTaskContainer(name: string, cb?: Cb<TaskContainer | null>): Promise<TaskContainer | null> | void {
     const p = (async () => {
       const n = validateName(name, 'container name');
       await this.core.ready();
       const doc = await findContainer(this.core.ctx, n);
       return doc ? new TaskContainer(this.core, doc) : null;
     })();
-    return withCallback(p, cb) as Promise<TaskContainer | null>;
+    return withCallback(p, cb);
   }
 
   /**
@@ -79,9 +81,10 @@ export class Client {
    * one container and exactly one of them `isNew === true` (the original API:
    * `getOrCreateTaskContainer(name, cb(err, container, isNew))`).
    */
-  getOrCreateTaskContainer(name: string, cb?: Cb<TaskContainer>): Promise<TaskContainer>;
-  getOrCreateTaskContainer(name: string, options: ContainerOptions, cb?: Cb<TaskContainer>): Promise<TaskContainer>;
-  getOrCreateTaskContainer(name: string, a?: ContainerOptions | Cb<TaskContainer>, b?: Cb<TaskContainer>): Promise<TaskContainer> {
+  getOrCreateTaskContainer(name: string, options?: ContainerOptions): Promise<TaskContainer>;
+  getOrCreateTaskContainer(name: string, cb: Cb<TaskContainer>): void;
+  getOrCreateTaskContainer(name: string, options: ContainerOptions, cb: Cb<TaskContainer>): void;
+  getOrCreateTaskContainer(name: string, a?: ContainerOptions | Cb<TaskContainer>, b?: Cb<TaskContainer>): Promise<TaskContainer> | void {
     const cb = typeof a === 'function' ? a : b;
     const options = typeof a === 'object' && a !== null ? a : {};
     const p = (async () => {
@@ -99,11 +102,13 @@ export class Client {
       if (created) this.core.events.emit('container:created', { container: n });
       return new TaskContainer(this.core, doc, created);
     })();
-    return withCallback(p, cb, (c) => [c.isNew]) as Promise<TaskContainer>;
+    return withCallback(p, cb, (c) => [c.isNew]);
   }
 
   /** Deletes a container and all its tasks. Resolves to false if there was none. */
-  deleteTaskContainer(name: string, cb?: Cb<boolean>): Promise<boolean> {
+  deleteTaskContainer(name: string): Promise<boolean>;
+  deleteTaskContainer(name: string, cb: Cb<boolean>): void;
+  deleteTaskContainer(name: string, cb?: Cb<boolean>): Promise<boolean> | void {
     const p = (async () => {
       const n = validateName(name, 'container name');
       await this.core.ready();
@@ -112,7 +117,7 @@ export class Client {
       await deleteContainer(this.core.ctx, doc);
       return true;
     })();
-    return withCallback(p, cb) as Promise<boolean>;
+    return withCallback(p, cb);
   }
 
   /** Containers, newest first, filtered by status and name prefix, with cursor pagination. */

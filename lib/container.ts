@@ -69,9 +69,10 @@ export class TaskContainer {
    * Adds a task (the original API: `addTask(name, data, cb)`). Idempotent by name: adding an
    * existing name returns the existing task unchanged.
    */
-  addTask(name: string, data?: unknown, cb?: Cb<Task>): Promise<Task>;
-  addTask(name: string, data: unknown, options: AddTaskOptions, cb?: Cb<Task>): Promise<Task>;
-  addTask(name: string, data?: unknown, a?: AddTaskOptions | Cb<Task>, b?: Cb<Task>): Promise<Task> {
+  addTask(name: string, data?: unknown, options?: AddTaskOptions): Promise<Task>;
+  addTask(name: string, data: unknown, cb: Cb<Task>): void;
+  addTask(name: string, data: unknown, options: AddTaskOptions, cb: Cb<Task>): void;
+  addTask(name: string, data?: unknown, a?: AddTaskOptions | Cb<Task>, b?: Cb<Task>): Promise<Task> | void {
     const cb = typeof a === 'function' ? a : b;
     const options = typeof a === 'function' || a === undefined || a === null ? {} : a;
     const p = (async () => {
@@ -79,7 +80,7 @@ export class TaskContainer {
       const [t] = await this.addTasks([{ ...options, name, data: data ?? null }]);
       return t;
     })();
-    return withCallback(p, cb) as Promise<Task>;
+    return withCallback(p, cb);
   }
 
   /**
@@ -125,26 +126,32 @@ export class TaskContainer {
     return out.sort((x, y) => order.get(x.name())! - order.get(y.name())!);
   }
 
-  getTask(name: string, cb?: Cb<Task | null>): Promise<Task | null> {
+  getTask(name: string): Promise<Task | null>;
+  getTask(name: string, cb: Cb<Task | null>): void;
+  getTask(name: string, cb?: Cb<Task | null>): Promise<Task | null> | void {
     const p = (async () => {
       await this.core.ready();
       const d = await findTask(this.core.ctx, this._id, validateName(name, 'task name'));
       return d ? this.task(toTaskRecord(d)) : null;
     })();
-    return withCallback(p, cb) as Promise<Task | null>;
+    return withCallback(p, cb);
   }
 
   /** Every task, in the order added. For large containers prefer {@link listTasks}. */
-  getTasks(cb?: Cb<Task[]>): Promise<Task[]> {
+  getTasks(): Promise<Task[]>;
+  getTasks(cb: Cb<Task[]>): void;
+  getTasks(cb?: Cb<Task[]>): Promise<Task[]> | void {
     const p = (async () => (await allTasks(this.core.ctx, this._id)).map((d) => this.task(toTaskRecord(d))))();
-    return withCallback(p, cb) as Promise<Task[]>;
+    return withCallback(p, cb);
   }
 
   /**
    * The original API's `updateTask(name, values)`: progress, status text, checkpoint or result
    * of a pending or running task; `isComplete: true` marks it succeeded.
    */
-  updateTask(name: string, values: TaskUpdate, cb?: Cb<Task>): Promise<Task> {
+  updateTask(name: string, values: TaskUpdate): Promise<Task>;
+  updateTask(name: string, values: TaskUpdate, cb: Cb<Task>): void;
+  updateTask(name: string, values: TaskUpdate, cb?: Cb<Task>): Promise<Task> | void {
     const p = (async () => {
       if (values === null || typeof values !== 'object' || Array.isArray(values)) throw new ValidationError('values must be an object', { path: 'values' });
       const allowed = new Set(['percentageComplete', 'statusText', 'processingData', 'isComplete', 'result']);
@@ -170,22 +177,26 @@ export class TaskContainer {
       }
       return this.task(toTaskRecord(r.task));
     })();
-    return withCallback(p, cb) as Promise<Task>;
+    return withCallback(p, cb);
   }
 
   /** Deletes a task that is not running and that nothing depends on. */
-  deleteTask(name: string, cb?: Cb<boolean>): Promise<boolean> {
+  deleteTask(name: string): Promise<boolean>;
+  deleteTask(name: string, cb: Cb<boolean>): void;
+  deleteTask(name: string, cb?: Cb<boolean>): Promise<boolean> | void {
     const p = (async () => {
       await tx.deleteTask(this.core.ctx, this.named(name));
       return true;
     })();
-    return withCallback(p, cb) as Promise<boolean>;
+    return withCallback(p, cb);
   }
 
   /** True when every task succeeded or was skipped (an empty container is not complete). */
-  isComplete(cb?: Cb<boolean>): Promise<boolean> {
+  isComplete(): Promise<boolean>;
+  isComplete(cb: Cb<boolean>): void;
+  isComplete(cb?: Cb<boolean>): Promise<boolean> | void {
     const p = (async () => (await this.doc()).status === 'succeeded')();
-    return withCallback(p, cb) as Promise<boolean>;
+    return withCallback(p, cb);
   }
 
   /** Status, counts per state and weighted percentage complete — without scanning the tasks. */

@@ -117,6 +117,40 @@ describe('client', function () {
     });
   });
 
+  describe('callback calls return nothing (typed void)', function () {
+    it('returns undefined for every callback-capable method, and the types say so', async function () {
+      const c = await client.getOrCreateTaskContainer('void returns');
+      await c.addTasks([{ name: 't' }, { name: 'w' }]);
+      const results = await Promise.all(
+        [
+          (cb: (e: Error | null) => void): void => client.getTaskContainer('void returns', cb),
+          (cb: (e: Error | null) => void): void => client.getOrCreateTaskContainer('void returns', cb),
+          (cb: (e: Error | null) => void): void => client.getOrCreateTaskContainer('void returns', {}, cb),
+          (cb: (e: Error | null) => void): void => c.addTask('u', null, cb),
+          (cb: (e: Error | null) => void): void => c.addTask('v', null, { maxRetries: 1 }, cb),
+          (cb: (e: Error | null) => void): void => c.getTask('t', cb),
+          (cb: (e: Error | null) => void): void => c.getTasks(cb),
+          (cb: (e: Error | null) => void): void => c.updateTask('t', { statusText: 'x' }, cb),
+          (cb: (e: Error | null) => void): void => c.isComplete(cb),
+          (cb: (e: Error | null) => void): void => c.deleteTask('w', cb),
+          (cb: (e: Error | null) => void): void => client.deleteTaskContainer('no such container', cb),
+        ].map(
+          (call) =>
+            new Promise<unknown>((resolve, reject) => {
+              const returned: unknown = call((e) => (e ? reject(e) : resolve(returned)));
+            }),
+        ),
+      );
+      expect(results).to.have.length(11);
+      for (const r of results) expect(r).to.equal(undefined);
+      // Compile-time half: awaiting or chaining a callback call is a type error.
+      const misuse = (): unknown =>
+        // @ts-expect-error a callback call returns void, not a promise
+        client.getTaskContainer('x', () => undefined).then;
+      expect(misuse).to.be.a('function');
+    });
+  });
+
   describe('original API with promises', function () {
     it('returns promises when no callback is given', async function () {
       const c = await client.getOrCreateTaskContainer('promise container');
