@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { expect } from 'chai';
 import { useTestDatabase } from '../helpers/db';
 import { startFixture, type HttpFixture } from './support';
@@ -186,6 +187,53 @@ describe('http routes', function () {
     });
     expect(empty.status).to.equal(204);
     expect(Date.now() - t0).to.be.within(350, 5_000);
+  });
+
+  it('gives a claimed task back when the claiming worker disconnected before the reply', async function () {
+    await f.call('PUT', '/api/v1/containers/w-gone', { body: {} });
+    await f.call('POST', '/api/v1/containers/w-gone/tasks', { body: { tasks: [{ name: 'orphan' }] } });
+    // Hold the server inside claimNext until the worker's socket is gone: the claim then
+    // succeeds in the database for a client that will never read the reply.
+    let enter!: () => void;
+    const entered = new Promise<void>((r) => (enter = r));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const real = f.client.claimNext.bind(f.client);
+    f.client.claimNext = (async (...a: Parameters<typeof real>) => {
+      enter();
+      await gate;
+      return real(...a);
+    }) as typeof real;
+    try {
+      const req = http.request(`${f.url}/api/v1/claim`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${f.token.worker}`, 'content-type': 'application/json' },
+      });
+      req.on('error', () => undefined); // the socket is destroyed on purpose
+      req.end(JSON.stringify({ container: 'w-gone', owner: 'gone', leaseMs: 600_000 }));
+      await entered;
+      req.destroy();
+      await new Promise((r) => setTimeout(r, 300)); // the server sees the close
+      open();
+      let task: { state: string; lease: unknown } | undefined;
+      for (let i = 0; i < 100; i++) {
+        task = (await f.call('GET', '/api/v1/containers/w-gone/tasks/orphan')).body;
+        if (task?.state === 'pending') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Without the release it would stay running for the whole 10-minute lease.
+      expect(task?.state).to.equal('pending');
+      expect(task?.lease).to.equal(null);
+    } finally {
+      delete (f.client as { claimNext?: unknown }).claimNext; // back to the prototype's method
+      open();
+    }
+    const again = await f.call('POST', '/api/v1/claim', {
+      token: f.token.worker,
+      body: { container: 'w-gone', owner: 'next' },
+    });
+    expect(again.status).to.equal(200);
+    expect(again.body.task.name).to.equal('orphan');
   });
 
   it('stores worker config in the container metadata', async function () {

@@ -4,7 +4,7 @@
  * rejects a stale token with PTS_LEASE_LOST (409).
  * @internal
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TaskLease } from '../../lease';
 import { HttpError, HTTP_ERROR_CODES } from '../errors';
 import { principalOf, requireContainer, type HttpContext } from '../context';
@@ -48,6 +48,17 @@ function progressOf(b: Progress): Progress | undefined {
   return Object.keys(p).length ? p : undefined;
 }
 
+/** Releases a lease whose claim reply could not be delivered (its holder never learned of it). */
+async function releaseUnseen(lease: TaskLease, request: FastifyRequest): Promise<void> {
+  try {
+    await lease.release();
+    request.log.info({ container: lease.task.container, task: lease.task.name }, 'claim reply not delivered: task released');
+  } catch (err) {
+    // Already lost (expired and reclaimed) or the database is down: the lease expires as usual.
+    request.log.warn({ err, task: lease.task.name }, 'claim reply not delivered; release failed');
+  }
+}
+
 export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { client } = ctx;
   const tags = ['worker'];
@@ -78,6 +89,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
         if (!reply.raw.writableFinished) stop.abort();
       };
       reply.raw.on('close', onClose);
+      if (request.raw.socket?.destroyed) stop.abort();
       const onShutdown = (): void => stop.abort();
       ctx.shutdown.addEventListener('abort', onShutdown);
       try {
@@ -88,8 +100,23 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
             { owner: b.owner, leaseMs: b.leaseMs },
           );
           if (lease) {
+            // The client went away while the claim ran: nobody will ever see this lease, so give
+            // the task back now instead of stranding it until the lease expires.
+            const gone = (): boolean => (stop.signal.aborted && !ctx.shutdown.aborted) || reply.raw.destroyed;
+            if (gone()) {
+              await releaseUnseen(lease, request);
+              return reply.code(204).send();
+            }
             const config = await getWorkerConfig(client, lease.task.container).catch(() => null);
-            // (A task claimed just as the client disconnected is recovered when its lease expires.)
+            if (gone()) {
+              await releaseUnseen(lease, request);
+              return reply.code(204).send();
+            }
+            // A reply that is never fully written (the socket closed first) releases it too.
+            // One that reached the socket but not the worker is recovered when the lease expires.
+            reply.raw.once('close', () => {
+              if (!reply.raw.writableFinished) void releaseUnseen(lease, request);
+            });
             return {
               task: lease.task,
               token: lease.token,
