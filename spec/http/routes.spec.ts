@@ -215,7 +215,7 @@ describe('http routes', function () {
       req.destroy();
       await new Promise((r) => setTimeout(r, 300)); // the server sees the close
       open();
-      let task: { state: string; lease: unknown } | undefined;
+      let task: { state: string; lease: unknown; attempts: number } | undefined;
       for (let i = 0; i < 100; i++) {
         task = (await f.call('GET', '/api/v1/containers/w-gone/tasks/orphan')).body;
         if (task?.state === 'pending') break;
@@ -224,6 +224,7 @@ describe('http routes', function () {
       // Without the release it would stay running for the whole 10-minute lease.
       expect(task?.state).to.equal('pending');
       expect(task?.lease).to.equal(null);
+      expect(task?.attempts).to.equal(0); // the undelivered claim does not use up a retry
     } finally {
       delete (f.client as { claimNext?: unknown }).claimNext; // back to the prototype's method
       open();
