@@ -7,6 +7,12 @@
  * plots docs/img/bench-*.svg and the generated block of docs/performance.md.
  *
  * Flags: --quick, --only=overhead,pipeline,bulk,scale,flood,explain (writes bench/results/partial.json, no doc), --no-doc, --doc (quick: also write the doc).
+ *
+ * `npm run bench:scale` (--scale-1m): only section 4 at 10k / 100k / 1M tasks. Without
+ * MONGODB_URI it runs on FerretDB's PostgreSQL handler over a throwaway PostgreSQL cluster
+ * (bench/postgres.ts), because FerretDB/SQLite pushes no filter down and a million-task container
+ * there is hours of scanning. Writes bench/results/scale.json, docs/img/bench-scale-1m.svg and its
+ * own generated block of docs/performance.md.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,13 +21,19 @@ import path from 'node:path';
 import { ObjectId, Timestamp, type Collection, type Document, type MongoClient } from 'mongodb';
 import mongoose, { type Connection } from 'mongoose';
 import { createClient, startEmbeddedServer, type Client, type EmbeddedServer, type TaskLease } from '../lib';
+import { startFerretDB } from '../lib/embedded';
 import { openAgenda } from './agenda';
+import { startPostgres, type Postgres } from './postgres';
 import { lineChart } from './plot';
 import { fmt, interleave, latencies, round, roundSpread, spread, type Sample, type Spread } from './stats';
 
 const ROOT = path.resolve(__dirname, '..');
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
+/** `npm run bench:scale`: section 4 only, up to 1M tasks (FerretDB/PostgreSQL unless MONGODB_URI). */
+const SCALE_RUN = argv.includes('--scale-1m');
+/** True when the server pushes equality filters down (FerretDB/PostgreSQL; MongoDB uses indexes). */
+let PUSHDOWN = false;
 const ONLY =
   argv
     .find((a) => a.startsWith('--only='))
@@ -43,7 +55,7 @@ const log = (s: string): void => {
   process.stderr.write(`[bench ${((performance.now() - T0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
 };
 const T0 = performance.now();
-const want = (section: string): boolean => !ONLY || ONLY.includes(section);
+const want = (section: string): boolean => (SCALE_RUN ? section === 'scale' : !ONLY || ONLY.includes(section));
 
 // -------------------------------------------------------------------------------------------
 // Connections and command counting
@@ -176,9 +188,10 @@ interface Config {
   notes: string[];
 }
 
-function config(kind: string): Config {
+function config(kind: string, scaleRun = SCALE_RUN): Config {
   const ferret = kind === 'ferretdb';
   const notes: string[] = [];
+  if (scaleRun) return scaleRunConfig(ferret);
   const c: Config = {
     rounds: QUICK ? 3 : 5,
     heartbeatOps: QUICK ? 40 : 100,
@@ -226,6 +239,23 @@ function config(kind: string): Config {
       `pipeline ${c.pipelineTasks} tasks/round, bulk add ${c.bulkN} (single addTask ${c.bulkSingleN}, compared as rates), ` +
       `scale ${c.scaleSizes.map((x) => x.toLocaleString('en')).join(' / ')} tasks with ${c.scaleSizes.map((x) => c.scaleSamples(x)).join(' / ')} samples (no 1M: one claim would scan 1M documents, minutes each), ` +
       `addTasks scale case = the bulk-add size, RSS runner ${c.rssTasks} tasks. Run with MONGODB_URI against a real MongoDB for the full-size targets.`,
+  );
+  return c;
+}
+
+/** `--scale-1m`: only the scale section, at 10k / 100k / 1M tasks. */
+function scaleRunConfig(ferret: boolean): Config {
+  const c = config('external', false);
+  c.scaleSizes = [10_000, 100_000, 1_000_000];
+  if (!ferret) return c;
+  // FerretDB/PostgreSQL: equality filters run in Postgres, but a sorted claim still decodes every
+  // pending document in Go (no sort or limit pushdown), about 4,000 documents/s here.
+  c.scaleSamples = (size) => (size >= 1_000_000 ? 1 : size >= 100_000 ? 3 : 5);
+  c.addTasksScaleN = 0;
+  c.rssTasks = 0;
+  c.notes.push(
+    'FerretDB/PostgreSQL: 1 / 3 / 5 samples at 1M / 100k / 10k (a claim decodes every pending task in FerretDB: minutes at 1M); ' +
+      'addTasks and runner RSS are not part of this run (see the main `npm run bench`: on FerretDB a runner claims ~4,000 pending documents/s, so 100k tasks through one runner would take days).',
   );
   return c;
 }
@@ -660,9 +690,9 @@ async function buildFixture(
   const s = await client.summary(name);
   if (!s || s.counts.failed !== counts.failed || s.total !== size)
     throw new Error(`fixture counters not stored: ${JSON.stringify(s?.counts)}`);
-  // Check the counters against the tasks themselves (skipped at 100k+ on FerretDB: a ~1 min scan;
-  // the same builder is checked at the smaller sizes).
-  if (SERVER.kind !== 'ferretdb' || size < 100_000) {
+  // Check the counters against the tasks themselves (skipped at 100k+ on FerretDB/SQLite: a ~1 min
+  // scan; the same builder is checked at the smaller sizes).
+  if (SERVER.kind !== 'ferretdb' || PUSHDOWN || size < 100_000) {
     const real = await col.countDocuments({ containerId: container._id, state: 'failed' });
     if (real !== counts.failed)
       throw new Error(`fixture counters wrong: ${counts.failed} vs ${real} failed tasks`);
@@ -700,7 +730,7 @@ async function scale(cfg: Config): Promise<Document> {
       rows.push({ size, error: (err as Error).message });
     }
   }
-  return { rows, ...(await scaleAddAndRss(cfg)) };
+  return { rows, ...(cfg.rssTasks > 0 ? await scaleAddAndRss(cfg) : {}) };
 }
 
 async function scaleOne(cfg: Config, size: number): Promise<Document> {
@@ -720,7 +750,7 @@ async function scaleOne(cfg: Config, size: number): Promise<Document> {
     const listFailed = spread(await latencies(n, () => c.listTasks({ state: 'failed', limit: 50 })));
     const page1 = await c.listTasks({ state: 'failed', limit: 50 });
     const listNext =
-      page1.nextCursor && !(SERVER.kind === 'ferretdb' && size >= 100_000)
+      page1.nextCursor && !(SERVER.kind === 'ferretdb' && !PUSHDOWN && size >= 100_000)
         ? spread(
             await latencies(n, () => c.listTasks({ state: 'failed', limit: 50, cursor: page1.nextCursor! })),
           )
@@ -909,15 +939,15 @@ async function explain(): Promise<Document> {
       name: 'listContainers by status',
       coll: 'pts_containers',
       kind: 'find',
-      filter: { status: { $in: ['running'] } },
+      filter: { status: 'running' },
       sort: { _id: -1 },
       limit: 51,
     },
     {
-      name: 'listContainers by status + cursor',
+      name: 'listContainers by statuses + cursor',
       coll: 'pts_containers',
       kind: 'find',
-      filter: { status: { $in: ['running'] }, _id: { $lt: new ObjectId() } },
+      filter: { status: { $in: ['running', 'failed'] }, _id: { $lt: new ObjectId() } },
       sort: { _id: -1 },
       limit: 51,
     },
@@ -934,7 +964,15 @@ async function explain(): Promise<Document> {
       name: 'listTasks by state + cursor',
       coll: 'pts_tasks',
       kind: 'find',
-      filter: { containerId: cid, state: { $in: ['failed'] }, _id: { $gt: tid } },
+      filter: { containerId: cid, state: 'failed', _id: { $gt: tid } },
+      sort: { _id: 1 },
+      limit: 101,
+    },
+    {
+      name: 'listTasks by states',
+      coll: 'pts_tasks',
+      kind: 'find',
+      filter: { containerId: cid, state: { $in: ['failed', 'pending'] } },
       sort: { _id: 1 },
       limit: 101,
     },
@@ -1215,16 +1253,24 @@ function md(results: Document): string {
       'Latencies are median (min–max) of sequential calls. Fixtures are built with raw `insertMany` batches of well-formed task documents (1% failed, 20% succeeded, rest pending) plus one container document with correct counters (checked against `countDocuments` before measuring).',
     );
     L.push('');
-    const a = sc.addTasks as Document;
-    L.push(
-      `- \`container.addTasks\` of ${Number(a.n).toLocaleString('en')} tasks into a new container: ${(Number(a.ms) / 1000).toFixed(1)} s (${a.perSec} tasks/s).`,
-    );
-    const r = sc.rss as Document;
-    L.push(
-      `- Runner peak RSS (child process, ${Number(r.tasks).toLocaleString('en')} tasks, trivial handlers, concurrency ${r.concurrency}): **${r.peakRssMb} MB** sampled, VmHWM ${r.vmHwmMb} MB, baseline ${r.baselineRssMb} MB ${Number(r.vmHwmMb ?? r.peakRssMb) < 250 ? '✅ < 250 MB' : '❌ ≥ 250 MB'}; ${(Number(r.ms) / 1000).toFixed(1)} s.`,
-    );
+    const a = sc.addTasks as Document | undefined;
+    if (a)
+      L.push(
+        `- \`container.addTasks\` of ${Number(a.n).toLocaleString('en')} tasks into a new container: ${(Number(a.ms) / 1000).toFixed(1)} s (${a.perSec} tasks/s).`,
+      );
+    const r = sc.rss as Document | undefined;
+    if (r) {
+      L.push(
+        `- Runner peak RSS (child process, ${Number(r.tasks).toLocaleString('en')} tasks, trivial handlers, concurrency ${r.concurrency}): **${r.peakRssMb} MB** sampled, VmHWM ${r.vmHwmMb} MB, baseline ${r.baselineRssMb} MB ${Number(r.vmHwmMb ?? r.peakRssMb) < 250 ? '✅ < 250 MB' : '❌ ≥ 250 MB'}; ${(Number(r.ms) / 1000).toFixed(1)} s.`,
+      );
+      const by = r.rssByTenthMb as number[] | undefined;
+      if (by?.length)
+        L.push(
+          `- RSS (MB) after each tenth of those tasks: ${by.join(' → ')} (growth from the first to the last tenth: ${round(by[by.length - 1] - by[0], 1)} MB).`,
+        );
+    }
     L.push('');
-    L.push('![summary latency vs container size](img/bench-summary-latency.svg)');
+    L.push(`![summary latency vs container size](img/${results.scaleRun ? 'bench-scale-1m' : 'bench-summary-latency'}.svg)`);
     L.push('');
   }
   if (s.flood) {
@@ -1305,7 +1351,7 @@ function plots(results: Document): void {
       }),
     }));
     fs.writeFileSync(
-      path.join(dir, 'bench-summary-latency.svg'),
+      path.join(dir, results.scaleRun ? 'bench-scale-1m.svg' : 'bench-summary-latency.svg'),
       lineChart(series, {
         title: `Latency vs container size (${String(results.serverKind)})`,
         xLabel: 'tasks in container',
@@ -1317,8 +1363,10 @@ function plots(results: Document): void {
   }
 }
 
-const BEGIN = '<!-- bench:begin (generated by bench/run.ts; edit outside these markers) -->';
-const END = '<!-- bench:end -->';
+const BEGIN = SCALE_RUN
+  ? '<!-- bench-scale:begin (generated by bench/run.ts --scale-1m; edit outside these markers) -->'
+  : '<!-- bench:begin (generated by bench/run.ts; edit outside these markers) -->';
+const END = SCALE_RUN ? '<!-- bench-scale:end -->' : '<!-- bench:end -->';
 
 function writeDoc(block: string): void {
   const file = path.join(ROOT, 'docs', 'performance.md');
@@ -1343,7 +1391,15 @@ async function main(): Promise<void> {
   }
   const m = machine();
   log(`machine: ${m.cores} cores, ${m.memoryGb} GB, load ${(m.loadAvgAtStart as number[]).join(' ')}`);
-  SERVER = await startEmbeddedServer({ log: (l) => log(l) });
+  let pg: Postgres | undefined;
+  if (SCALE_RUN && !process.env.MONGODB_URI) {
+    pg = await startPostgres(log);
+    SERVER = await startFerretDB({ postgresqlUrl: pg.url, log: (l) => log(l) });
+    SERVER.description += ` over ${pg.version}`;
+    PUSHDOWN = true;
+  } else {
+    SERVER = await startEmbeddedServer({ log: (l) => log(l) });
+  }
   log(`server: ${SERVER.description}`);
   const cfg = config(SERVER.kind);
   for (const n of cfg.notes) log(`note: ${n}`);
@@ -1361,7 +1417,7 @@ async function main(): Promise<void> {
     log(`${name} done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   };
   try {
-    if (SERVER.kind === 'ferretdb') await section('probe', scanProbe);
+    if (SERVER.kind === 'ferretdb' && !SCALE_RUN) await section('probe', scanProbe);
     await section('overhead', () => overhead(cfg));
     await section('pipeline', () => pipeline(cfg));
     await section('bulk', () => bulk(cfg));
@@ -1371,6 +1427,7 @@ async function main(): Promise<void> {
   } finally {
     for (const c of opened) await c.close().catch(() => {});
     await SERVER.stop();
+    await pg?.stop();
   }
   const explainFailures =
     ((sections.explain as Document | undefined)?.failures as string[] | undefined) ?? [];
@@ -1380,12 +1437,13 @@ async function main(): Promise<void> {
     failures.push(`scale ${r.size}: ${r.error}`);
   if (explainFailures.length) failures.push(`COLLSCAN / no index for: ${explainFailures.join(', ')}`);
   const results: Document = {
-    command: `${process.env.MONGODB_URI ? 'MONGODB_URI=… ' : process.env.PTS_EMBEDDED_SERVER ? `PTS_EMBEDDED_SERVER=${process.env.PTS_EMBEDDED_SERVER} ` : ''}${QUICK ? 'npm run bench:quick' : 'npm run bench'}${argv
-      .filter((a) => a !== '--quick')
+    command: `${process.env.MONGODB_URI ? 'MONGODB_URI=… ' : process.env.PTS_EMBEDDED_SERVER ? `PTS_EMBEDDED_SERVER=${process.env.PTS_EMBEDDED_SERVER} ` : ''}${SCALE_RUN ? 'npm run bench:scale' : QUICK ? 'npm run bench:quick' : 'npm run bench'}${argv
+      .filter((a) => a !== '--quick' && a !== '--scale-1m')
       .map((a) => ` ${a}`)
       .join('')}`,
     argv,
     quick: QUICK,
+    scaleRun: SCALE_RUN,
     server: SERVER.description,
     serverKind: SERVER.kind,
     machine: m,
@@ -1398,12 +1456,12 @@ async function main(): Promise<void> {
   };
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
-  const out = path.join(outDir, ONLY ? 'partial.json' : QUICK ? 'quick.json' : 'latest.json');
+  const out = path.join(outDir, SCALE_RUN ? 'scale.json' : ONLY ? 'partial.json' : QUICK ? 'quick.json' : 'latest.json');
   fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   const block = md(results);
   process.stdout.write(`\n${block}\n\n`);
   log(`wrote ${path.relative(ROOT, out)}`);
-  if (WRITE_DOC && !ONLY) {
+  if (WRITE_DOC && (SCALE_RUN || !ONLY)) {
     plots(results);
     writeDoc(block);
     log('wrote docs/performance.md and docs/img/bench-*.svg');

@@ -47,6 +47,12 @@ export interface FerretDBOptions {
   dataDir?: string;
   port?: number;
   log?: (line: string) => void;
+  /**
+   * Use FerretDB's PostgreSQL handler on this database instead of SQLite (`dataDir` is then
+   * unused). FerretDB pushes equality filters down to SQL there; the benchmark's million-task
+   * scale run uses it (bench/postgres.ts starts a throwaway cluster).
+   */
+  postgresqlUrl?: string;
 }
 
 export type FerretDBServer = EmbeddedServer & {
@@ -406,6 +412,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function startFerretDB(opts: FerretDBOptions = {}): Promise<FerretDBServer> {
   const log = opts.log ?? defaultLog;
   const bin = await ensureFerretDBBinary(log);
+  if (opts.postgresqlUrl !== undefined) {
+    const port = opts.port ?? (await findFreePort());
+    return launchFerretDB(bin, { postgresqlUrl: opts.postgresqlUrl }, false, port);
+  }
 
   const ownsDataDir = opts.dataDir === undefined;
   const dataDir = ownsDataDir
@@ -420,7 +430,7 @@ export async function startFerretDB(opts: FerretDBOptions = {}): Promise<FerretD
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const port = opts.port ?? (await findFreePort());
     try {
-      return await launchFerretDB(bin, dataDir, ownsDataDir, port);
+      return await launchFerretDB(bin, { dataDir }, ownsDataDir, port);
     } catch (err) {
       lastError = err;
       const portClash = /address already in use/i.test(String((err as Error)?.message));
@@ -434,16 +444,18 @@ export async function startFerretDB(opts: FerretDBOptions = {}): Promise<FerretD
 
 async function launchFerretDB(
   bin: string,
-  dataDir: string,
+  backend: { dataDir: string } | { postgresqlUrl: string },
   ownsDataDir: boolean,
   port: number,
 ): Promise<FerretDBServer> {
   const listenAddr = `127.0.0.1:${port}`;
-  const sqliteUrl = pathToFileURL(dataDir).href.replace(/\/?$/, '/'); // must end with '/'
   const logLevel = process.env.PTS_FERRETDB_LOG_LEVEL?.trim() || 'error';
+  const dataDir = 'dataDir' in backend ? backend.dataDir : '';
+  const handler = 'dataDir' in backend ? 'sqlite' : 'postgresql';
   const args = [
-    '--handler=sqlite',
-    `--sqlite-url=${sqliteUrl}`,
+    ...('dataDir' in backend
+      ? ['--handler=sqlite', `--sqlite-url=${pathToFileURL(backend.dataDir).href.replace(/\/?$/, '/')}`] // must end with '/'
+      : ['--handler=postgresql', `--postgresql-url=${backend.postgresqlUrl}`]),
     `--listen-addr=${listenAddr}`,
     `--log-level=${logLevel}`,
   ];
@@ -553,7 +565,7 @@ async function launchFerretDB(
   return {
     uri,
     kind: 'ferretdb',
-    description: `ferretdb ${version} (sqlite, ${listenAddr})`,
+    description: `ferretdb ${version} (${handler}, ${listenAddr})`,
     dataDir,
     port,
     pid: child.pid as number,
