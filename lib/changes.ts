@@ -12,20 +12,29 @@ import type { Client } from './client';
 import { NotFoundError, ValidationError } from './errors';
 import type { ContainerStatus, TaskState } from './states';
 import type { ContainerDoc, TaskDoc } from './store/documents';
+import type { TombstoneDoc } from './store/models';
+import { escapeRegex } from './store/queries';
 import { validateName } from './validation';
 
-/** One entry of the feed: the latest state of a task or a container. */
+/**
+ * One entry of the feed: the latest state of a task or a container, or its deletion
+ * (`deleted: true`; a deleted container's tasks are gone with it, without entries of their own).
+ */
 export interface Change {
   kind: 'task' | 'container';
   container: string;
   /** Task name (`kind: 'task'` only). */
   task?: string;
+  /** True on a deletion entry, which has no state, progress or rev. */
+  deleted?: true;
   state?: TaskState;
   status?: ContainerStatus;
-  percentageComplete: number;
+  /** Absent on deletion entries. */
+  percentageComplete?: number;
   statusText?: string | null;
-  rev: number;
-  /** Wall-clock time of the write (`updatedAt`). */
+  /** Absent on deletion entries. */
+  rev?: number;
+  /** Wall-clock time of the write (`updatedAt`, or the deletion time). */
   at: Date;
   /** Cursor positioned right after this entry. */
   cursor: string;
@@ -92,10 +101,6 @@ function compare(a: Position, b: Position): number {
         : 0;
 }
 
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 /**
  * The newest Timestamp that is safe to return: every write stamped before it is visible. Server
  * Timestamps have one-second resolution, so this is the start of the second that was current
@@ -148,6 +153,16 @@ function containerChange(d: ContainerDoc): Omit<Change, 'cursor'> {
   };
 }
 
+function deletionChange(d: TombstoneDoc): Omit<Change, 'cursor'> {
+  return {
+    kind: d.kind,
+    container: d.container,
+    ...(d.kind === 'task' && d.task !== null ? { task: d.task } : {}),
+    deleted: true,
+    at: d.deletedAt,
+  };
+}
+
 /**
  * A page of changes after `since`. Pass `next` back as `since` to follow the feed; `next` stays
  * put when there is nothing new.
@@ -162,14 +177,24 @@ export async function changes(client: Client, q: ChangesQuery = {}): Promise<Cha
   const horizon = await safeHorizon(client, q.horizonMs);
   const range = after(from, horizon);
 
-  let taskFilter: Filter<TaskDoc> = range as Filter<TaskDoc>;
-  let containerFilter: Filter<ContainerDoc> = range as Filter<ContainerDoc>;
+  let taskFilter: Filter<TaskDoc> | null = range as Filter<TaskDoc>;
+  let containerFilter: Filter<ContainerDoc> | null = range as Filter<ContainerDoc>;
+  let tombstoneFilter: Filter<TombstoneDoc> = range as Filter<TombstoneDoc>;
   if (q.container !== undefined) {
     const name = validateName(q.container, 'container');
     const c = await cols.containers.findOne({ name }, { projection: { _id: 1 } });
-    if (!c) throw new NotFoundError(`no container named ${JSON.stringify(name)}`, { container: name });
-    taskFilter = { $and: [{ containerId: c._id }, range] } as Filter<TaskDoc>;
-    containerFilter = { $and: [{ _id: c._id }, range] } as Filter<ContainerDoc>;
+    // Deletions are matched by name: a follower of a deleted (or deleted and re-created)
+    // container sees the deletion instead of a 404.
+    tombstoneFilter = { $and: [{ container: name }, range] } as Filter<TombstoneDoc>;
+    if (c) {
+      taskFilter = { $and: [{ containerId: c._id }, range] } as Filter<TaskDoc>;
+      containerFilter = { $and: [{ _id: c._id }, range] } as Filter<ContainerDoc>;
+    } else {
+      if (!(await cols.tombstones.findOne({ container: name, kind: 'container' }, { projection: { _id: 1 } })))
+        throw new NotFoundError(`no container named ${JSON.stringify(name)}`, { container: name });
+      taskFilter = null;
+      containerFilter = null;
+    }
   } else if (q.prefixes !== undefined) {
     const prefixes = q.prefixes.filter((p) => typeof p === 'string');
     if (prefixes.length === 0) return { changes: [], next: encodeChangeCursor(from) };
@@ -177,23 +202,28 @@ export async function changes(client: Client, q: ChangesQuery = {}): Promise<Cha
       const re = { $regex: `^(?:${prefixes.map(escapeRegex).join('|')})` };
       taskFilter = { $and: [{ container: re }, range] } as Filter<TaskDoc>;
       containerFilter = { $and: [{ name: re }, range] } as Filter<ContainerDoc>;
+      tombstoneFilter = { $and: [{ container: re }, range] } as Filter<TombstoneDoc>;
     }
   }
 
   const sort = { changedAt: 1, _id: 1 } as const;
-  const [tasks, containers] = await Promise.all([
-    cols.tasks
-      .find(taskFilter, {
-        sort,
-        limit,
-        projection: { taskData: 0, processingData: 0, result: 0, failures: 0 },
-      })
-      .toArray(),
-    cols.containers.find(containerFilter, { sort, limit }).toArray(),
+  const [tasks, containers, tombstones] = await Promise.all([
+    taskFilter
+      ? cols.tasks
+          .find(taskFilter, {
+            sort,
+            limit,
+            projection: { taskData: 0, processingData: 0, result: 0, failures: 0 },
+          })
+          .toArray()
+      : [],
+    containerFilter ? cols.containers.find(containerFilter, { sort, limit }).toArray() : [],
+    cols.tombstones.find(tombstoneFilter, { sort, limit }).toArray(),
   ]);
   const merged: Array<{ pos: Position; change: Omit<Change, 'cursor'> }> = [
     ...tasks.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: taskChange(d as TaskDoc) })),
     ...containers.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: containerChange(d) })),
+    ...tombstones.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: deletionChange(d) })),
   ];
   merged.sort((a, b) => compare(a.pos, b.pos));
   const page = merged.slice(0, limit);

@@ -17,7 +17,7 @@ import { sweep } from './recovery';
 import { deleteContainer, getOrCreateContainer } from './store/containers';
 import { setKeyLimit } from './store/keys';
 import { toTaskRecord } from './store/documents';
-import { findContainer, listContainers, summarize } from './store/queries';
+import { escapeRegex, findContainer, listContainers, summarize } from './store/queries';
 import type { ClaimFilter, ClaimOptions, ContainerOptions, ContainerSummary, FailurePolicy, ListContainersQuery, Page, RecoveryReport } from './types';
 import { validateData, validateName, validateNonNegativeInt, validatePositiveNumber } from './validation';
 
@@ -221,6 +221,25 @@ export class Client {
       reconciled: names.map((n) => n.name),
       unblocked: s.unblocked,
     };
+  }
+
+  /**
+   * Removes deletion records (`pts_tombstones`, the changes feed's deletion entries) older than
+   * `olderThan`, optionally only for containers whose name starts with `namePrefix`. A feed
+   * follower that falls further behind than this misses those deletions. Resolves to the number
+   * removed.
+   */
+  async pruneTombstones(olderThan: Date, options: { namePrefix?: string } = {}): Promise<number> {
+    if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) throw new ValidationError('olderThan must be a valid Date', { path: 'olderThan' });
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new ValidationError('options must be an object', { path: 'options' });
+    const filter: Record<string, unknown> = { deletedAt: { $lt: olderThan } };
+    if (options.namePrefix !== undefined) {
+      if (typeof options.namePrefix !== 'string') throw new ValidationError('namePrefix must be a string', { path: 'namePrefix' });
+      if (options.namePrefix !== '') filter.container = { $regex: `^${escapeRegex(options.namePrefix)}` };
+    }
+    await this.core.ready();
+    const r = await this.core.ctx.cols.tombstones.deleteMany(filter, { writeConcern: this.core.ctx.writeConcern });
+    return r.deletedCount;
   }
 
   /** Runs {@link recoverStale} every `intervalMs` (unref'd timer; errors are reported as `db:unavailable`). */

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import mongoose from 'mongoose';
 import { changes, decodeChangeCursor, type Change } from '../lib/changes';
 import { createClient } from '../lib/client';
 import { ValidationError } from '../lib/errors';
@@ -69,7 +70,8 @@ describe('changes feed', function () {
       const key = ch.kind === 'task' ? `task:${ch.task}` : `container:${ch.container}`;
       const prev = lastRev.get(key);
       if (prev !== undefined) expect(ch.rev, `${key} rev after ${prev}`).to.be.greaterThan(prev);
-      lastRev.set(key, ch.rev);
+      expect(ch.deleted, key).to.equal(undefined);
+      lastRev.set(key, ch.rev!);
       folded.set(key, ch);
     }
     for (const t of tasks) {
@@ -90,6 +92,120 @@ describe('changes feed', function () {
         a.ts.compare(b.ts) < 0 || (a.ts.equals(b.ts) && a.id.toHexString() < b.id.toHexString()),
         `cursor ${i}`,
       ).to.equal(true);
+    }
+  });
+
+  /** Follows a feed until `until` holds for the entries read so far (or 20 s pass). */
+  async function follow(
+    client: ReturnType<typeof createClient>,
+    q: { container?: string; prefixes?: string[] },
+    since: string,
+    until: (seen: Change[]) => boolean,
+  ): Promise<{ seen: Change[]; next: string }> {
+    const seen: Change[] = [];
+    let next = since;
+    const deadline = Date.now() + 20_000;
+    while (!until(seen) && Date.now() < deadline) {
+      const page = await changes(client, { ...q, since: next, horizonMs: 250 });
+      seen.push(...page.changes);
+      next = page.next;
+      if (!page.changes.length) await sleep(200);
+    }
+    return { seen, next };
+  }
+
+  it('reports deleted tasks and containers, after their last change, and only once', async function () {
+    this.timeout(90_000);
+    const client = createClient({ connection: db.connection });
+    const c = await client.getOrCreateTaskContainer('del-feed');
+    await c.addTasks([{ name: 'keep' }, { name: 'drop' }]);
+    const first = await follow(client, { container: 'del-feed' }, '', (s) => s.filter((x) => x.kind === 'task').length >= 2);
+    expect(first.seen.map((x) => x.task).filter(Boolean).sort()).to.deep.equal(['drop', 'keep']);
+
+    await c.deleteTask('drop');
+    const second = await follow(client, { container: 'del-feed' }, first.next, (s) => s.some((x) => x.deleted));
+    const del = second.seen.filter((x) => x.deleted);
+    expect(del).to.have.length(1);
+    expect(del[0]).to.include({ kind: 'task', container: 'del-feed', task: 'drop', deleted: true });
+    expect(del[0].state).to.equal(undefined);
+    expect(del[0].rev).to.equal(undefined);
+
+    // The whole container: a follower by name gets the container's deletion, not a 404.
+    await client.deleteTaskContainer('del-feed');
+    const third = await follow(client, { container: 'del-feed' }, second.next, (s) => s.some((x) => x.deleted && x.kind === 'container'));
+    const gone = third.seen.filter((x) => x.deleted);
+    expect(gone.map((x) => `${x.kind}:${x.task ?? ''}`)).to.deep.equal(['container:']);
+    // Nothing more after it, and the global feed has both deletions, in order, once each.
+    const after = await changes(client, { container: 'del-feed', since: third.next, horizonMs: 250 });
+    expect(after.changes).to.deep.equal([]);
+    const all = await follow(client, { prefixes: ['del-'] }, '', (s) => s.some((x) => x.deleted && x.kind === 'container'));
+    expect(all.seen.filter((x) => x.deleted).map((x) => `${x.kind}:${x.task ?? ''}`)).to.deep.equal(['task:drop', 'container:']);
+    // A name that never existed is still a 404.
+    let err: unknown;
+    await changes(client, { container: 'never-was' }).catch((e) => (err = e));
+    expect((err as { code?: string }).code).to.equal('PTS_NOT_FOUND');
+  });
+
+  it('a refused delete (running task) writes nothing: no tombstone, no new rev', async function () {
+    const client = createClient({ connection: db.connection, leaseMs: 60_000 });
+    const c = await client.getOrCreateTaskContainer('del-refused');
+    await c.addTask('busy', null);
+    const lease = (await client.claimNext({ container: 'del-refused' }))!;
+    const tasks = db.connection.collection('pts_tasks');
+    const before = await tasks.findOne({ container: 'del-refused', name: 'busy' });
+    let err: unknown;
+    await c.deleteTask('busy').catch((e) => (err = e));
+    expect((err as { code?: string }).code).to.equal('PTS_INVALID_TRANSITION');
+    expect(await db.connection.collection('pts_tombstones').countDocuments({ container: 'del-refused' })).to.equal(0);
+    expect(await tasks.findOne({ container: 'del-refused', name: 'busy' })).to.deep.equal(before);
+    await lease.succeed(null);
+  });
+
+  it('a claim landing between the tombstone and the delete: tombstone withdrawn, task re-announced', async function () {
+    this.timeout(60_000);
+    const conn = await mongoose.createConnection(db.uri, { monitorCommands: true }).asPromise();
+    try {
+      const deleter = createClient({ connection: conn });
+      const worker = createClient({ connection: db.connection, leaseMs: 60_000 });
+      const c = await deleter.getOrCreateTaskContainer('del-race');
+      await c.addTask('warm', null);
+      expect((await worker.claimNext({ container: 'del-race' }))!.task.name).to.equal('warm'); // caches the container id
+      await c.addTask('victim', null);
+      const seen = await follow(deleter, { container: 'del-race' }, '', (x) => x.some((e) => e.task === 'victim'));
+      // The moment the tombstone write is sent, a worker claims the victim (the oldest pending
+      // task). The delete's own conditional write is sent only after the tombstone's reply.
+      let claim: Promise<unknown> | null = null;
+      conn.getClient().on('commandStarted', (e) => {
+        if (!claim && e.commandName === 'update' && e.command.update === 'pts_tombstones')
+          claim = worker.claimNext({ container: 'del-race' });
+      });
+      const del = await c.deleteTask('victim').then(
+        () => 'deleted',
+        (err: { code?: string }) => err.code,
+      );
+      const lease = (await claim) as { task: { name: string } } | null;
+      const tombs = await db.connection.collection('pts_tombstones').countDocuments({ container: 'del-race', task: 'victim' });
+      const after = await follow(deleter, { container: 'del-race' }, seen.next, (x) => x.some((e) => e.task === 'victim'));
+      const victim = after.seen.filter((e) => e.task === 'victim');
+      console.log(`      [changes] delete vs claim in the tombstone window: delete ${del}, claim ${lease ? 'won' : 'lost'}`);
+      if (del === 'deleted') {
+        // The delete won: the claim found nothing; the deletion is in the feed.
+        expect(lease).to.equal(null);
+        expect(tombs).to.equal(1);
+        expect(victim.map((e) => !!e.deleted)).to.deep.equal([true]);
+      } else {
+        // The claim won: no tombstone left, and the feed shows the task again (running), never deleted.
+        expect(del).to.equal('PTS_INVALID_TRANSITION');
+        expect(lease!.task.name).to.equal('victim');
+        expect(tombs).to.equal(0);
+        expect(victim.length).to.be.greaterThan(0);
+        expect(victim.every((e) => !e.deleted && e.state === 'running')).to.equal(true);
+      }
+      // One request at a time (our FerretDB build) makes the order deterministic: the claim is
+      // queued before the delete's conditional write, so this path must be the one exercised.
+      if (db.capabilities.ferretdb) expect(del).to.equal('PTS_INVALID_TRANSITION');
+    } finally {
+      await conn.close();
     }
   });
 

@@ -182,11 +182,25 @@ describe('pts CLI', function () {
       .and.to.have.deep.property('wouldDelete', ['cli-old']);
     expect(await client.getTaskContainer('cli-old')).to.not.equal(null);
 
+    // Deletion records: an old one under the prefix (removed), an old one outside it and a
+    // recent one (kept).
+    const tomb = db.connection.collection('pts_tombstones');
+    const { ObjectId, Timestamp } = await import('mongodb');
+    const ts = new Timestamp({ t: 1, i: 1 });
+    await tomb.insertMany([
+      { _id: new ObjectId(), kind: 'container', container: 'cli-gone', containerId: new ObjectId(), task: null, deletedAt: old, changedAt: ts },
+      { _id: new ObjectId(), kind: 'container', container: 'other-gone', containerId: new ObjectId(), task: null, deletedAt: old, changedAt: ts },
+      { _id: new ObjectId(), kind: 'container', container: 'cli-fresh', containerId: new ObjectId(), task: null, deletedAt: new Date(), changedAt: ts },
+    ]);
+
     const real = await cli(['prune', '--older-than', '7d', '--prefix', 'cli-', '--yes']);
     expect(real.code, real.stderr).to.equal(0);
     expect(real.stdout).to.include('deleted cli-old');
+    expect(real.stdout).to.include('removed 1 deletion record(s)');
     expect(await client.getTaskContainer('cli-old')).to.equal(null);
     expect(await client.getTaskContainer('cli-recent')).to.not.equal(null);
+    const left = (await tomb.find({}, { projection: { container: 1 } }).toArray()).map((t) => t.container).sort();
+    expect(left).to.deep.equal(['cli-fresh', 'cli-old', 'other-gone']); // cli-old: its own, just written
 
     const usage = await Promise.all([
       cli(['prune', '--older-than', 'soon']),

@@ -274,8 +274,10 @@ export async function prune(opts: PruneOptions): Promise<void> {
     }
     const deleted: string[] = [];
     for (const c of victims) if (await client.deleteTaskContainer(c.name)) deleted.push(c.name);
-    if (opts.json) return out.json({ dryRun: false, olderThanMs: olderThan, deleted });
+    // Deletion records older than the same cutoff (the changes feed's deletion entries).
+    const tombstones = await client.pruneTombstones(new Date(cutoff), { namePrefix: opts.prefix });
+    if (opts.json) return out.json({ dryRun: false, olderThanMs: olderThan, deleted, tombstonesRemoved: tombstones });
     for (const n of deleted) out.line(`deleted ${n}`);
-    out.line(`deleted ${deleted.length} container(s)`);
+    out.line(`deleted ${deleted.length} container(s); removed ${tombstones} deletion record(s) older than ${formatDuration(olderThan)}`);
   });
 }

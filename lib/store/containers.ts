@@ -10,7 +10,7 @@ import type { StoreContext } from './context';
 import { stamp } from './context';
 import { reconcileContainer, settleStatus, type CounterResult } from './counters';
 import type { ContainerDoc, TaskDoc } from './documents';
-import { resetFields } from './transitions';
+import { resetFields, writeTombstone } from './transitions';
 
 function isDuplicateKey(err: unknown): boolean {
   return (err as { code?: number })?.code === 11000;
@@ -130,6 +130,8 @@ export async function resetAll(ctx: StoreContext, containerId: ObjectId): Promis
 
 /** Deletes a container and its tasks (tasks first: a crash in between leaves an empty container, not orphans). */
 export async function deleteContainer(ctx: StoreContext, doc: ContainerDoc): Promise<number> {
+  // Tombstone first (it stands for the tasks too): the changes feed never misses the deletion.
+  await writeTombstone(ctx, { _id: doc._id, kind: 'container', container: doc.name, containerId: doc._id, task: null });
   const r = await ctx.cols.tasks.deleteMany({ containerId: doc._id }, { writeConcern: ctx.writeConcern });
   await ctx.cols.containers.deleteOne({ _id: doc._id }, { writeConcern: ctx.writeConcern });
   return r.deletedCount;

@@ -5,7 +5,7 @@
  * @internal
  */
 import mongoose, { type Connection, type Model, Schema } from 'mongoose';
-import type { Collection } from 'mongodb';
+import type { Collection, Timestamp } from 'mongodb';
 import type { ContainerDoc, TaskDoc } from './documents';
 
 const Mixed = Schema.Types.Mixed;
@@ -96,6 +96,40 @@ function keySlotSchema(): Schema {
   return s;
 }
 
+function tombstoneSchema(): Schema {
+  const s = new Schema(
+    {
+      _id: Schema.Types.ObjectId,
+      kind: String,
+      container: String,
+      containerId: Schema.Types.ObjectId,
+      task: String,
+      deletedAt: Date,
+      changedAt: Schema.Types.Mixed,
+    },
+    { autoIndex: false, autoCreate: false, versionKey: false, strict: true },
+  );
+  s.index({ changedAt: 1 }, { name: 'changedAt' });
+  s.index({ container: 1, changedAt: 1 }, { name: 'container_changedAt' });
+  s.index({ deletedAt: 1 }, { name: 'deletedAt' });
+  return s;
+}
+
+/**
+ * A deletion, kept for the changes feed: `_id` is the deleted document's `_id`. A container's
+ * tombstone stands for its tasks too (they are deleted with it, without tombstones of their own).
+ */
+export interface TombstoneDoc {
+  _id: mongoose.Types.ObjectId;
+  kind: 'task' | 'container';
+  container: string;
+  containerId: mongoose.Types.ObjectId;
+  /** Task name (`kind: 'task'`), else null. */
+  task: string | null;
+  deletedAt: Date;
+  changedAt: Timestamp;
+}
+
 function keyLimitSchema(): Schema {
   return new Schema({ _id: String, limit: Number, updatedAt: Date }, { autoIndex: false, autoCreate: false, versionKey: false });
 }
@@ -121,6 +155,7 @@ export interface Models {
   tasks: Model<unknown>;
   keySlots: Model<unknown>;
   keyLimits: Model<unknown>;
+  tombstones: Model<unknown>;
 }
 
 export interface Collections {
@@ -128,6 +163,7 @@ export interface Collections {
   tasks: Collection<TaskDoc>;
   keySlots: Collection<KeySlotDoc>;
   keyLimits: Collection<KeyLimitDoc>;
+  tombstones: Collection<TombstoneDoc>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -143,6 +179,7 @@ export function getModels(conn: Connection, prefix: string): Models {
     tasks: model(conn, `${prefix}tasks`, taskSchema),
     keySlots: model(conn, `${prefix}key_slots`, keySlotSchema),
     keyLimits: model(conn, `${prefix}key_limits`, keyLimitSchema),
+    tombstones: model(conn, `${prefix}tombstones`, tombstoneSchema),
   };
 }
 
@@ -157,9 +194,10 @@ export function getCollections(models: Models): Collections {
     tasks: models.tasks.collection as unknown as Collection<TaskDoc>,
     keySlots: models.keySlots.collection as unknown as Collection<KeySlotDoc>,
     keyLimits: models.keyLimits.collection as unknown as Collection<KeyLimitDoc>,
+    tombstones: models.tombstones.collection as unknown as Collection<TombstoneDoc>,
   };
 }
 
 export async function ensureIndexes(models: Models): Promise<void> {
-  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits].map((m) => m.createIndexes()));
+  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits, models.tombstones].map((m) => m.createIndexes()));
 }

@@ -54,7 +54,7 @@ function statesFilter<T extends string>(value: T | T[] | undefined, check: (v: u
   return arr;
 }
 
-function escapeRegex(s: string): string {
+export function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

@@ -565,8 +565,35 @@ export async function deleteTask(ctx: StoreContext, t: NamedTask): Promise<TaskD
     });
   }
   const allowed: TaskState[] = ['pending', 'succeeded', 'failed', 'skipped', 'cancelled'];
-  const before = await ctx.cols.tasks.findOneAndDelete({ containerId: t.containerId, name: t.name, state: { $in: allowed } }, { writeConcern: ctx.writeConcern });
-  if (!before) return namedFailure(ctx, t.containerId, t.name, 'delete', allowed);
+  const current = await ctx.cols.tasks.findOne({ containerId: t.containerId, name: t.name }, { projection: { _id: 1, container: 1, state: 1 } });
+  // A refusal (no such task, or running) writes nothing.
+  if (!current || !allowed.includes(current.state)) return namedFailure(ctx, t.containerId, t.name, 'delete', allowed);
+  // Tombstone first, so the changes feed can never miss the deletion (a crash right after it
+  // leaves a tombstone for a task that still exists; a retried delete completes it).
+  await writeTombstone(ctx, { _id: current._id, kind: 'task', container: current.container, containerId: t.containerId, task: t.name });
+  const before = await ctx.cols.tasks.findOneAndDelete({ _id: current._id, state: { $in: allowed } }, { writeConcern: ctx.writeConcern });
+  if (!before) {
+    // Claimed (or deleted) since the read: withdraw the tombstone and re-announce the task, so a
+    // feed reader that already saw the tombstone sees the task again after it.
+    await ctx.cols.tombstones.deleteOne({ _id: current._id }, { writeConcern: ctx.writeConcern });
+    await ctx.cols.tasks.updateOne({ _id: current._id }, { $inc: { rev: 1 }, $currentDate: { changedAt: { $type: 'timestamp' } } }, { writeConcern: ctx.writeConcern });
+    return namedFailure(ctx, t.containerId, t.name, 'delete', allowed);
+  }
   await counters(ctx, t.containerId, moveDelta(before.state, null, before.weight, wp(before), 0));
   return before;
+}
+
+/** Records a deletion for the changes feed (upsert by the deleted document's `_id`). */
+export async function writeTombstone(
+  ctx: StoreContext,
+  t: { _id: ObjectId; kind: 'task' | 'container'; container: string; containerId: ObjectId; task: string | null },
+): Promise<void> {
+  await ctx.cols.tombstones.updateOne(
+    { _id: t._id },
+    {
+      $set: { kind: t.kind, container: t.container, containerId: t.containerId, task: t.task, deletedAt: ctx.clock.now() },
+      $currentDate: { changedAt: { $type: 'timestamp' } },
+    },
+    { upsert: true, writeConcern: ctx.writeConcern },
+  );
 }
