@@ -45,7 +45,8 @@ function label(v: number): string {
 export function lineChart(series: Series[], o: ChartOptions): string {
   const W = o.width ?? 640;
   const H = o.height ?? 360;
-  const m = { l: 70, r: 170, t: 40, b: 50 };
+  // Room for the legend: the longest series name at ~7 px per character.
+  const m = { l: 70, r: Math.max(170, 50 + 7 * Math.max(0, ...series.map((x) => x.name.length))), t: 40, b: 50 };
   const pts = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.y));
   const xs = pts.map((p) => p.x);
   const ys = pts

@@ -6,7 +6,8 @@
  * and interleaved, and writes bench/results/latest.json (quick: bench/results/quick.json), the
  * plots docs/img/bench-*.svg and the generated block of docs/performance.md.
  *
- * Flags: --quick, --only=overhead,pipeline,bulk,scale,flood,explain (writes bench/results/partial.json, no doc), --no-doc, --doc (quick: also write the doc).
+ * Flags: --quick, --only=overhead,pipeline,bulk,scale,flood,explain (writes bench/results/partial.json, no doc), --no-doc, --doc (quick: also write the doc),
+ * --replot (re-render plots and doc from the last JSON; with --scale-1m: from scale.json).
  *
  * `npm run bench:scale` (--scale-1m): only section 4 at 10k / 100k / 1M tasks. Without
  * MONGODB_URI it runs on FerretDB's PostgreSQL handler over a throwaway PostgreSQL cluster
@@ -1311,6 +1312,13 @@ function md(results: Document): string {
   return L.join('\n');
 }
 
+/** `ferretdb/sqlite`, `ferretdb/postgresql`, `external`, … for plot titles. */
+function serverLabel(results: Document): string {
+  const kind = String(results.serverKind);
+  const handler = /\((sqlite|postgresql),/.exec(String(results.server))?.[1];
+  return kind === 'ferretdb' && handler ? `${kind}/${handler}` : kind;
+}
+
 function plots(results: Document): void {
   const s = results.sections as Document;
   const dir = path.join(ROOT, 'docs', 'img');
@@ -1329,7 +1337,7 @@ function plots(results: Document): void {
     fs.writeFileSync(
       path.join(dir, 'bench-throughput.svg'),
       lineChart(series, {
-        title: `Pipeline throughput (${String(results.serverKind)})`,
+        title: `Pipeline throughput (${serverLabel(results)})`,
         xLabel: 'concurrent workers',
         yLabel: 'tasks/s (median, min–max)',
         logX: true,
@@ -1353,7 +1361,7 @@ function plots(results: Document): void {
     fs.writeFileSync(
       path.join(dir, results.scaleRun ? 'bench-scale-1m.svg' : 'bench-summary-latency.svg'),
       lineChart(series, {
-        title: `Latency vs container size (${String(results.serverKind)})`,
+        title: `Latency vs container size (${serverLabel(results)})`,
         xLabel: 'tasks in container',
         yLabel: 'ms (median, min–max)',
         logX: true,
@@ -1382,7 +1390,20 @@ function writeDoc(block: string): void {
 
 // -------------------------------------------------------------------------------------------
 
+/**
+ * `--replot`: re-renders the plots and the generated doc block from the last results JSON
+ * (bench/results/latest.json, or scale.json with --scale-1m) without measuring anything.
+ */
+function replot(): void {
+  const file = path.join(ROOT, 'bench', 'results', SCALE_RUN ? 'scale.json' : 'latest.json');
+  const results = JSON.parse(fs.readFileSync(file, 'utf8')) as Document;
+  plots(results);
+  writeDoc(md(results));
+  log(`re-rendered docs/performance.md and docs/img/bench-*.svg from ${path.relative(ROOT, file)}`);
+}
+
 async function main(): Promise<void> {
+  if (argv.includes('--replot')) return replot();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       log(`${sig}: stopping the server`);
