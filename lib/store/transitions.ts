@@ -69,6 +69,17 @@ async function fencedFailure(ctx: StoreContext, held: HeldTask, op: string): Pro
 async function namedFailure(ctx: StoreContext, containerId: ObjectId, name: string, op: string, allowed: readonly TaskState[]): Promise<never> {
   const cur = await ctx.cols.tasks.findOne({ containerId, name }, { projection: { state: 1, container: 1 } });
   if (!cur) throw new NotFoundError(`no task named ${JSON.stringify(name)} in this container`, { task: name, op });
+  if (allowed.includes(cur.state)) {
+    // It changed between the attempt and this read (added, or moved and back): say so rather
+    // than "it is pending (allowed from pending)".
+    throw new InvalidTransitionError(`cannot ${op} task ${JSON.stringify(name)}: it changed concurrently (now ${cur.state}); retry`, {
+      task: name,
+      op,
+      state: cur.state,
+      allowed,
+      concurrent: true,
+    });
+  }
   throw new InvalidTransitionError(`cannot ${op} task ${JSON.stringify(name)}: it is ${cur.state} (allowed from ${allowed.join(', ')})`, {
     task: name,
     op,
@@ -566,8 +577,16 @@ export async function deleteTask(ctx: StoreContext, t: NamedTask): Promise<TaskD
   }
   const allowed: TaskState[] = ['pending', 'succeeded', 'failed', 'skipped', 'cancelled'];
   const current = await ctx.cols.tasks.findOne({ containerId: t.containerId, name: t.name }, { projection: { _id: 1, container: 1, state: 1 } });
-  // A refusal (no such task, or running) writes nothing.
-  if (!current || !allowed.includes(current.state)) return namedFailure(ctx, t.containerId, t.name, 'delete', allowed);
+  // A refusal (no such task, or running) writes nothing, and reports what was read.
+  if (!current) throw new NotFoundError(`no task named ${JSON.stringify(t.name)} in this container`, { task: t.name, op: 'delete' });
+  if (!allowed.includes(current.state)) {
+    throw new InvalidTransitionError(`cannot delete task ${JSON.stringify(t.name)}: it is ${current.state} (allowed from ${allowed.join(', ')})`, {
+      task: t.name,
+      op: 'delete',
+      state: current.state,
+      allowed,
+    });
+  }
   // Tombstone first, so the changes feed can never miss the deletion (a crash right after it
   // leaves a tombstone for a task that still exists; a retried delete completes it).
   await writeTombstone(ctx, { _id: current._id, kind: 'task', container: current.container, containerId: t.containerId, task: t.name });
