@@ -127,6 +127,25 @@ describe('dashboard (headless Chromium)', function () {
     expect(await page.locator('#live').textContent()).to.match(/live|polling/);
   });
 
+  it('drops a deleted container from the list live, through the feed (not the 15 s refresh)', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-doomed');
+    await c.addTasks([{ name: 'x' }]);
+    await page.goto(url());
+    await page.locator('tr[data-container="dash-doomed"]').waitFor();
+    await page.waitForFunction(() => /live/.test(document.querySelector('#live')?.textContent ?? ''), undefined, {
+      timeout: 15_000,
+    });
+    // Let every earlier write's feed entry (0.25–1.25 s behind) arrive first, so the refresh
+    // below can only come from the deletion.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const t = Date.now();
+    await client.deleteTaskContainer('dash-doomed');
+    // Nothing else changes meanwhile: only the deletion entry (0.25–1.25 s behind, then the SSE
+    // poll) can trigger a refresh before the list's 15 s ticker.
+    await page.locator('tr[data-container="dash-doomed"]').waitFor({ state: 'detached', timeout: 8_000 });
+    console.log(`      [dashboard] deleted container left the list after ${Date.now() - t} ms`);
+  });
+
   it('filters the containers list by status', async function () {
     const c = await client.getOrCreateTaskContainer('dash-filter-done');
     await c.addTasks([{ name: 'x' }]);
