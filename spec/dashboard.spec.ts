@@ -67,6 +67,9 @@ describe('dashboard (headless Chromium)', function () {
       spawnSync('pkill', ['-KILL', '-P', String(process.pid), '-f', 'chromium']);
     }
     if (server && !(await step('server.close()', () => server.close()))) {
+      // Say what held it up (seen in two full-suite CI runs, never in isolation).
+      const open = await new Promise<number>((r) => server.app.server.getConnections((_e, n) => r(n)));
+      console.log(`[pts-test] dashboard spec: ${open} connection(s) still open; closing them`);
       server.app.server.closeAllConnections();
       await step('server.close() after closing all connections', () => server.close());
     }
