@@ -3,6 +3,7 @@ import mongoose from 'mongoose';
 import { changes, decodeChangeCursor, type Change } from '../lib/changes';
 import { createClient } from '../lib/client';
 import { ValidationError } from '../lib/errors';
+import { expectConsistent } from './helpers/consistency';
 import { useTestDatabase } from './helpers/db';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -204,6 +205,37 @@ describe('changes feed', function () {
       // One request at a time (our FerretDB build) makes the order deterministic: the claim is
       // queued before the delete's conditional write, so this path must be the one exercised.
       if (db.capabilities.ferretdb) expect(del).to.equal('PTS_INVALID_TRANSITION');
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('two concurrent deletes of one task: one wins, the other is NotFound, the tombstone stays', async function () {
+    this.timeout(60_000);
+    const conn = await mongoose.createConnection(db.uri, { monitorCommands: true }).asPromise();
+    try {
+      let withdrawals = 0;
+      conn.getClient().on('commandStarted', (e) => {
+        if (e.commandName === 'delete' && e.command.delete === 'pts_tombstones') withdrawals++;
+      });
+      const client = createClient({ connection: conn });
+      const c = await client.getOrCreateTaskContainer('del-twice');
+      const tasks = db.connection.collection('pts_tasks');
+      for (let i = 0; i < 5; i++) {
+        await c.addTask(`d${i}`, null);
+        const id = (await tasks.findOne({ container: 'del-twice', name: `d${i}` }))!._id;
+        const r = await Promise.allSettled([c.deleteTask(`d${i}`), c.deleteTask(`d${i}`)]);
+        expect(r.filter((x) => x.status === 'fulfilled')).to.have.length(1);
+        const lost = r.find((x) => x.status === 'rejected') as PromiseRejectedResult;
+        expect((lost.reason as { code?: string }).code).to.equal('PTS_NOT_FOUND');
+        expect(await tasks.countDocuments({ _id: id })).to.equal(0);
+        expect(await db.connection.collection('pts_tombstones').countDocuments({ _id: id })).to.equal(1);
+      }
+      // How often the loser had passed its read and written the shared tombstone before its
+      // conditional delete failed (the path that must give the tombstone back).
+      console.log(`      [changes] concurrent double deletes: ${withdrawals} of 5 went through the withdraw path`);
+      if (db.capabilities.ferretdb) expect(withdrawals).to.be.greaterThan(0);
+      await expectConsistent(c);
     } finally {
       await conn.close();
     }

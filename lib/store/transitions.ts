@@ -592,10 +592,14 @@ export async function deleteTask(ctx: StoreContext, t: NamedTask): Promise<TaskD
   await writeTombstone(ctx, { _id: current._id, kind: 'task', container: current.container, containerId: t.containerId, task: t.name });
   const before = await ctx.cols.tasks.findOneAndDelete({ _id: current._id, state: { $in: allowed } }, { writeConcern: ctx.writeConcern });
   if (!before) {
-    // Claimed (or deleted) since the read: withdraw the tombstone and re-announce the task, so a
-    // feed reader that already saw the tombstone sees the task again after it.
+    // Claimed since the read: withdraw the tombstone and re-announce the task, so a feed reader
+    // that already saw the tombstone sees the task again after it. Withdraw first, then look:
+    // if a concurrent deleteTask removed the task meanwhile, its deletion stands and gets its
+    // tombstone back (the upsert above was shared with it).
     await ctx.cols.tombstones.deleteOne({ _id: current._id }, { writeConcern: ctx.writeConcern });
-    await ctx.cols.tasks.updateOne({ _id: current._id }, { $inc: { rev: 1 }, $currentDate: { changedAt: { $type: 'timestamp' } } }, { writeConcern: ctx.writeConcern });
+    const still = await ctx.cols.tasks.findOne({ _id: current._id }, { projection: { _id: 1 } });
+    if (!still) await writeTombstone(ctx, { _id: current._id, kind: 'task', container: current.container, containerId: t.containerId, task: t.name });
+    else await ctx.cols.tasks.updateOne({ _id: current._id }, { $inc: { rev: 1 }, $currentDate: { changedAt: { $type: 'timestamp' } } }, { writeConcern: ctx.writeConcern });
     return namedFailure(ctx, t.containerId, t.name, 'delete', allowed);
   }
   await counters(ctx, t.containerId, moveDelta(before.state, null, before.weight, wp(before), 0));
