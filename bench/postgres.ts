@@ -9,9 +9,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { findFreePort } from '../lib/embedded';
 
 export interface Postgres {
   /** postgres:// URL of an empty database `ferretdb` (trust auth on loopback). */
@@ -21,17 +21,6 @@ export interface Postgres {
 }
 
 const ROOT = path.resolve(__dirname, '..');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startPostgres(log: (line: string) => void): Promise<Postgres> {
   const bin = execFileSync('bash', [path.join(ROOT, 'scripts', 'ensure-postgres.sh')], {
@@ -53,7 +42,7 @@ export async function startPostgres(log: (line: string) => void): Promise<Postgr
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const version = execFileSync(path.join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }).trim();
-  const port = await freePort();
+  const port = await findFreePort();
   const child: ChildProcess = spawn(
     path.join(bin, 'postgres'),
     ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'shared_buffers=1GB'],

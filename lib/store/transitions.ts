@@ -68,6 +68,11 @@ async function fencedFailure(ctx: StoreContext, held: HeldTask, op: string): Pro
 /** Why a write by name matched nothing: no such task, or it is in a state the transition does not start from. */
 async function namedFailure(ctx: StoreContext, containerId: ObjectId, name: string, op: string, allowed: readonly TaskState[]): Promise<never> {
   const cur = await ctx.cols.tasks.findOne({ containerId, name }, { projection: { state: 1, container: 1 } });
+  refusal(name, op, allowed, cur);
+}
+
+/** The error for a by-name transition refused on what was read (`cur`: the task, or null). */
+function refusal(name: string, op: string, allowed: readonly TaskState[], cur: { state: TaskState } | null): never {
   if (!cur) throw new NotFoundError(`no task named ${JSON.stringify(name)} in this container`, { task: name, op });
   if (allowed.includes(cur.state)) {
     // It changed between the attempt and this read (added, or moved and back): say so rather
@@ -578,18 +583,11 @@ export async function deleteTask(ctx: StoreContext, t: NamedTask): Promise<TaskD
   const allowed: TaskState[] = ['pending', 'succeeded', 'failed', 'skipped', 'cancelled'];
   const current = await ctx.cols.tasks.findOne({ containerId: t.containerId, name: t.name }, { projection: { _id: 1, container: 1, state: 1 } });
   // A refusal (no such task, or running) writes nothing, and reports what was read.
-  if (!current) throw new NotFoundError(`no task named ${JSON.stringify(t.name)} in this container`, { task: t.name, op: 'delete' });
-  if (!allowed.includes(current.state)) {
-    throw new InvalidTransitionError(`cannot delete task ${JSON.stringify(t.name)}: it is ${current.state} (allowed from ${allowed.join(', ')})`, {
-      task: t.name,
-      op: 'delete',
-      state: current.state,
-      allowed,
-    });
-  }
+  if (!current || !allowed.includes(current.state)) refusal(t.name, 'delete', allowed, current);
   // Tombstone first, so the changes feed can never miss the deletion (a crash right after it
   // leaves a tombstone for a task that still exists; a retried delete completes it).
-  await writeTombstone(ctx, { _id: current._id, kind: 'task', container: current.container, containerId: t.containerId, task: t.name });
+  const tombstone = { _id: current._id, kind: 'task', container: current.container, containerId: t.containerId, task: t.name } as const;
+  await writeTombstone(ctx, tombstone);
   const before = await ctx.cols.tasks.findOneAndDelete({ _id: current._id, state: { $in: allowed } }, { writeConcern: ctx.writeConcern });
   if (!before) {
     // Claimed since the read: withdraw the tombstone and re-announce the task, so a feed reader
@@ -598,7 +596,7 @@ export async function deleteTask(ctx: StoreContext, t: NamedTask): Promise<TaskD
     // tombstone back (the upsert above was shared with it).
     await ctx.cols.tombstones.deleteOne({ _id: current._id }, { writeConcern: ctx.writeConcern });
     const still = await ctx.cols.tasks.findOne({ _id: current._id }, { projection: { _id: 1 } });
-    if (!still) await writeTombstone(ctx, { _id: current._id, kind: 'task', container: current.container, containerId: t.containerId, task: t.name });
+    if (!still) await writeTombstone(ctx, tombstone);
     else await ctx.cols.tasks.updateOne({ _id: current._id }, { $inc: { rev: 1 }, $currentDate: { changedAt: { $type: 'timestamp' } } }, { writeConcern: ctx.writeConcern });
     return namedFailure(ctx, t.containerId, t.name, 'delete', allowed);
   }

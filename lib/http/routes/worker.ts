@@ -102,13 +102,8 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
           if (lease) {
             // The client went away while the claim ran: nobody will ever see this lease, so give
             // the task back now instead of stranding it until the lease expires.
-            const gone = (): boolean => (stop.signal.aborted && !ctx.shutdown.aborted) || reply.raw.destroyed;
-            if (gone()) {
-              await releaseUnseen(lease, request);
-              return reply.code(204).send();
-            }
             const config = await getWorkerConfig(client, lease.task.container).catch(() => null);
-            if (gone()) {
+            if ((stop.signal.aborted && !ctx.shutdown.aborted) || reply.raw.destroyed) {
               await releaseUnseen(lease, request);
               return reply.code(204).send();
             }
