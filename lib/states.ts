@@ -56,3 +56,94 @@ export function deriveContainerStatus(counts: StateCounts, current: ContainerSta
   if (current === 'pending' && total - counts.pending > 0) return 'running';
   return current;
 }
+
+/**
+ * Every operation that changes a task, as the transition table reads it.
+ * - `claim`, `heartbeat`, `succeed`, `fail`, `release`: by the lease holder (fenced by its token);
+ * - `expire`: by the recovery sweep, when a lease ran out;
+ * - `retry`, `cancel`, `skip`, `reset`, `update`, `complete`, `delete`: by name (admin, or the
+ *   original API's `updateTask`/`deleteTask`).
+ */
+export const TASK_OPERATIONS = Object.freeze([
+  'claim',
+  'heartbeat',
+  'succeed',
+  'fail',
+  'release',
+  'expire',
+  'retry',
+  'cancel',
+  'skip',
+  'reset',
+  'update',
+  'complete',
+  'delete',
+] as const);
+export type TaskOperation = (typeof TASK_OPERATIONS)[number];
+
+/** Who performs an operation. */
+export type TransitionActor = 'worker' | 'sweep' | 'admin';
+
+/** One row of the transition table. */
+export interface TransitionRule {
+  /** The states the operation starts from. Anything else is refused with `InvalidTransitionError` (or `LeaseLostError` for a lease holder). */
+  readonly from: readonly TaskState[];
+  /**
+   * The states it may end in: one, two when the outcome depends on the retry budget
+   * (`fail`/`expire`: pending to retry, failed when out of retries), `from` itself for writes that
+   * do not change the state (`heartbeat`, `update`), and none for `delete` (the task is removed).
+   */
+  readonly to: readonly TaskState[];
+  readonly by: TransitionActor;
+}
+
+function rule(by: TransitionActor, from: readonly TaskState[], to: readonly TaskState[]): TransitionRule {
+  return Object.freeze({ by, from: Object.freeze([...from]), to: Object.freeze([...to]) });
+}
+
+const NOT_RUNNING: readonly TaskState[] = ['pending', 'succeeded', 'failed', 'skipped', 'cancelled'];
+
+/**
+ * THE transition table: operation → allowed from-states → to-states. The store's conditional
+ * writes put `from` in their filters (single and bulk alike), the HTTP API lists the allowed
+ * admin actions of each task from it (`allowedActions`), and the CLI and the dashboard offer
+ * only those. `spec/states-table.spec.ts` walks every cell against the store.
+ */
+export const TRANSITIONS: Readonly<Record<TaskOperation, TransitionRule>> = Object.freeze({
+  claim: rule('worker', ['pending'], ['running']),
+  heartbeat: rule('worker', ['running'], ['running']),
+  succeed: rule('worker', ['running'], ['succeeded']),
+  fail: rule('worker', ['running'], ['pending', 'failed']),
+  release: rule('worker', ['running'], ['pending']),
+  expire: rule('sweep', ['running'], ['pending', 'failed']),
+  retry: rule('admin', ['failed', 'cancelled'], ['pending']),
+  cancel: rule('admin', ['pending', 'running'], ['cancelled']),
+  skip: rule('admin', ['pending', 'failed', 'cancelled'], ['skipped']),
+  reset: rule('admin', NOT_RUNNING, ['pending']),
+  update: rule('admin', ['pending', 'running'], ['pending', 'running']),
+  complete: rule('admin', ['pending', 'running'], ['succeeded']),
+  delete: rule('admin', NOT_RUNNING, []),
+});
+
+/** The by-name actions an operator can take on one task (HTTP, CLI, dashboard buttons). */
+export const TASK_ACTIONS = Object.freeze(['retry', 'cancel', 'skip', 'reset', 'delete'] as const);
+export type TaskAction = (typeof TASK_ACTIONS)[number];
+
+/** The actions a whole container offers (applied to every task the table allows). */
+export const CONTAINER_ACTIONS = Object.freeze(['retry', 'cancel', 'reset'] as const);
+export type ContainerAction = (typeof CONTAINER_ACTIONS)[number];
+
+/** True if the table allows `op` from `state`. */
+export function canTransition(op: TaskOperation, state: TaskState): boolean {
+  return TRANSITIONS[op].from.includes(state);
+}
+
+/** The {@link TASK_ACTIONS} a task in `state` allows, in table order. */
+export function allowedActions(state: TaskState): TaskAction[] {
+  return TASK_ACTIONS.filter((a) => canTransition(a, state));
+}
+
+/** The {@link CONTAINER_ACTIONS} that would change at least one task, given the counts per state. */
+export function allowedContainerActions(counts: StateCounts): ContainerAction[] {
+  return CONTAINER_ACTIONS.filter((a) => TRANSITIONS[a].from.some((s) => counts[s] > 0));
+}

@@ -2,7 +2,7 @@
  * Public record and option types. Records are plain objects: nothing the store returns is a
  * Mongoose document or a driver type.
  */
-import type { ContainerStatus, StateCounts, TaskState } from './states';
+import type { ContainerAction, ContainerStatus, StateCounts, TaskAction, TaskState } from './states';
 
 /** How to pick the time between attempts. */
 export type BackoffKind = 'fixed' | 'exponential';
@@ -73,6 +73,8 @@ export interface TaskRecord {
   durationMs: number | null;
   /** Grows with every write to the task. */
   rev: number;
+  /** The by-name actions the transition table allows from the task's state (`TRANSITIONS` in states.ts). */
+  allowedActions: TaskAction[];
 }
 
 /** A container as stored, with its counters. */
@@ -97,6 +99,8 @@ export interface ContainerSummary extends ContainerRecord {
   /** Weighted mean of the tasks' `percentageComplete` (0 for an empty container). */
   percentageComplete: number;
   isComplete: boolean;
+  /** The container-wide actions that would change at least one task (from the transition table and the counts). */
+  allowedActions: ContainerAction[];
 }
 
 /** Definition of a task to add. */

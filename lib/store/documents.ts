@@ -4,7 +4,7 @@
  * @internal
  */
 import type { ObjectId, Timestamp } from 'mongodb';
-import type { ContainerStatus, StateCounts, TaskState } from '../states';
+import { allowedActions, type ContainerStatus, type StateCounts, type TaskState } from '../states';
 import type { BackoffKind, ContainerRecord, FailurePolicy, FailureRecord, TaskRecord } from '../types';
 
 export interface ContainerDoc {
@@ -117,6 +117,7 @@ export function toTaskRecord(d: TaskDoc): TaskRecord {
     endedAt: d.endedAt ?? null,
     durationMs: d.durationMs ?? null,
     rev: d.rev,
+    allowedActions: allowedActions(d.state),
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import type { Filter, ObjectId } from 'mongodb';
 import { ValidationError } from '../errors';
-import { isContainerStatus, isTaskState, type ContainerStatus, type TaskState } from '../states';
+import { allowedContainerActions, isContainerStatus, isTaskState, type ContainerStatus, type TaskState } from '../states';
 import type { ContainerSummary, ListContainersQuery, ListTasksQuery, Page, TaskRecord } from '../types';
 import type { StoreContext } from './context';
 import { decodeCursor, encodeCursor } from './cursor';
@@ -36,6 +36,7 @@ export async function summarize(ctx: StoreContext, doc: ContainerDoc): Promise<C
     ...toContainerRecord(doc),
     percentageComplete: Math.min(100, Math.max(0, Math.round(pct * 1e6) / 1e6)),
     isComplete: doc.status === 'succeeded',
+    allowedActions: allowedContainerActions(doc.counts),
   };
 }
 
