@@ -13,10 +13,9 @@ import type { TransitionResult } from './store/transitions';
 
 export class Core {
   readonly events = new TypedEmitter();
-  readonly ctx: StoreContext;
   readonly connection: Connection;
   readonly ownsConnection: boolean;
-  private readonly models: Models;
+  private compiled: { models: Models; ctx: StoreContext } | null = null;
   private readyPromise: Promise<void> | null = null;
 
   constructor(readonly opts: ResolvedClientOptions) {
@@ -30,13 +29,30 @@ export class Core {
       this.connection = mongoose.connection;
       this.ownsConnection = false;
     }
-    this.models = getModels(this.connection, opts.collectionPrefix);
-    this.ctx = {
-      cols: getCollections(this.models),
-      writeConcern: opts.writeConcern,
-      clock: opts.clock,
-      failureHistoryLimit: opts.failureHistoryLimit,
-    };
+  }
+
+  /**
+   * The models are compiled on first use, not when the client is made: importing the package
+   * (whose default `client` uses the default mongoose connection) registers nothing.
+   */
+  private get store(): { models: Models; ctx: StoreContext } {
+    if (!this.compiled) {
+      const models = getModels(this.connection, this.opts.collectionPrefix);
+      this.compiled = {
+        models,
+        ctx: {
+          cols: getCollections(models),
+          writeConcern: this.opts.writeConcern,
+          clock: this.opts.clock,
+          failureHistoryLimit: this.opts.failureHistoryLimit,
+        },
+      };
+    }
+    return this.compiled;
+  }
+
+  get ctx(): StoreContext {
+    return this.store.ctx;
   }
 
   /** Creates the indexes once (on first use, unless `autoIndex` is false). A failure is retried on the next call. */
@@ -51,7 +67,7 @@ export class Core {
       // A connection this client opened reports a failed connect (host, cause) at once, instead
       // of after mongoose's command-buffering timeout.
       const connected = this.ownsConnection ? this.connection.asPromise().then(() => undefined) : Promise.resolve();
-      this.readyPromise = connected.then(() => ensureIndexes(this.models)).catch((err: Error) => {
+      this.readyPromise = connected.then(() => ensureIndexes(this.store.models)).catch((err: Error) => {
         this.readyPromise = null;
         throw new DatabaseError(`cannot reach the database: ${err.message}`, { op: 'ensureIndexes' }, err);
       });
