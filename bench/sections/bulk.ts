@@ -1,0 +1,56 @@
+/**
+ * Section 3, bulk add: `container.addTasks` vs single `addTask` calls vs raw `insertMany` batches.
+ */
+import type { Document } from 'mongodb';
+import type { Config } from '../config';
+import { WC, log, taskDoc, tasksOf, timed, type Bench } from '../harness';
+import { interleave, roundSpread, spread } from '../stats';
+
+export async function bulk(bench: Bench, cfg: Config): Promise<Document> {
+  const { conn, client } = await bench.freshDb('bench_bulk');
+  const col = tasksOf(conn);
+  const N = cfg.bulkN;
+  const S = cfg.bulkSingleN;
+  let k = 0;
+  const clean = async (): Promise<void> => {
+    await col.deleteMany({});
+    await conn.db!.collection('pts_containers').deleteMany({});
+  };
+  log(`bulk: addTasks(${N}) vs ${S} × addTask vs insertMany(${N})`);
+  const r = await interleave(
+    {
+      insertMany: async () => {
+        await clean();
+        const c = await client.getOrCreateTaskContainer(`bulk-${++k}`);
+        const now = new Date();
+        const docs = Array.from({ length: N }, (_, i) => taskDoc(c._id, c.name(), `t${i}`, now));
+        return timed(N, async () => {
+          for (let i = 0; i < N; i += 1000)
+            await col.insertMany(docs.slice(i, i + 1000), { writeConcern: WC });
+        });
+      },
+      addTasks: async () => {
+        await clean();
+        const c = await client.getOrCreateTaskContainer(`bulk-${++k}`);
+        const specs = Array.from({ length: N }, (_, i) => ({ name: `t${i}`, data: { n: `t${i}` } }));
+        const s = await timed(N, () => c.addTasks(specs));
+        const sum = await c.summary();
+        if (sum.counts.pending !== N) throw new Error(`addTasks: ${sum.counts.pending} pending`);
+        return s;
+      },
+      addTask: async () => {
+        await clean();
+        const c = await client.getOrCreateTaskContainer(`bulk-${++k}`);
+        return timed(S, async () => {
+          for (let i = 0; i < S; i++) await c.addTask(`t${i}`, { n: `t${i}` });
+        });
+      },
+    },
+    cfg.bulkRounds,
+    'insertMany',
+    log,
+  );
+  const vsSingle = roundSpread(spread(r.rates.addTasks.map((x, i) => x / r.rates.addTask[i])));
+  await conn.dropDatabase();
+  return { n: N, singleN: S, ...r, addTasksVsSingle: vsSingle, targets: { vsSingle: 5, vsInsertMany: 0.8 } };
+}
