@@ -7,13 +7,12 @@
  * than a safety horizon behind the server's own clock, so a write that already got its timestamp
  * but is not visible yet cannot be skipped by a reader that has moved past it.
  */
-import { ObjectId, Timestamp, type Filter } from 'mongodb';
+import { ObjectId, Timestamp } from 'mongodb';
 import type { Client } from './client';
+import type { Core } from './core';
 import { NotFoundError, ValidationError } from './errors';
 import type { ContainerStatus, TaskState } from './states';
-import type { ContainerDoc, TaskDoc } from './store/documents';
-import type { TombstoneDoc } from './store/models';
-import { escapeRegex } from './store/queries';
+import type { ContainerDoc, FeedPosition, FeedScope, TaskDoc, TombstoneDoc } from './store';
 import { validateName } from './validation';
 
 /**
@@ -65,10 +64,7 @@ export interface ChangesPage {
   next: string;
 }
 
-interface Position {
-  ts: Timestamp;
-  id: ObjectId;
-}
+type Position = FeedPosition;
 
 const ZERO: Position = { ts: new Timestamp({ t: 0, i: 0 }), id: new ObjectId('000000000000000000000000') };
 
@@ -106,21 +102,9 @@ function compare(a: Position, b: Position): number {
  * Timestamps have one-second resolution, so this is the start of the second that was current
  * `horizonMs` ago on the server's clock (entries show up 0.25–1.25 s after their write).
  */
-export async function safeHorizon(client: Client, horizonMs = 250): Promise<Timestamp> {
-  const db = client.connection.db;
-  if (!db) throw new ValidationError('client is not connected');
-  const hello = (await db.admin().command({ hello: 1 })) as { localTime?: Date };
-  const now = hello.localTime instanceof Date ? hello.localTime.getTime() : Date.now();
+async function safeHorizon(core: Core, horizonMs = 250): Promise<Timestamp> {
+  const now = (await core.store.serverTime()).getTime();
   return new Timestamp({ t: Math.floor((now - horizonMs) / 1000), i: 0 });
-}
-
-function after(p: Position, horizon: Timestamp): Filter<{ _id: ObjectId; changedAt: Timestamp }> {
-  return {
-    $and: [
-      { $or: [{ changedAt: { $gt: p.ts } }, { changedAt: p.ts, _id: { $gt: p.id } }] },
-      { changedAt: { $lt: horizon } },
-    ],
-  };
 }
 
 function taskChange(d: TaskDoc): Omit<Change, 'cursor'> {
@@ -165,65 +149,32 @@ function deletionChange(d: TombstoneDoc): Omit<Change, 'cursor'> {
 
 /**
  * A page of changes after `since`. Pass `next` back as `since` to follow the feed; `next` stays
- * put when there is nothing new.
+ * put when there is nothing new. (The same as `client.changes(q)`.)
  */
-export async function changes(client: Client, q: ChangesQuery = {}): Promise<ChangesPage> {
+export function changes(client: Client | Core, q: ChangesQuery = {}): Promise<ChangesPage> {
+  return 'store' in client ? readChanges(client, q) : client.changes(q);
+}
+
+async function readChanges(core: Core, q: ChangesQuery): Promise<ChangesPage> {
   const limit = q.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
     throw new ValidationError('limit must be an integer between 1 and 1000', { path: 'limit' });
   const from = decodeChangeCursor(q.since);
-  await client.ensureIndexes();
-  const { cols } = client.core.ctx;
-  const horizon = await safeHorizon(client, q.horizonMs);
-  const range = after(from, horizon);
-
-  let taskFilter: Filter<TaskDoc> | null = range as Filter<TaskDoc>;
-  let containerFilter: Filter<ContainerDoc> | null = range as Filter<ContainerDoc>;
-  let tombstoneFilter: Filter<TombstoneDoc> = range as Filter<TombstoneDoc>;
-  if (q.container !== undefined) {
-    const name = validateName(q.container, 'container');
-    const c = await cols.containers.findOne({ name }, { projection: { _id: 1 } });
-    // Deletions are matched by name: a follower of a deleted (or deleted and re-created)
-    // container sees the deletion instead of a 404.
-    tombstoneFilter = { $and: [{ container: name }, range] } as Filter<TombstoneDoc>;
-    if (c) {
-      taskFilter = { $and: [{ containerId: c._id }, range] } as Filter<TaskDoc>;
-      containerFilter = { $and: [{ _id: c._id }, range] } as Filter<ContainerDoc>;
-    } else {
-      if (!(await cols.tombstones.findOne({ container: name, kind: 'container' }, { projection: { _id: 1 } })))
-        throw new NotFoundError(`no container named ${JSON.stringify(name)}`, { container: name });
-      taskFilter = null;
-      containerFilter = null;
-    }
-  } else if (q.prefixes !== undefined) {
+  let scope: FeedScope = {};
+  if (q.container !== undefined) scope = { container: validateName(q.container, 'container') };
+  else if (q.prefixes !== undefined) {
     const prefixes = q.prefixes.filter((p) => typeof p === 'string');
     if (prefixes.length === 0) return { changes: [], next: encodeChangeCursor(from) };
-    if (!prefixes.includes('')) {
-      const re = { $regex: `^(?:${prefixes.map(escapeRegex).join('|')})` };
-      taskFilter = { $and: [{ container: re }, range] } as Filter<TaskDoc>;
-      containerFilter = { $and: [{ name: re }, range] } as Filter<ContainerDoc>;
-      tombstoneFilter = { $and: [{ container: re }, range] } as Filter<TombstoneDoc>;
-    }
+    scope = { prefixes };
   }
-
-  const sort = { changedAt: 1, _id: 1 } as const;
-  const [tasks, containers, tombstones] = await Promise.all([
-    taskFilter
-      ? cols.tasks
-          .find(taskFilter, {
-            sort,
-            limit,
-            projection: { taskData: 0, processingData: 0, result: 0, failures: 0 },
-          })
-          .toArray()
-      : [],
-    containerFilter ? cols.containers.find(containerFilter, { sort, limit }).toArray() : [],
-    cols.tombstones.find(tombstoneFilter, { sort, limit }).toArray(),
-  ]);
+  await core.createIndexes();
+  const horizon = await safeHorizon(core, q.horizonMs);
+  const read = await core.store.readFeed(scope, from, horizon, limit);
+  if (read.missing) throw new NotFoundError(`no container named ${JSON.stringify(q.container)}`, { container: q.container });
   const merged: Array<{ pos: Position; change: Omit<Change, 'cursor'> }> = [
-    ...tasks.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: taskChange(d as TaskDoc) })),
-    ...containers.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: containerChange(d) })),
-    ...tombstones.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: deletionChange(d) })),
+    ...read.tasks.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: taskChange(d) })),
+    ...read.containers.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: containerChange(d) })),
+    ...read.tombstones.map((d) => ({ pos: { ts: d.changedAt, id: d._id }, change: deletionChange(d) })),
   ];
   merged.sort((a, b) => compare(a.pos, b.pos));
   const page = merged.slice(0, limit);

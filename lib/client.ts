@@ -5,19 +5,16 @@
 import type { ObjectId } from 'mongodb';
 import type { Connection } from 'mongoose';
 import { withCallback } from './callback';
-import { claimNext } from './claim';
+import { changes, type ChangesPage, type ChangesQuery } from './changes';
 import { TaskContainer } from './container';
 import { Core } from './core';
-import { LeaseLostError, NotFoundError, ValidationError } from './errors';
+import { DatabaseError, NotFoundError, ValidationError } from './errors';
 import type { PtsEventName, PtsListener } from './events';
 import { TaskLease } from './lease';
-import { emitContainerChange } from './notify';
 import { resolveClientOptions, type ClientOptions } from './options';
-import { sweep } from './recovery';
-import { deleteContainer, getOrCreateContainer } from './store/containers';
-import { setKeyLimit } from './store/keys';
-import { toTaskRecord } from './store/documents';
-import { escapeRegex, findContainer, listContainers, summarize } from './store/queries';
+import { recoverStale, type RecoverOptions } from './recovery';
+import { lostLease } from './store/refusals';
+import type { StateCounts } from './states';
 import type { ClaimFilter, ClaimOptions, ContainerOptions, ContainerSummary, FailurePolicy, ListContainersQuery, Page, RecoveryReport } from './types';
 import { validateData, validateName, validateNonNegativeInt, validatePositiveNumber } from './validation';
 
@@ -70,7 +67,7 @@ export class Client {
     const p = (async () => {
       const n = validateName(name, 'container name');
       await this.core.ready();
-      const doc = await findContainer(this.core.ctx, n);
+      const doc = await this.core.store.findContainer(n);
       return doc ? new TaskContainer(this.core, doc) : null;
     })();
     return withCallback(p, cb);
@@ -95,11 +92,11 @@ export class Client {
       const metadata = options.metadata === undefined ? {} : validateData(options.metadata, 'metadata');
       if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new ValidationError('metadata must be an object', { path: 'metadata' });
       await this.core.ready();
-      const { doc, created } = await getOrCreateContainer(this.core.ctx, n, {
+      const { doc, created } = await this.core.store.getOrCreateContainer(n, {
         failurePolicy: options.failurePolicy ?? 'continue',
         metadata: metadata as Record<string, unknown>,
       });
-      if (created) this.core.events.emit('container:created', { container: n });
+      if (created) this.core.notify.containerCreated(n);
       return new TaskContainer(this.core, doc, created);
     })();
     return withCallback(p, cb, (c) => [c.isNew]);
@@ -112,9 +109,9 @@ export class Client {
     const p = (async () => {
       const n = validateName(name, 'container name');
       await this.core.ready();
-      const doc = await findContainer(this.core.ctx, n);
+      const doc = await this.core.store.findContainer(n);
       if (!doc) return false;
-      await deleteContainer(this.core.ctx, doc);
+      this.core.notify.containerDeleted(n, await this.core.store.deleteContainer(doc));
       return true;
     })();
     return withCallback(p, cb);
@@ -123,13 +120,36 @@ export class Client {
   /** Containers, newest first, filtered by status and name prefix, with cursor pagination. */
   async listContainers(q: ListContainersQuery = {}): Promise<Page<ContainerSummary>> {
     await this.core.ready();
-    return listContainers(this.core.ctx, q);
+    return this.core.store.listContainers(q);
   }
 
   /** The summary of one container (counters + live progress), or null. */
   async summary(name: string): Promise<ContainerSummary | null> {
-    const doc = await findContainer(this.core.ctx, validateName(name, 'container name'));
-    return doc ? summarize(this.core.ctx, doc) : null;
+    const doc = await this.core.store.findContainer(validateName(name, 'container name'));
+    return doc ? this.core.store.summarize(doc) : null;
+  }
+
+  /**
+   * Resolves when the database answers a `ping` within `timeoutMs`; rejects with a transient
+   * `DatabaseError` otherwise (readiness checks, `/readyz`).
+   */
+  async ping(timeoutMs = 2_000): Promise<void> {
+    if (this.core.connection.readyState !== 1) throw new DatabaseError('the client is not connected', { op: 'ping' }, undefined, true);
+    await this.core.store.ping(timeoutMs);
+  }
+
+  /** Tasks per state summed over every container (from the containers' counters: no task is read), and the number of containers. */
+  async totals(): Promise<{ containers: number; tasks: StateCounts }> {
+    await this.core.ready();
+    return this.core.store.totals();
+  }
+
+  /**
+   * A page of the changes feed (see {@link ChangesQuery}): every task and container in the order
+   * of their last write, deletions included. Pass `next` back as `since` to follow it.
+   */
+  changes(q: ChangesQuery = {}): Promise<ChangesPage> {
+    return changes(this.core, q);
   }
 
   /**
@@ -144,17 +164,17 @@ export class Client {
     const names = filter.names === undefined ? undefined : Array.isArray(filter.names) ? filter.names.map((n, i) => validateName(n, `names[${i}]`)) : undefined;
     if (filter.names !== undefined && !names) throw new ValidationError('names must be an array', { path: 'names' });
     const key = filter.key === undefined ? undefined : validateName(filter.key, 'key');
-    if (filter.container === undefined) return claimNext(this.core, { names, key, owner, leaseMs });
+    if (filter.container === undefined) return this.claim({ names, key, owner, leaseMs });
     const name = validateName(filter.container, 'container');
     // A worker loop claims from the same container over and over: remember its id. A cached id
     // can only be stale if the container was deleted (and maybe re-created): when a claim with a
     // cached id finds nothing, look the name up again once.
     const cached = this.containerIds.get(name);
     if (cached) {
-      const lease = await claimNext(this.core, { containerId: cached, names, key, owner, leaseMs });
+      const lease = await this.claim({ containerId: cached, names, key, owner, leaseMs });
       if (lease) return lease;
     }
-    const doc = await findContainer(this.core.ctx, name);
+    const doc = await this.core.store.findContainer(name);
     if (!doc) {
       this.containerIds.delete(name);
       return null;
@@ -162,7 +182,15 @@ export class Client {
     if (cached && cached.equals(doc._id)) return null;
     if (this.containerIds.size >= 1000) this.containerIds.clear();
     this.containerIds.set(name, doc._id);
-    return claimNext(this.core, { containerId: doc._id, names, key, owner, leaseMs });
+    return this.claim({ containerId: doc._id, names, key, owner, leaseMs });
+  }
+
+  private async claim(q: Parameters<Core['store']['claimNext']>[0]): Promise<TaskLease | null> {
+    const r = await this.core.store.claimNext(q);
+    for (const e of r.recovered) this.core.notify.transition(e);
+    if (!r.claimed) return null;
+    this.core.notify.transition(r.claimed);
+    return new TaskLease(this.core, r.claimed.task, r.claimed.task, q.leaseMs);
   }
 
   /**
@@ -170,29 +198,22 @@ export class Client {
    * with LeaseLostError if the task is no longer running under that token.
    */
   async lease(container: string, task: string, token: number): Promise<TaskLease> {
-    const c = await findContainer(this.core.ctx, validateName(container, 'container'));
+    const c = await this.core.store.findContainer(validateName(container, 'container'));
     if (!c) throw new NotFoundError(`no container named ${JSON.stringify(container)}`, { container });
     validateNonNegativeInt(token, 'token');
-    const t = await this.core.ctx.cols.tasks.findOne({ containerId: c._id, name: validateName(task, 'task') });
+    const t = await this.core.store.findTask(c._id, validateName(task, 'task'));
     if (!t) throw new NotFoundError(`no task named ${JSON.stringify(task)}`, { container, task });
-    if (t.state !== 'running' || t.fence !== token) {
-      throw new LeaseLostError(`lease token ${token} on task ${JSON.stringify(task)} is not current (task is ${t.state}, token ${t.fence})`, {
-        task,
-        container,
-        token,
-        currentToken: t.fence,
-        state: t.state,
-      });
-    }
-    // Renew by the duration the lease was last taken or renewed for (both stamped by that write).
-    const held = t.lease ? t.lease.expiresAt.getTime() - t.updatedAt.getTime() : 0;
+    if (t.state !== 'running' || t.fence !== token) throw lostLease({ name: t.name, container, fence: token }, 'lease', t);
+    // Renew by the duration the lease was granted or last renewed for (stored with it; leases
+    // granted before it was stored: as long as the last write that set the expiry).
+    const held = t.lease?.ms ?? (t.lease ? t.lease.expiresAt.getTime() - t.updatedAt.getTime() : 0);
     return new TaskLease(this.core, t, t, held > 0 ? held : undefined);
   }
 
   /** Sets how many tasks with `key` may run at once across all processes (default 1). */
   async setKeyLimit(key: string, limit: number): Promise<void> {
     await this.core.ready();
-    await setKeyLimit(this.core.ctx, validateName(key, 'key'), Math.max(1, validateNonNegativeInt(limit, 'limit', 100_000)));
+    await this.core.store.setKeyLimit(validateName(key, 'key'), Math.max(1, validateNonNegativeInt(limit, 'limit', 100_000)));
   }
 
   /**
@@ -200,27 +221,8 @@ export class Client {
    * retries), recording the interruption; repairs counters of the containers involved. Safe to
    * call from any process at any time.
    */
-  async recoverStale(options: { container?: string; limit?: number } = {}): Promise<RecoveryReport> {
-    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-      throw new ValidationError('options must be an object', { path: 'options' });
-    }
-    const limit = options.limit === undefined ? 1000 : Math.max(1, validateNonNegativeInt(options.limit, 'limit', 100_000));
-    await this.core.ready();
-    let ids = null;
-    if (options.container !== undefined) {
-      const doc = await findContainer(this.core.ctx, validateName(options.container, 'container'));
-      if (!doc) return { recovered: [], reconciled: [], unblocked: 0 };
-      ids = [doc._id];
-    }
-    const s = await sweep(this.core.ctx, ids, limit);
-    for (const r of s.expired) this.core.emit('expired', r);
-    for (const f of s.finalized) emitContainerChange(this.core.events, f.name, f.result);
-    const names = await this.core.ctx.cols.containers.find({ _id: { $in: s.reconciled } }, { projection: { name: 1 } }).toArray();
-    return {
-      recovered: s.expired.map((r) => ({ container: r.task.container, task: r.task.name, owner: toTaskRecord(r.task).failures.at(-1)?.workerId ?? 'unknown', state: r.task.state })),
-      reconciled: names.map((n) => n.name),
-      unblocked: s.unblocked,
-    };
+  async recoverStale(options: RecoverOptions = {}): Promise<RecoveryReport> {
+    return recoverStale(this.core, options);
   }
 
   /**
@@ -232,14 +234,9 @@ export class Client {
   async pruneTombstones(olderThan: Date, options: { namePrefix?: string } = {}): Promise<number> {
     if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) throw new ValidationError('olderThan must be a valid Date', { path: 'olderThan' });
     if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new ValidationError('options must be an object', { path: 'options' });
-    const filter: Record<string, unknown> = { deletedAt: { $lt: olderThan } };
-    if (options.namePrefix !== undefined) {
-      if (typeof options.namePrefix !== 'string') throw new ValidationError('namePrefix must be a string', { path: 'namePrefix' });
-      if (options.namePrefix !== '') filter.container = { $regex: `^${escapeRegex(options.namePrefix)}` };
-    }
+    if (options.namePrefix !== undefined && typeof options.namePrefix !== 'string') throw new ValidationError('namePrefix must be a string', { path: 'namePrefix' });
     await this.core.ready();
-    const r = await this.core.ctx.cols.tombstones.deleteMany(filter, { writeConcern: this.core.ctx.writeConcern });
-    return r.deletedCount;
+    return this.core.store.pruneTombstones(olderThan, options.namePrefix || undefined);
   }
 
   /** Runs {@link recoverStale} every `intervalMs` (unref'd timer; errors are reported as `db:unavailable`). */
@@ -247,8 +244,8 @@ export class Client {
     this.stopSweeper();
     this.sweeper = setInterval(() => {
       this.recoverStale().then(
-        () => this.core.dbAvailable('sweep'),
-        (error: Error) => this.core.dbUnavailable('sweep', error),
+        () => this.core.notify.dbAvailable('sweep'),
+        (error: Error) => this.core.notify.dbUnavailable('sweep', error),
       );
     }, intervalMs);
     this.sweeper.unref?.();

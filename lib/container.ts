@@ -7,12 +7,10 @@ import { withCallback } from './callback';
 import type { Core } from './core';
 import { DuplicateError, NotFoundError, ValidationError } from './errors';
 import { Runner, type Handlers, type RunOptions, type RunResult } from './runner';
-import { SATISFYING_TASK_STATES } from './states';
-import { cancelAll, resetAll, retryAll } from './store/containers';
-import { reconcileContainer } from './store/counters';
-import { toTaskRecord, type ContainerDoc } from './store/documents';
-import { allTasks, findContainerById, findTask, listTasks, summarize, taskStates } from './store/queries';
-import * as tx from './store/transitions';
+import { SATISFYING_TASK_STATES, type ContainerAction } from './states';
+import type { ContainerDoc } from './store';
+import { toTaskRecord } from './store/documents';
+import type { NamedTask } from './store/transitions';
 import { Task } from './task';
 import type { ContainerSummary, ListTasksQuery, Page, TaskRecord, TaskSpec, TaskUpdate } from './types';
 import { checkDependencies, resolveTaskSpec, validateData, validateName, validatePercentage, validateStatusText } from './validation';
@@ -49,19 +47,19 @@ export class TaskContainer {
   }
 
   private async doc(): Promise<ContainerDoc> {
-    const d = await findContainerById(this.core.ctx, this._id);
+    const d = await this.core.store.findContainerById(this._id);
     if (!d) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} no longer exists`, { container: this.containerName });
     return d;
   }
 
   private task(r: TaskRecord): Task {
     return new Task(r, async () => {
-      const d = await findTask(this.core.ctx, this._id, r.name);
+      const d = await this.core.store.findTask(this._id, r.name);
       return d ? toTaskRecord(d) : null;
     });
   }
 
-  private named(name: unknown): tx.NamedTask {
+  private named(name: unknown): NamedTask {
     return { containerId: this._id, name: validateName(name, 'task name') };
   }
 
@@ -97,9 +95,7 @@ export class TaskContainer {
     const inBatch = new Set(resolved.map((s) => s.name));
     const external = [...new Set(resolved.flatMap((s) => s.dependsOn).filter((d) => !inBatch.has(d)))];
     // One read: the external dependencies' states, and the batch names that already exist.
-    const known = await this.core.ctx.cols.tasks
-      .find({ containerId: this._id, name: { $in: [...external, ...inBatch] } }, { projection: { name: 1, state: 1, dependsOn: 1 } })
-      .toArray();
+    const known = await this.core.store.existingTasks(this._id, [...external, ...inBatch]);
     const existing = new Map(known.map((t) => [t.name, t]));
     for (const s of resolved) {
       const cur = existing.get(s.name);
@@ -114,11 +110,9 @@ export class TaskContainer {
     const existingNames = new Set(known.map((t) => t.name));
     const out: Task[] = [];
     for (let i = 0; i < ordered.length; i += 1000) {
-      const r = await tx.addTasks(this.core.ctx, { _id: this._id, name: this.containerName }, ordered.slice(i, i + 1000), existingNames);
+      const r = await this.core.store.addTasks({ _id: this._id, name: this.containerName }, ordered.slice(i, i + 1000), existingNames);
       for (const t of ordered.slice(i, i + 1000)) existingNames.add(t.name);
-      r.tasks.forEach((t, j) => {
-        if (r.created[j]) this.core.events.emit('task:added', { container: this.containerName, task: toTaskRecord(t) });
-      });
+      this.core.notify.added(this.containerName, r.tasks, r.created, r.container);
       const byName = new Map(r.tasks.map((t) => [t.name, t]));
       for (const s of ordered.slice(i, i + 1000)) out.push(this.task(toTaskRecord(byName.get(s.name)!)));
     }
@@ -131,7 +125,7 @@ export class TaskContainer {
   getTask(name: string, cb?: Cb<Task | null>): Promise<Task | null> | void {
     const p = (async () => {
       await this.core.ready();
-      const d = await findTask(this.core.ctx, this._id, validateName(name, 'task name'));
+      const d = await this.core.store.findTask(this._id, validateName(name, 'task name'));
       return d ? this.task(toTaskRecord(d)) : null;
     })();
     return withCallback(p, cb);
@@ -141,7 +135,7 @@ export class TaskContainer {
   getTasks(): Promise<Task[]>;
   getTasks(cb: Cb<Task[]>): void;
   getTasks(cb?: Cb<Task[]>): Promise<Task[]> | void {
-    const p = (async () => (await allTasks(this.core.ctx, this._id)).map((d) => this.task(toTaskRecord(d))))();
+    const p = (async () => (await this.core.store.allTasks(this._id)).map((d) => this.task(toTaskRecord(d))))();
     return withCallback(p, cb);
   }
 
@@ -165,16 +159,8 @@ export class TaskContainer {
         isComplete: values.isComplete,
       };
       const t = this.named(name);
-      const r = await tx.patchTask(this.core.ctx, t, patch);
-      this.core.emit(values.isComplete ? 'succeeded' : 'updated', r);
-      if (patch.percentageComplete !== undefined || patch.statusText !== undefined) {
-        this.core.events.emit('task:progress', {
-          container: this.containerName,
-          task: r.task.name,
-          percentageComplete: patch.percentageComplete ?? null,
-          statusText: patch.statusText ?? null,
-        });
-      }
+      const r = await this.core.store.patchTask(t, patch);
+      this.core.notify.transition(r, patch);
       return this.task(toTaskRecord(r.task));
     })();
     return withCallback(p, cb);
@@ -185,7 +171,7 @@ export class TaskContainer {
   deleteTask(name: string, cb: Cb<boolean>): void;
   deleteTask(name: string, cb?: Cb<boolean>): Promise<boolean> | void {
     const p = (async () => {
-      await tx.deleteTask(this.core.ctx, this.named(name));
+      this.core.notify.transition(await this.core.store.deleteTask(this.named(name)));
       return true;
     })();
     return withCallback(p, cb);
@@ -201,12 +187,12 @@ export class TaskContainer {
 
   /** Status, counts per state and weighted percentage complete — without scanning the tasks. */
   async summary(): Promise<ContainerSummary> {
-    return summarize(this.core.ctx, await this.doc());
+    return this.core.store.summarize(await this.doc());
   }
 
   /** A page of tasks in insertion order, optionally filtered by state. */
   async listTasks(q: ListTasksQuery = {}): Promise<Page<TaskRecord>> {
-    return listTasks(this.core.ctx, this._id, q);
+    return this.core.store.listTasks(this._id, q);
   }
 
   /** Runs the pipeline (see {@link RunOptions}); resumes whatever an earlier run left. */
@@ -217,43 +203,59 @@ export class TaskContainer {
 
   /** Retries a failed or cancelled task (or, without a name, all of them) with a fresh retry budget. */
   async retry(name?: string): Promise<number> {
-    if (name === undefined) return retryAll(this.core.ctx, this._id);
-    const r = await tx.retryTask(this.core.ctx, this.named(name));
-    this.core.emit('retried', r);
+    if (name === undefined) return this.bulk('retry');
+    this.core.notify.transition(await this.core.store.retryTask(this.named(name)));
     return 1;
   }
 
   /** Cancels a pending or running task (or, without a name, all of them). */
   async cancel(name?: string): Promise<number> {
-    if (name === undefined) return cancelAll(this.core.ctx, this._id);
-    const r = await tx.cancelTask(this.core.ctx, this.named(name));
-    this.core.emit('cancelled', r);
+    if (name === undefined) return this.bulk('cancel');
+    this.core.notify.transition(await this.core.store.cancelTask(this.named(name)));
     return 1;
   }
 
   /** Skips a task that is pending, failed or cancelled: it counts as done and its dependents may run. */
   async skip(name: string): Promise<Task> {
-    const r = await tx.skipTask(this.core.ctx, this.named(name));
-    this.core.emit('skipped', r);
+    const r = await this.core.store.skipTask(this.named(name));
+    this.core.notify.transition(r);
     return this.task(toTaskRecord(r.task));
   }
 
   /** Resets a task that is not running (or, without a name, every such task) to pending as if just added. */
   async reset(name?: string): Promise<number> {
-    if (name === undefined) return resetAll(this.core.ctx, this._id);
+    if (name === undefined) return this.bulk('reset');
     const t = this.named(name);
-    const cur = await findTask(this.core.ctx, this._id, t.name);
-    if (!cur) throw new NotFoundError(`no task named ${JSON.stringify(t.name)} in this container`, { task: t.name });
+    const cur = await this.core.store.findTask(this._id, t.name);
+    if (!cur) throw new NotFoundError(`no task named ${JSON.stringify(t.name)} in this container`, { task: t.name, op: 'reset' });
     const deps = cur.dependsOn ?? [];
-    const states = await taskStates(this.core.ctx, this._id, deps);
+    const states = await this.core.store.taskStates(this._id, deps);
     const waitingOn = deps.filter((d) => !SATISFYING_TASK_STATES.includes(states.get(d) ?? 'pending'));
-    const r = await tx.resetTask(this.core.ctx, t, waitingOn);
-    this.core.emit('reset', r);
+    this.core.notify.transition(await this.core.store.resetTask(t, waitingOn));
     return 1;
+  }
+
+  /** A container-wide action: the same transition on every task the table allows it for; resolves to how many moved. */
+  private async bulk(action: ContainerAction): Promise<number> {
+    const r = await this.core.store.bulkAction(this._id, action);
+    this.core.notify.bulk(this.containerName, r);
+    return r.results.length;
+  }
+
+  /**
+   * Sets top-level keys of the container's `metadata` (other keys are kept); resolves to the
+   * metadata after the write.
+   */
+  async setMetadata(patch: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const value = validateData(patch, 'metadata');
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ValidationError('metadata must be an object', { path: 'metadata' });
+    const doc = await this.core.store.setContainerMetadata(this.containerName, value as Record<string, unknown>);
+    if (!doc) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} no longer exists`, { container: this.containerName });
+    return doc.metadata ?? {};
   }
 
   /** Rebuilds the counters from the tasks if they drifted (after a crash). True if it repaired something. */
   async reconcile(): Promise<boolean> {
-    return reconcileContainer(this.core.ctx, this._id);
+    return this.core.store.reconcileContainer(this._id);
   }
 }

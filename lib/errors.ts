@@ -69,9 +69,25 @@ export class LeaseLostError extends PtsError {
   }
 }
 
-/** The database could not be reached or refused the operation for a reason outside our rules. */
+/**
+ * The database could not be reached, or refused the operation for a reason outside our rules.
+ * Every driver error leaves the library as one of these (the driver's error is the `cause`).
+ */
 export class DatabaseError extends PtsError {
-  constructor(message: string, details: Record<string, unknown> = {}, cause?: unknown) {
-    super(ERROR_CODES.DATABASE, message, details, { cause });
+  /**
+   * True when the database is unreachable right now (network, server selection, pool reset,
+   * primary step-down, mongoose's buffering timeout): the same call may succeed later. The runner
+   * retries these, the HTTP API answers 503, the CLI exits with code 3.
+   */
+  readonly transient: boolean;
+
+  constructor(message: string, details: Record<string, unknown> = {}, cause?: unknown, transient = false) {
+    super(ERROR_CODES.DATABASE, message, { ...details, transient }, { cause });
+    this.transient = transient;
   }
+}
+
+/** True for a {@link DatabaseError} that says the database is unreachable right now (retry later). */
+export function isTransient(err: unknown): boolean {
+  return err instanceof DatabaseError && err.transient;
 }

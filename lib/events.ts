@@ -1,7 +1,7 @@
 /**
  * Typed events. Names are namespaced (`task:*`, `lease:*`, `container:*`, `db:*`). They are
- * emitted by the process that performed the transition; other processes follow changes through
- * the store (listings, summaries) or the HTTP changes feed.
+ * emitted by the process that performed the transition — all of them from one place, notify.ts;
+ * other processes follow changes through the store (listings, summaries) or the changes feed.
  */
 import { EventEmitter } from 'node:events';
 import type { ContainerStatus } from './states';
@@ -17,6 +17,12 @@ export interface PtsEventMap {
   'task:cancelled': { container: string; task: TaskRecord };
   'task:skipped': { container: string; task: TaskRecord };
   'task:reset': { container: string; task: TaskRecord };
+  /** `retry(name)` (or the bulk `retry()`) sent a failed or cancelled task back to pending with a fresh retry budget. */
+  'task:retried': { container: string; task: TaskRecord };
+  /** `updateTask(name, values)` without `isComplete` wrote progress, status text, checkpoint or result. */
+  'task:updated': { container: string; task: TaskRecord };
+  /** `deleteTask(name)` removed the task. */
+  'task:deleted': { container: string; task: string };
   /** A worker handed a running task back without a failure (graceful shutdown). */
   'task:released': { container: string; task: TaskRecord };
   /** A task's lease expired and the sweep took it back (its worker is presumed dead). */
@@ -24,6 +30,8 @@ export interface PtsEventMap {
   /** This process lost a lease it held (expired and taken over, or cancelled): its handler is aborted. */
   'lease:lost': { container: string; task: string; owner: string; reason: string };
   'container:created': { container: string };
+  /** `deleteTaskContainer(name)` removed the container and its `tasks` tasks. */
+  'container:deleted': { container: string; tasks: number };
   'container:started': { container: string };
   'container:completed': { container: string };
   'container:failed': { container: string };

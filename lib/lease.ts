@@ -4,10 +4,8 @@
  * {@link LeaseLostError} and changes nothing.
  */
 import type { Core } from './core';
-import { emitContainerChange } from './notify';
-import { finalizeIfBlocked } from './recovery';
-import { toTaskRecord, type TaskDoc } from './store/documents';
-import { failTask, heartbeat, releaseTask, succeedTask, type FailureInput, type HeldTask, type ProgressPatch } from './store/transitions';
+import type { FailureInput, HeldTask, ProgressPatch, TaskDoc } from './store';
+import { toTaskRecord } from './store/documents';
 import type { TaskRecord } from './types';
 import { ValidationError } from './errors';
 import { MAX_LEASE_MS, validateData, validatePercentage, validatePositiveNumber, validateStatusText } from './validation';
@@ -114,20 +112,13 @@ export class TaskLease {
 
   /** @internal */
   async heartbeatValidated(patch: ProgressPatch, leaseMs = this.leaseMs): Promise<Date> {
-    const expiresAt = await heartbeat(this.core.ctx, this.held, patch, leaseMs);
+    const expiresAt = await this.core.store.heartbeat(this.held, patch, leaseMs);
     this.current = {
       ...this.current,
       ...patch,
       lease: this.current.lease ? { ...this.current.lease, expiresAt } : null,
     } as TaskRecord;
-    if (patch.percentageComplete !== undefined || patch.statusText !== undefined) {
-      this.core.events.emit('task:progress', {
-        container: this.held.container,
-        task: this.held.name,
-        percentageComplete: patch.percentageComplete ?? null,
-        statusText: patch.statusText ?? null,
-      });
-    }
+    this.core.notify.progress(this.held.container, this.held.name, patch);
     return expiresAt;
   }
 
@@ -139,8 +130,8 @@ export class TaskLease {
 
   /** @internal */
   async succeedValidated(result: unknown, patch: ProgressPatch): Promise<TaskRecord> {
-    const r = await succeedTask(this.core.ctx, this.held, result, patch);
-    this.core.emit('succeeded', r);
+    const r = await this.core.store.succeedTask(this.held, result, patch);
+    this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);
     return this.current;
   }
@@ -159,13 +150,12 @@ export class TaskLease {
 
   /** @internal */
   async failValidated(failure: FailureInput, patch: ProgressPatch): Promise<TaskRecord> {
-    const r = await failTask(this.core.ctx, this.held, failure, patch);
-    this.core.emit('failed', r);
+    const r = await this.core.store.failTask(this.held, failure, patch);
+    this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);
     if (r.task.state === 'failed') {
       // A permanent failure may leave the rest of the container blocked for good.
-      const f = await finalizeIfBlocked(this.core.ctx, r.task.containerId);
-      if (f) emitContainerChange(this.core.events, this.held.container, f);
+      this.core.notify.containerChange(this.held.container, await this.core.store.finalizeIfBlocked(r.task.containerId));
     }
     return this.current;
   }
@@ -180,8 +170,8 @@ export class TaskLease {
 
   /** @internal */
   async releaseValidated(patch: ProgressPatch): Promise<TaskRecord> {
-    const r = await releaseTask(this.core.ctx, this.held, patch);
-    this.core.emit('released', r);
+    const r = await this.core.store.releaseTask(this.held, patch);
+    this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);
     return this.current;
   }

@@ -37,6 +37,9 @@ const TRANSITION_EVENTS: Array<[PtsEventName, string]> = [
   ['task:cancelled', 'cancelled'],
   ['task:skipped', 'skipped'],
   ['task:reset', 'reset'],
+  ['task:retried', 'retried'],
+  ['task:released', 'released'],
+  ['task:deleted', 'deleted'],
 ];
 
 export function createMetrics(client: Client, opts: MetricsOptions = {}): Metrics {
@@ -50,10 +53,8 @@ export function createMetrics(client: Client, opts: MetricsOptions = {}): Metric
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      const rows = await client.core.ctx.cols.containers.find({}, { projection: { counts: 1 } }).toArray();
-      const sums: Record<string, number> = Object.fromEntries(TASK_STATES.map((s) => [s, 0]));
-      for (const r of rows) for (const s of TASK_STATES) sums[s] += r.counts?.[s] ?? 0;
-      for (const s of TASK_STATES) this.set({ state: s }, sums[s]);
+      const { tasks } = await client.totals();
+      for (const s of TASK_STATES) this.set({ state: s }, tasks[s]);
     },
   });
   new Gauge({
@@ -61,7 +62,7 @@ export function createMetrics(client: Client, opts: MetricsOptions = {}): Metric
     help: 'Containers (read at scrape time)',
     registers: [registry],
     async collect() {
-      this.set(await client.core.ctx.cols.containers.estimatedDocumentCount());
+      this.set((await client.totals()).containers);
     },
   });
   const transitions = new Counter({

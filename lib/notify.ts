@@ -1,72 +1,159 @@
 /**
- * Turns transition results into typed events. The one place that decides which event a
- * transition emits.
+ * The one place events are emitted. Store operations return results; the notifier turns each
+ * result — single or bulk — into the typed events of {@link OPERATION_EVENTS}, plus the
+ * container status events of its counter write. Nothing else in the library calls `emit`.
  * @internal
  */
-import type { TypedEmitter } from './events';
-import type { CounterResult } from './store/counters';
+import type { TypedEmitter, PtsEventName } from './events';
+import type { TaskOperation } from './states';
+import type { BulkResult, CounterResult, TaskDoc, TransitionResult } from './store';
 import { toTaskRecord } from './store/documents';
-import type { TransitionResult } from './store/transitions';
+import type { ProgressPatch } from './store/transitions';
 
-export type TransitionKind =
-  | 'added'
-  | 'claimed'
-  | 'succeeded'
-  | 'failed'
-  | 'expired'
-  | 'released'
-  | 'cancelled'
-  | 'skipped'
-  | 'reset'
-  | 'retried'
-  | 'updated';
+/**
+ * The task events each operation of the transition table emits (docs/api.md states the same
+ * table; spec/events.spec.ts checks the two agree and that every operation emits them). The
+ * container status events of the counter write (`container:status`, `container:started`, …)
+ * come on top, whenever the operation changed the container's status.
+ * - `fail`/`expire` emit `task:retrying` when the task goes back to pending, `task:failed` when
+ *   it failed for good; `expire` emits `lease:expired` first.
+ * - `heartbeat`, `update` and `complete` emit `task:progress` only when they set progress or status text.
+ */
+export const OPERATION_EVENTS: Readonly<Record<TaskOperation, readonly PtsEventName[]>> = Object.freeze({
+  claim: ['task:started'],
+  heartbeat: ['task:progress'],
+  succeed: ['task:succeeded'],
+  fail: ['task:retrying', 'task:failed'],
+  release: ['task:released'],
+  expire: ['lease:expired', 'task:retrying', 'task:failed'],
+  retry: ['task:retried'],
+  cancel: ['task:cancelled'],
+  skip: ['task:skipped'],
+  reset: ['task:reset'],
+  update: ['task:updated', 'task:progress'],
+  complete: ['task:succeeded', 'task:progress'],
+  delete: ['task:deleted'],
+});
 
-export function emitContainerChange(ev: TypedEmitter, name: string, c: CounterResult): void {
-  if (!c.statusChange) return;
-  const { from, to } = c.statusChange;
-  ev.emit('container:status', { container: name, from, to });
-  if (to === 'running' && from === 'pending') ev.emit('container:started', { container: name });
-  if (to === 'succeeded') ev.emit('container:completed', { container: name });
-  if (to === 'failed') ev.emit('container:failed', { container: name });
-  if (to === 'cancelled') ev.emit('container:cancelled', { container: name });
-}
+export class Notifier {
+  /** Whether the last database call reported through {@link dbUnavailable} failed. */
+  private dbDown = false;
 
-export function emitTransition(ev: TypedEmitter, kind: TransitionKind, r: TransitionResult): void {
-  const task = toTaskRecord(r.task);
-  const container = task.container;
-  const lastFailure = task.failures[task.failures.length - 1];
-  switch (kind) {
-    case 'added':
-      ev.emit('task:added', { container, task });
-      break;
-    case 'claimed':
-      ev.emit('task:started', { container, task });
-      break;
-    case 'succeeded':
-      ev.emit('task:succeeded', { container, task });
-      break;
-    case 'expired':
-    case 'failed':
-      // an expiry is also a failed attempt
-      if (kind === 'expired') ev.emit('lease:expired', { container, task, owner: lastFailure?.workerId ?? 'unknown' });
-      if (task.state === 'pending') ev.emit('task:retrying', { container, task, failure: lastFailure, runAfter: task.runAfter });
-      else ev.emit('task:failed', { container, task, failure: lastFailure });
-      break;
-    case 'cancelled':
-      ev.emit('task:cancelled', { container, task });
-      break;
-    case 'skipped':
-      ev.emit('task:skipped', { container, task });
-      break;
-    case 'reset':
-      ev.emit('task:reset', { container, task });
-      break;
-    case 'released':
-      ev.emit('task:released', { container, task });
-      break;
-    case 'retried':
-    case 'updated':
-      break;
+  constructor(private readonly ev: TypedEmitter) {}
+
+  /** The events of one transition (see {@link OPERATION_EVENTS}). `patch`: what a heartbeat/update wrote. */
+  transition(r: TransitionResult, patch?: ProgressPatch): void {
+    this.task(r, patch);
+    this.containerChange(r.task.container, r.container);
   }
-  emitContainerChange(ev, container, r.container);
+
+  /** Every task event of a bulk action, then the status change of its one counter write. */
+  bulk(container: string, b: BulkResult): void {
+    for (const r of b.results) this.task(r);
+    this.containerChange(container, b.container);
+  }
+
+  /** `task:progress` of a heartbeat (a heartbeat is not a state change: it has no TransitionResult). */
+  progress(container: string, task: string, patch: ProgressPatch): void {
+    if (patch.percentageComplete === undefined && patch.statusText === undefined) return;
+    this.ev.emit('task:progress', { container, task, percentageComplete: patch.percentageComplete ?? null, statusText: patch.statusText ?? null });
+  }
+
+  added(container: string, tasks: TaskDoc[], created: boolean[], c: CounterResult): void {
+    tasks.forEach((t, i) => {
+      if (created[i]) this.ev.emit('task:added', { container, task: toTaskRecord(t) });
+    });
+    this.containerChange(container, c);
+  }
+
+  containerCreated(container: string): void {
+    this.ev.emit('container:created', { container });
+  }
+
+  containerDeleted(container: string, tasks: number): void {
+    this.ev.emit('container:deleted', { container, tasks });
+  }
+
+  /** The status events of a counter write (or a finalization) that changed the container's status. */
+  containerChange(container: string, c: CounterResult | null | undefined): void {
+    if (!c?.statusChange) return;
+    const { from, to } = c.statusChange;
+    this.ev.emit('container:status', { container, from, to });
+    if (to === 'running' && from === 'pending') this.ev.emit('container:started', { container });
+    if (to === 'succeeded') this.ev.emit('container:completed', { container });
+    if (to === 'failed') this.ev.emit('container:failed', { container });
+    if (to === 'cancelled') this.ev.emit('container:cancelled', { container });
+  }
+
+  /** This process lost a lease it held: its handler is aborted. */
+  leaseLost(container: string, task: string, owner: string, reason: string): void {
+    this.ev.emit('lease:lost', { container, task, owner, reason });
+  }
+
+  /**
+   * Reports a transient database failure: `db:unavailable` once per outage (not on every retry);
+   * the next call of this client's runners or sweeper that succeeds reports `db:available`.
+   */
+  dbUnavailable(op: string, error: Error): void {
+    if (this.dbDown) return;
+    this.dbDown = true;
+    this.ev.emit('db:unavailable', { error, op });
+  }
+
+  /** Reports a database call that succeeded; emits `db:available` once after an outage. */
+  dbAvailable(op: string): void {
+    if (!this.dbDown) return;
+    this.dbDown = false;
+    this.ev.emit('db:available', { op });
+  }
+
+  private task(r: TransitionResult, patch?: ProgressPatch): void {
+    const task = toTaskRecord(r.task);
+    const container = task.container;
+    const lastFailure = task.failures[task.failures.length - 1];
+    switch (r.op) {
+      case 'claim':
+        this.ev.emit('task:started', { container, task });
+        break;
+      case 'heartbeat':
+        if (patch) this.progress(container, task.name, patch);
+        break;
+      case 'succeed':
+        this.ev.emit('task:succeeded', { container, task });
+        break;
+      case 'complete':
+        this.ev.emit('task:succeeded', { container, task });
+        if (patch) this.progress(container, task.name, patch);
+        break;
+      case 'expire':
+      case 'fail':
+        // an expiry is also a failed attempt
+        if (r.op === 'expire') this.ev.emit('lease:expired', { container, task, owner: lastFailure?.workerId ?? 'unknown' });
+        if (task.state === 'pending') this.ev.emit('task:retrying', { container, task, failure: lastFailure, runAfter: task.runAfter });
+        else this.ev.emit('task:failed', { container, task, failure: lastFailure });
+        break;
+      case 'release':
+        this.ev.emit('task:released', { container, task });
+        break;
+      case 'retry':
+        this.ev.emit('task:retried', { container, task });
+        break;
+      case 'cancel':
+        this.ev.emit('task:cancelled', { container, task });
+        break;
+      case 'skip':
+        this.ev.emit('task:skipped', { container, task });
+        break;
+      case 'reset':
+        this.ev.emit('task:reset', { container, task });
+        break;
+      case 'update':
+        this.ev.emit('task:updated', { container, task });
+        if (patch) this.progress(container, task.name, patch);
+        break;
+      case 'delete':
+        this.ev.emit('task:deleted', { container, task: task.name });
+        break;
+    }
+  }
 }

@@ -1,92 +1,46 @@
 /**
- * Recovery: the sweep that takes back tasks whose lease expired (their worker is presumed
- * dead), repairs counters left behind by a crash between a task write and its counter write,
- * and clears `waitingOn` entries of dependencies that are already satisfied. Anyone can call
- * it at any time, from any process; it is also what the optional timer runs.
+ * Recovery as the client offers it (`client.recoverStale()`, the sweeper timer): runs the
+ * store's sweep (store/sweep.ts) and reports what it did, as events and as a report.
  * @internal
  */
-import type { ObjectId } from 'mongodb';
-import { SATISFYING_TASK_STATES } from './states';
-import type { StoreContext } from './store/context';
-import { reconcileContainer, settleStatus, type CounterResult } from './store/counters';
-import { taskStates } from './store/queries';
-import { expireLease, unblockDependents, type TransitionResult } from './store/transitions';
+import type { Core } from './core';
+import { ValidationError } from './errors';
+import { toTaskRecord } from './store/documents';
+import type { SweepResult } from './store';
+import type { RecoveryReport } from './types';
+import { validateName, validateNonNegativeInt } from './validation';
 
-export interface SweepResult {
-  expired: TransitionResult[];
-  /** Containers that got their final status because their pending tasks are blocked for good. */
-  finalized: Array<{ name: string; result: CounterResult }>;
-  reconciled: ObjectId[];
-  unblocked: number;
+/** Options of `client.recoverStale()`. */
+export interface RecoverOptions {
+  /** Only this container. */
+  container?: string;
+  /** At most this many expired leases per call. @defaultValue 1000 */
+  limit?: number;
 }
 
-/** Expires every lease that ran out (up to `limit`), optionally within one container. */
-export async function expireStaleLeases(ctx: StoreContext, containerId?: ObjectId, limit = 1000): Promise<TransitionResult[]> {
-  const now = ctx.clock.now();
-  const filter: Record<string, unknown> = { state: 'running', 'lease.expiresAt': { $lte: now } };
-  if (containerId) filter.containerId = containerId;
-  const stale = await ctx.cols.tasks.find(filter).limit(limit).toArray();
-  const out: TransitionResult[] = [];
-  for (const t of stale) {
-    const r = await expireLease(ctx, t);
-    if (r) out.push(r);
+/** Emits the events of a sweep: the expiries and the containers it finalized. */
+export function notifySweep(core: Core, s: SweepResult): void {
+  for (const r of s.expired) core.notify.transition(r);
+  for (const f of s.finalized) core.notify.containerChange(f.name, f.result);
+}
+
+export async function recoverStale(core: Core, options: RecoverOptions): Promise<RecoveryReport> {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new ValidationError('options must be an object', { path: 'options' });
   }
-  return out;
-}
-
-/**
- * Clears `waitingOn` entries naming dependencies that already succeeded or were skipped (a
- * crash between a succeed and its unblock write, or a reset racing a dependency).
- */
-export async function unblockSatisfied(ctx: StoreContext, containerId: ObjectId): Promise<number> {
-  const blocked = await ctx.cols.tasks
-    .find({ containerId, state: 'pending', 'waitingOn.0': { $exists: true } }, { projection: { waitingOn: 1 } })
-    .limit(5000)
-    .toArray();
-  const names = [...new Set(blocked.flatMap((t) => t.waitingOn))];
-  const states = await taskStates(ctx, containerId, names);
-  let n = 0;
-  for (const name of names) {
-    const s = states.get(name);
-    if (s && SATISFYING_TASK_STATES.includes(s)) n += await unblockDependents(ctx, containerId, name);
+  const limit = options.limit === undefined ? 1000 : Math.max(1, validateNonNegativeInt(options.limit, 'limit', 100_000));
+  await core.ready();
+  let ids = null;
+  if (options.container !== undefined) {
+    const doc = await core.store.findContainer(validateName(options.container, 'container'));
+    if (!doc) return { recovered: [], reconciled: [], unblocked: 0 };
+    ids = [doc._id];
   }
-  return n;
-}
-
-/**
- * Gives a container its final status when nothing in it can move any more: no task running,
- * none ready or waiting out a retry delay, and the pending ones all wait on a dependency that
- * failed or was cancelled. (Counters alone cannot tell "blocked for good" from "between two
- * claims".) Returns the status change, if any.
- */
-export async function finalizeIfBlocked(ctx: StoreContext, containerId: ObjectId): Promise<CounterResult | null> {
-  let doc = await ctx.cols.containers.findOne({ _id: containerId });
-  if (!doc || doc.counts.running > 0 || doc.counts.pending === 0 || doc.counts.failed + doc.counts.cancelled === 0) return null;
-  const movable = await ctx.cols.tasks.findOne({ containerId, state: 'pending', 'waitingOn.0': { $exists: false } }, { projection: { _id: 1 } });
-  if (movable) return null;
-  if ((await unblockSatisfied(ctx, containerId)) > 0) return null;
-  doc = await ctx.cols.containers.findOne({ _id: containerId });
-  if (!doc || doc.counts.running > 0) return null;
-  const r = await settleStatus(ctx, doc, doc.counts.failed > 0 ? 'failed' : 'cancelled');
-  return r.statusChange ? r : null;
-}
-
-/** The full sweep: expire stale leases, then reconcile and unblock the containers involved. */
-export async function sweep(ctx: StoreContext, containerIds: ObjectId[] | null, limit = 1000): Promise<SweepResult> {
-  const expired: TransitionResult[] = [];
-  if (containerIds) for (const id of containerIds) expired.push(...(await expireStaleLeases(ctx, id, limit)));
-  else expired.push(...(await expireStaleLeases(ctx, undefined, limit)));
-  const touched = new Map<string, ObjectId>();
-  for (const id of containerIds ?? []) touched.set(id.toHexString(), id);
-  for (const r of expired) touched.set(r.task.containerId.toHexString(), r.task.containerId);
-  const reconciled: ObjectId[] = [];
-  const finalized: SweepResult['finalized'] = [];
-  let unblocked = 0;
-  for (const id of touched.values()) {
-    if (await reconcileContainer(ctx, id)) reconciled.push(id);
-    unblocked += await unblockSatisfied(ctx, id);
-    const f = await finalizeIfBlocked(ctx, id);
-    if (f?.container) finalized.push({ name: f.container.name, result: f });
-  }
-  return { expired, reconciled, unblocked, finalized };
+  const s = await core.store.sweep(ids, limit);
+  notifySweep(core, s);
+  return {
+    recovered: s.expired.map((r) => ({ container: r.task.container, task: r.task.name, owner: toTaskRecord(r.task).failures.at(-1)?.workerId ?? 'unknown', state: r.task.state })),
+    reconciled: await core.store.containerNames(s.reconciled),
+    unblocked: s.unblocked,
+  };
 }

@@ -1,18 +1,18 @@
 /**
  * The DAG runner behind `container.run(handlers)`: claims ready tasks of one container up to
  * `concurrency`, runs their handlers with a context for progress/checkpoints, renews leases,
- * records outcomes, retries with backoff, and resumes whatever a crashed run left.
+ * records outcomes, retries with backoff, and resumes whatever a crashed run left. The loop holds
+ * no query: `decide()` (decide.ts) picks the next step from a snapshot, the store acts.
  */
 import type { ObjectId } from 'mongodb';
-import { claimNext } from './claim';
 import type { Core } from './core';
-import { LeaseLostError, NotFoundError, PtsError, ValidationError } from './errors';
+import { decide, type RunnerSnapshot } from './decide';
+import { isTransient, LeaseLostError, NotFoundError, ValidationError } from './errors';
 import { TaskLease, toFailure, validateProgress } from './lease';
-import { sweep } from './recovery';
+import { notifySweep } from './recovery';
+import { Reporter } from './reporter';
 import type { ContainerStatus } from './states';
-import { findContainerById, summarize } from './store/queries';
-import { finalizeContainer } from './store/containers';
-import type { ProgressPatch } from './store/transitions';
+import type { ContainerDoc } from './store';
 import type { ContainerSummary, FailurePolicy, TaskRecord } from './types';
 import { validateData, validateNonNegativeInt, validatePositiveNumber } from './validation';
 
@@ -115,127 +115,20 @@ const sleep = (ms: number, signal?: AbortSignal | null): Promise<void> =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
-/** True for errors that say the database is unreachable rather than that we did something wrong. */
-export function isTransientDbError(err: unknown): boolean {
-  if (err instanceof PtsError) return false;
-  const name = (err as { name?: string })?.name ?? '';
-  const labels = (err as { errorLabelSet?: Set<string> })?.errorLabelSet;
-  return (
-    /MongoNetwork|MongoServerSelection|MongoPoolCleared|MongoNotConnected|MongoTopologyClosed|PoolClosed/i.test(name) ||
-    (labels instanceof Set && (labels.has('RetryableWriteError') || labels.has('ResetPool')))
-  );
-}
-
 /**
- * Throttled writer of one running task's progress, plus its heartbeat. Writes go out at most
- * every `progressIntervalMs`; the heartbeat renews the lease every `heartbeatMs` (carrying any
- * unwritten progress). A lost lease aborts the handler.
- */
-class Reporter {
-  private pending: ProgressPatch = {};
-  private dirty = false;
-  private lastWrite = 0;
-  private inflight: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private beat: NodeJS.Timeout | null = null;
-  private expiresAt: number;
-  writes = 0;
-
-  constructor(
-    private readonly lease: TaskLease,
-    private readonly run: ResolvedRun,
-    private readonly abort: (reason: Error) => void,
-    private readonly core: Core,
-  ) {
-    this.expiresAt = lease.task.lease?.expiresAt.getTime() ?? Date.now() + run.leaseMs;
-    this.beat = setInterval(() => this.write(true), run.heartbeatMs);
-    this.beat.unref?.();
-  }
-
-  report(patch: ProgressPatch): void {
-    Object.assign(this.pending, patch);
-    this.dirty = true;
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.inflight || this.timer || !this.beat) return;
-    const wait = this.lastWrite + this.run.progressIntervalMs - Date.now();
-    if (wait <= 0) this.write(false);
-    else {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.write(false);
-      }, wait);
-      this.timer.unref?.();
-    }
-  }
-
-  private write(isBeat: boolean): Promise<void> {
-    if (this.inflight) return this.inflight;
-    if (!isBeat && !this.dirty) return Promise.resolve();
-    const patch = this.pending;
-    this.pending = {};
-    this.dirty = false;
-    this.writes++;
-    this.inflight = this.lease
-      .heartbeatValidated(patch, this.run.leaseMs)
-      .then((exp) => {
-        this.expiresAt = exp.getTime();
-        this.lastWrite = Date.now();
-        this.core.dbAvailable('heartbeat');
-      })
-      .catch((err) => {
-        // Put unwritten values back unless something newer replaced them.
-        this.pending = { ...patch, ...this.pending };
-        this.dirty = true;
-        if (err instanceof LeaseLostError) this.abort(err);
-        else if (isTransientDbError(err)) {
-          this.core.dbUnavailable('heartbeat', err as Error);
-          if (Date.now() >= this.expiresAt) {
-            this.abort(new LeaseLostError(`lease on ${this.lease.task.name} ran out while the database was unreachable`, { task: this.lease.task.name }));
-          }
-        } else this.abort(err as Error);
-      })
-      .finally(() => {
-        this.inflight = null;
-        if (this.dirty && this.beat) this.schedule();
-      });
-    return this.inflight;
-  }
-
-  async flush(): Promise<void> {
-    if (this.inflight) await this.inflight;
-    if (this.dirty) await this.write(false);
-  }
-
-  /** Stops timers and returns what was not written yet (folded into the final write). */
-  async stop(): Promise<ProgressPatch> {
-    if (this.beat) clearInterval(this.beat);
-    this.beat = null;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    if (this.inflight) await this.inflight;
-    const p = this.pending;
-    this.pending = {};
-    return p;
-  }
-}
-
-/**
- * Retries `fn` while the database is unreachable, until it succeeds or fails for another reason.
- * No deadline: a completed step's result is kept until it can be written (a lost lease still
- * rejects it with LeaseLostError once the database is back).
+ * Retries `fn` while the database is unreachable (a transient `DatabaseError`), until it succeeds
+ * or fails for another reason. No deadline: a completed step's result is kept until it can be
+ * written (a lost lease still rejects it with LeaseLostError once the database is back).
  */
 async function persist<T>(core: Core, op: string, poll: number, fn: () => Promise<T>): Promise<T> {
   for (;;) {
     try {
       const v = await fn();
-      core.dbAvailable(op);
+      core.notify.dbAvailable(op);
       return v;
     } catch (err) {
-      if (!isTransientDbError(err)) throw err;
-      core.dbUnavailable(op, err as Error);
+      if (!isTransient(err)) throw err;
+      core.notify.dbUnavailable(op, err as Error);
       await sleep(poll);
     }
   }
@@ -274,105 +167,131 @@ export class Runner {
 
   private async checkHandlers(): Promise<void> {
     if (typeof this.handlers === 'function') return;
-    const names: string[] = await this.core.ctx.cols.tasks.distinct('name', { containerId: this.containerId, state: { $in: ['pending', 'running'] } });
+    const names = await this.core.store.unfinishedTaskNames(this.containerId);
     const missing = names.filter((n) => !this.handlerFor(n));
     if (missing.length) {
       throw new ValidationError(`no handler for task(s) ${missing.slice(0, 10).map((n) => JSON.stringify(n)).join(', ')}`, { path: 'handlers', missing });
     }
   }
 
+  /** The store, with transient database errors retried until the database is back. */
+  private db<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    return persist(this.core, op, this.run.pollIntervalMs, fn);
+  }
+
+  private async sweep(): Promise<{ finalized: boolean; changed: boolean }> {
+    const s = await this.db('sweep', () => this.core.store.sweep([this.containerId]));
+    notifySweep(this.core, s);
+    return { finalized: s.finalized.length > 0, changed: s.unblocked > 0 || s.reconciled.length > 0 || s.expired.length > 0 };
+  }
+
+  private async claim(): Promise<TaskLease | null> {
+    const r = await this.db('claim', () =>
+      this.core.store
+        .claimNext({
+          containerId: this.containerId,
+          names: typeof this.handlers === 'function' ? undefined : Object.keys(this.handlers),
+          owner: this.run.owner,
+          leaseMs: this.run.leaseMs,
+        })
+        .catch((err) => {
+          // The claim may have been applied with its reply lost: remember when, to adopt it.
+          if (isTransient(err)) this.claimErrorAt ??= this.core.ctx.clock.now();
+          throw err;
+        }),
+    );
+    for (const e of r.recovered) this.core.notify.transition(e);
+    if (!r.claimed) return null;
+    this.core.notify.transition(r.claimed);
+    return new TaskLease(this.core, r.claimed.task, r.claimed.task, this.run.leaseMs);
+  }
+
+  private async readDoc(): Promise<ContainerDoc> {
+    const doc = await this.db('read', () => this.core.store.findContainerById(this.containerId));
+    if (!doc) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} was deleted during the run`, { container: this.containerName });
+    return doc;
+  }
+
   async execute(): Promise<RunResult> {
-    const poll = this.run.pollIntervalMs;
-    await persist(this.core, 'read', poll, () => this.checkHandlers());
-    await persist(this.core, 'sweep', poll, () => sweep(this.core.ctx, [this.containerId])).then((s) => s.expired.forEach((r) => this.core.emit('expired', r)));
+    await this.db('read', () => this.checkHandlers());
+    notifySweep(this.core, await this.db('sweep', () => this.core.store.sweep([this.containerId])));
+    let doc: ContainerDoc | null = null;
+    const fresh = (): RunnerSnapshot => ({
+      stopping: this.run.signal?.aborted === true,
+      failFast: this.failFastTripped,
+      active: this.active.size,
+      concurrency: this.run.concurrency,
+      claimsExhausted: false,
+      claimMayBeOrphaned: this.claimErrorAt !== null,
+      now: this.core.ctx.clock.now().getTime(),
+      pollMs: this.run.pollIntervalMs,
+    });
+    let s = fresh();
     for (;;) {
-      if (this.run.signal?.aborted) {
+      const d = decide(s);
+      if (d.kind === 'stop') {
         this.result.stopped = true;
         break;
       }
-      if (!this.failFastTripped) {
-        while (this.active.size < this.run.concurrency && !this.run.signal?.aborted) {
-          const lease = await persist(this.core, 'claim', poll, () =>
-            claimNext(this.core, {
-              containerId: this.containerId,
-              names: typeof this.handlers === 'function' ? undefined : Object.keys(this.handlers),
-              owner: this.run.owner,
-              leaseMs: this.run.leaseMs,
-            }).catch((err) => {
-              // The claim may have been applied with its reply lost: remember when, to adopt it.
-              if (isTransientDbError(err)) this.claimErrorAt ??= this.core.ctx.clock.now();
-              throw err;
-            }),
-          );
-          if (!lease) break;
-          this.start(lease);
+      if (d.kind === 'finish') break;
+      switch (d.kind) {
+        case 'claim': {
+          const lease = await this.claim();
+          if (lease) this.start(lease);
+          s = { ...s, active: this.active.size, claimsExhausted: !lease, stopping: this.run.signal?.aborted === true };
+          continue;
         }
+        case 'wait':
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+            setTimeout(resolve, d.ms).unref?.();
+          });
+          this.wake = null;
+          break;
+        case 'read':
+          if (d.what === 'counts') {
+            doc = await this.readDoc();
+            s = { ...s, counts: doc.counts };
+          } else if (d.what === 'nextLeaseExpiry') {
+            const exp = await this.db('read', () => this.core.store.earliestLeaseExpiry(this.containerId));
+            s = { ...s, nextLeaseExpiry: exp?.getTime() ?? null };
+          } else {
+            const at = await this.db('read', () => this.core.store.earliestReadyAt(this.containerId));
+            s = { ...s, nextReadyAt: at?.getTime() ?? null };
+          }
+          continue;
+        case 'adopt': {
+          const adopted = await this.db('read', () => this.adoptOrphans());
+          if (adopted) break;
+          s = { ...s, claimMayBeOrphaned: false };
+          continue;
+        }
+        case 'sleep':
+          await sleep(d.ms, this.run.signal);
+          if (d.sweep) await this.sweep();
+          break;
+        case 'sweep':
+          s = { ...s, swept: await this.sweep() };
+          continue;
+        case 'fail-container': {
+          const r = await this.db('read', () => this.core.store.finalizeContainer(doc!, 'failed'));
+          this.core.notify.containerChange(this.containerName, r);
+          return this.finish();
+        }
+        case 'next-pass':
+          break;
       }
-      if (this.active.size > 0) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          setTimeout(resolve, poll).unref?.();
-        });
-        this.wake = null;
-        continue;
-      }
-      const doc = await persist(this.core, 'read', poll, () => findContainerById(this.core.ctx, this.containerId));
-      if (!doc) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} was deleted during the run`, { container: this.containerName });
-      const c = doc.counts;
-      if (this.failFastTripped) {
-        await finalizeContainer(this.core.ctx, doc, 'failed').then((r) => this.emitStatus(r));
-        break;
-      }
-      if (c.pending === 0 && c.running === 0) break;
-      const now = this.core.ctx.clock.now().getTime();
-      if (c.running > 0) {
-        if (this.claimErrorAt && (await persist(this.core, 'read', poll, () => this.adoptOrphans()))) continue;
-        // Other workers hold leases: wait for them to finish or expire, then sweep.
-        const next = await persist(this.core, 'read', poll, () =>
-          this.core.ctx.cols.tasks
-            .find({ containerId: this.containerId, state: 'running' }, { projection: { lease: 1 } })
-            .sort({ 'lease.expiresAt': 1 })
-            .limit(1)
-            .toArray(),
-        );
-        const exp = next[0]?.lease?.expiresAt.getTime() ?? now;
-        await sleep(Math.min(poll, Math.max(10, exp - now + 5)), this.run.signal);
-        await persist(this.core, 'sweep', poll, () => sweep(this.core.ctx, [this.containerId])).then((s) => s.expired.forEach((r) => this.core.emit('expired', r)));
-        continue;
-      }
-      const waiting = await persist(this.core, 'read', poll, () =>
-        this.core.ctx.cols.tasks
-          .find({ containerId: this.containerId, state: 'pending', 'waitingOn.0': { $exists: false } }, { projection: { runAfter: 1 } })
-          .sort({ runAfter: 1 })
-          .limit(1)
-          .toArray(),
-      );
-      if (waiting.length > 0) {
-        await sleep(Math.min(poll, Math.max(5, waiting[0].runAfter.getTime() - now)), this.run.signal);
-        continue;
-      }
-      const s = await persist(this.core, 'sweep', poll, () => sweep(this.core.ctx, [this.containerId]));
-      s.expired.forEach((r) => this.core.emit('expired', r));
-      for (const f of s.finalized) this.emitStatus(f.result);
-      if (s.finalized.length > 0) break;
-      if (s.unblocked > 0 || s.reconciled.length > 0 || s.expired.length > 0) continue;
-      // Nothing ready, nothing running, nothing blocked for good: only a status to settle.
-      break;
+      s = fresh();
     }
-    await Promise.all(this.active.values());
-    const doc = await persist(this.core, 'read', poll, () => findContainerById(this.core.ctx, this.containerId));
-    if (!doc) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} was deleted during the run`, { container: this.containerName });
-    this.result.summary = await persist(this.core, 'read', poll, () => summarize(this.core.ctx, doc));
-    this.result.status = doc.status;
-    return this.result;
+    return this.finish();
   }
 
-  private emitStatus(r: Awaited<ReturnType<typeof finalizeContainer>>): void {
-    if (!r.statusChange) return;
-    const { from, to } = r.statusChange;
-    this.core.events.emit('container:status', { container: this.containerName, from, to });
-    if (to === 'failed') this.core.events.emit('container:failed', { container: this.containerName });
-    if (to === 'cancelled') this.core.events.emit('container:cancelled', { container: this.containerName });
+  private async finish(): Promise<RunResult> {
+    await Promise.all(this.active.values());
+    const doc = await this.readDoc();
+    this.result.summary = await this.db('read', () => this.core.store.summarize(doc));
+    this.result.status = doc.status;
+    return this.result;
   }
 
   private start(lease: TaskLease): void {
@@ -396,7 +315,7 @@ export class Runner {
       (err) => {
         if (lost) return;
         lost = err;
-        this.core.events.emit('lease:lost', { container: this.containerName, task: lease.task.name, owner: lease.owner, reason: err.message });
+        this.core.notify.leaseLost(this.containerName, lease.task.name, lease.owner, err.message);
         ac.abort(err);
       },
       this.core,
@@ -457,7 +376,7 @@ export class Runner {
       }
     } catch (err) {
       if (err instanceof LeaseLostError) {
-        this.core.events.emit('lease:lost', { container: this.containerName, task: task.name, owner: lease.owner, reason: err.message });
+        this.core.notify.leaseLost(this.containerName, task.name, lease.owner, err.message);
         return;
       }
       throw err;
@@ -471,9 +390,7 @@ export class Runner {
    */
   private async adoptOrphans(): Promise<boolean> {
     const since = new Date(this.claimErrorAt!.getTime() - 1000);
-    const orphans = await this.core.ctx.cols.tasks
-      .find({ containerId: this.containerId, state: 'running', 'lease.owner': this.run.owner, lastInvokedAt: { $gte: since } })
-      .toArray();
+    const orphans = await this.core.store.findOrphans(this.containerId, this.run.owner, since);
     let adopted = 0;
     for (const t of orphans) {
       if (this.active.has(t._id.toHexString())) continue;
@@ -485,7 +402,7 @@ export class Runner {
   }
 
   private async policy(): Promise<FailurePolicy> {
-    const doc = await findContainerById(this.core.ctx, this.containerId);
+    const doc = await this.core.store.findContainerById(this.containerId);
     return doc?.failurePolicy ?? 'continue';
   }
 }

@@ -2,7 +2,8 @@
  * Exit codes and error-to-exit mapping of the CLI. Kept free of heavy imports so usage errors
  * and `--help` stay fast.
  */
-import { PtsError } from '../errors';
+import { isTransient, PtsError } from '../errors';
+import { isTransientDriverError } from '../store/db-errors';
 
 /** Exit codes of every `pts` command. */
 export const EXIT = Object.freeze({ OK: 0, FAILURE: 1, USAGE: 2, UNREACHABLE: 3 } as const);
@@ -25,23 +26,16 @@ export function oneLine(err: unknown, max = 300): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
-/** True for driver errors that mean the server is unreachable (not a rule we broke). */
-function isTransientDbError(err: unknown): boolean {
-  const name = (err as { name?: string } | null)?.name ?? '';
-  return /MongoNetwork|MongoServerSelection|MongooseServerSelection|MongoPoolCleared|MongoNotConnected|MongoTopologyClosed/i.test(
-    name,
-  );
-}
-
 /** Maps any error to a message and an exit code. */
 export function toExit(err: unknown): { message: string; code: ExitCode } {
   if (err instanceof CliError) return { message: err.message, code: err.exitCode };
+  // "Is the database down?" has one answer: the transient flag set at the store boundary.
+  if (isTransient(err)) return { message: oneLine(err), code: EXIT.UNREACHABLE };
+  if (!(err instanceof PtsError) && isTransientDriverError(err))
+    return { message: `database unreachable: ${oneLine(err)}`, code: EXIT.UNREACHABLE };
   if (err instanceof PtsError) {
     if (err.code === 'PTS_VALIDATION') return { message: err.message, code: EXIT.USAGE };
-    if (err.code === 'PTS_DATABASE') return { message: err.message, code: EXIT.UNREACHABLE };
     return { message: err.message, code: EXIT.FAILURE };
   }
-  if (isTransientDbError(err))
-    return { message: `database unreachable: ${oneLine(err)}`, code: EXIT.UNREACHABLE };
   return { message: oneLine(err), code: EXIT.FAILURE };
 }

@@ -1,10 +1,12 @@
 /**
  * Mapping of errors to HTTP responses `{ error: { code, message } }`. Library errors map by
- * their stable `code`; transient database errors are 503.
+ * their stable `code`; a transient `DatabaseError` (the flag set once, at the store boundary) is
+ * 503, any other database error 500.
  * @internal
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { PtsError } from '../errors';
+import { DatabaseError, isTransient, PtsError } from '../errors';
+import { isTransientDriverError } from '../store/db-errors';
 
 /** Error codes of the HTTP layer, on top of the library's `PTS_*` codes. */
 export const HTTP_ERROR_CODES = Object.freeze({
@@ -34,37 +36,24 @@ const PTS_STATUS: Record<string, number> = {
   PTS_DUPLICATE: 409,
   PTS_INVALID_TRANSITION: 409,
   PTS_LEASE_LOST: 409,
-  PTS_DATABASE: 503,
+  // A DatabaseError that is not transient: the server refused the operation.
+  PTS_DATABASE: 500,
 };
 
-const TRANSIENT =
-  /^Mongo(ServerSelection|Network|NetworkTimeout|NotConnected|TopologyClosed|PoolCleared)Error$/;
-
-/** True for driver errors that mean "the database is unreachable right now". */
-export function isTransientDbError(err: unknown): boolean {
-  if (!err || typeof err !== 'object') return false;
-  const e = err as { name?: string; hasErrorLabel?: (l: string) => boolean; cause?: unknown };
-  if (typeof e.name === 'string' && TRANSIENT.test(e.name)) return true;
-  if (e.name === 'MongooseServerSelectionError') return true;
-  // mongoose queues commands while disconnected and gives up after bufferTimeoutMS
-  if (e.name === 'MongooseError' && /buffering timed out/.test(String((err as Error).message))) return true;
-  if (
-    typeof e.hasErrorLabel === 'function' &&
-    (e.hasErrorLabel('RetryableWriteError') || e.hasErrorLabel('TransientTransactionError'))
-  )
-    return true;
-  return false;
-}
-
 export function toHttpError(err: unknown): { status: number; code: string; message: string } {
+  // The one answer to "is the database down?" (store/db-errors.ts): a transient DatabaseError,
+  // or a driver error from outside the store (a connection the service opened itself).
+  if (isTransient(err) || (!(err instanceof PtsError) && isTransientDriverError(err))) {
+    return { status: 503, code: HTTP_ERROR_CODES.UNAVAILABLE, message: 'database unavailable' };
+  }
+  if (err instanceof DatabaseError) {
+    return { status: 500, code: err.code, message: 'the database refused the operation' };
+  }
   if (err instanceof PtsError) {
     const status = PTS_STATUS[err.code] ?? 500;
     return { status, code: err.code, message: err.message };
   }
   if (err instanceof HttpError) return { status: err.statusCode, code: err.code, message: err.message };
-  if (isTransientDbError(err) || isTransientDbError((err as { cause?: unknown })?.cause)) {
-    return { status: 503, code: HTTP_ERROR_CODES.UNAVAILABLE, message: 'database unavailable' };
-  }
   const fe = err as FastifyError;
   if (fe && Array.isArray(fe.validation)) {
     return { status: 400, code: 'PTS_VALIDATION', message: fe.message };

@@ -1,13 +1,11 @@
 /**
- * Per-container worker configuration, kept in the container's `metadata.workerConfig` (there is
- * no core API for it: it is read and written here through the client's collections, with the
- * same `rev`/`changedAt` stamp every container write carries).
+ * Per-container worker configuration, kept in the container's `metadata.workerConfig`: read from
+ * the container's summary, written with `container.setMetadata()` (the library's public API).
  * @internal
  */
 import type { Client } from '../client';
 import { NotFoundError, ValidationError } from '../errors';
 import { validateData } from '../validation';
-import { stamp } from '../store/context';
 
 export interface WorkerConfig {
   /** How long an idle worker waits between claims. @defaultValue 1000 */
@@ -31,12 +29,9 @@ export function workerConfigOf(metadata: unknown): WorkerConfig {
 }
 
 export async function getWorkerConfig(client: Client, container: string): Promise<WorkerConfig> {
-  const doc = await client.core.ctx.cols.containers.findOne(
-    { name: container },
-    { projection: { metadata: 1 } },
-  );
-  if (!doc) throw new NotFoundError(`no container named ${JSON.stringify(container)}`, { container });
-  return workerConfigOf(doc.metadata);
+  const summary = await client.summary(container);
+  if (!summary) throw new NotFoundError(`no container named ${JSON.stringify(container)}`, { container });
+  return workerConfigOf(summary.metadata);
 }
 
 export async function setWorkerConfig(
@@ -50,18 +45,13 @@ export async function setWorkerConfig(
       throw new ValidationError('custom must be an object', { path: 'custom' });
     }
   }
-  const current = await getWorkerConfig(client, container);
+  const c = await client.getTaskContainer(container);
+  if (!c) throw new NotFoundError(`no container named ${JSON.stringify(container)}`, { container });
+  const current = workerConfigOf((await c.summary()).metadata);
   const next: WorkerConfig = {
     pollIntervalMs: patch.pollIntervalMs ?? current.pollIntervalMs,
     custom: patch.custom ?? current.custom,
   };
-  const s = stamp(client.core.ctx.clock.now());
-  const r = await client.core.ctx.cols.containers.updateOne(
-    { name: container },
-    { $set: { ...s.$set, 'metadata.workerConfig': next }, $inc: s.$inc, $currentDate: s.$currentDate },
-    { writeConcern: client.core.ctx.writeConcern },
-  );
-  if (r.matchedCount === 0)
-    throw new NotFoundError(`no container named ${JSON.stringify(container)}`, { container });
+  await c.setMetadata({ workerConfig: next });
   return next;
 }

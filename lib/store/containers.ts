@@ -1,59 +1,19 @@
 /**
- * Container transitions: get-or-create, finalize, bulk cancel/reset, delete. Each is one
- * conditional write; bulk ones are followed by a counter rebuild from the tasks.
+ * Container operations: finalize, the bulk retry/cancel/reset, metadata, delete. A bulk action
+ * runs the single-task transition of the same operation on every task whose state the
+ * transition table allows (each one conditional, as when done by name), and applies the sum
+ * of their counter changes in one write.
  * @internal
  */
-import { ObjectId, type AnyBulkWriteOperation } from 'mongodb';
-import { emptyCounts, type ContainerStatus } from '../states';
-import type { FailurePolicy } from '../types';
+import type { ObjectId } from 'mongodb';
+import { InvalidTransitionError } from '../errors';
+import { TRANSITIONS, type ContainerAction, type ContainerStatus } from '../states';
 import type { StoreContext } from './context';
 import { stamp } from './context';
-import { reconcileContainer, settleStatus, type CounterResult } from './counters';
-import type { ContainerDoc, TaskDoc } from './documents';
-import { resetFields, writeTombstone } from './transitions';
-
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number })?.code === 11000;
-}
-
-/** Atomic get-or-create by name (an upsert on the unique name index). */
-export async function getOrCreateContainer(
-  ctx: StoreContext,
-  name: string,
-  init: { failurePolicy: FailurePolicy; metadata: Record<string, unknown> },
-): Promise<{ doc: ContainerDoc; created: boolean }> {
-  const now = ctx.clock.now();
-  const st = stamp(now);
-  // startedAt/endedAt are left out, not null: a claim sets startedAt with $min, and null sorts
-  // below every date.
-  const insert: Omit<ContainerDoc, '_id' | 'changedAt' | 'name' | 'startedAt' | 'endedAt'> = {
-    status: 'pending',
-    failurePolicy: init.failurePolicy,
-    metadata: init.metadata,
-    counts: emptyCounts(),
-    weights: emptyCounts(),
-    total: 0,
-    weightTotal: 0,
-    progressSum: 0,
-    createdAt: now,
-    updatedAt: now,
-    rev: 1,
-  };
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const res = await ctx.cols.containers.findOneAndUpdate(
-        { name },
-        { $setOnInsert: { ...insert, _id: new ObjectId() }, $currentDate: st.$currentDate },
-        { upsert: true, returnDocument: 'after', includeResultMetadata: true, writeConcern: ctx.writeConcern },
-      );
-      return { doc: res.value!, created: res.lastErrorObject?.updatedExisting === false };
-    } catch (err) {
-      // Two upserts racing on a unique index: the loser gets E11000 and retries as a plain match.
-      if (isDuplicateKey(err) && attempt < 3) continue;
-      throw err;
-    }
-  }
-}
+import { addDeltas, applyCounters, isNoop, moveDelta, settleStatus, type CounterResult } from './counters';
+import type { ContainerDoc } from './documents';
+import { writeTombstone } from './tombstones';
+import { cancelTask, resetTask, retryTask, type NamedResult } from './transitions';
 
 /**
  * Sets a container's final status when the runner has found its pending tasks blocked for good
@@ -64,68 +24,66 @@ export async function finalizeContainer(ctx: StoreContext, doc: ContainerDoc, to
   return settleStatus(ctx, doc, to);
 }
 
-/** Cancels every pending or running task (their holders lose their leases), then rebuilds the counters. */
-export async function cancelAll(ctx: StoreContext, containerId: ObjectId): Promise<number> {
-  const now = ctx.clock.now();
-  const st = stamp(now);
-  const r = await ctx.cols.tasks.updateMany(
-    { containerId, state: { $in: ['pending', 'running'] } },
-    { $set: { ...st.$set, state: 'cancelled', lease: null, endedAt: now }, $inc: { ...st.$inc, fence: 1 }, $currentDate: st.$currentDate },
-    { writeConcern: ctx.writeConcern },
-  );
-  await reconcileContainer(ctx, containerId);
-  const doc = await ctx.cols.containers.findOne({ _id: containerId });
-  if (doc && doc.counts.pending === 0 && doc.counts.running === 0 && doc.status !== 'cancelled' && r.modifiedCount > 0) {
-    await settleStatus(ctx, doc, 'cancelled');
-  }
-  return r.modifiedCount;
+/** What a bulk action did: one result per task it moved, and the one counter write. */
+export interface BulkResult {
+  action: ContainerAction;
+  results: NamedResult[];
+  container: CounterResult;
 }
 
-/** Moves every failed or cancelled task back to pending with a fresh retry budget, then rebuilds the counters. */
-export async function retryAll(ctx: StoreContext, containerId: ObjectId): Promise<number> {
-  const now = ctx.clock.now();
-  const st = stamp(now);
-  const r = await ctx.cols.tasks.updateMany(
-    { containerId, state: { $in: ['failed', 'cancelled'] } },
-    { $set: { ...st.$set, state: 'pending', attempts: 0, runAfter: now, endedAt: null, durationMs: null, lease: null }, $inc: st.$inc, $currentDate: st.$currentDate },
-    { writeConcern: ctx.writeConcern },
-  );
-  await reconcileContainer(ctx, containerId);
-  return r.modifiedCount;
+const BATCH = 500;
+
+/**
+ * Applies `action` to every task of the container whose state the table allows. A task that
+ * moved meanwhile (so the transition refuses it) is left alone.
+ */
+export async function bulkAction(ctx: StoreContext, containerId: ObjectId, action: ContainerAction): Promise<BulkResult> {
+  const allowed = [...TRANSITIONS[action].from];
+  const results: NamedResult[] = [];
+  let delta = moveDelta(null, null, 0, 0, 0);
+  let after: ObjectId | null = null;
+  for (;;) {
+    const page: Array<{ _id: ObjectId; name: string; dependsOn?: string[] }> = await ctx.cols.tasks
+      .find({ containerId, state: { $in: allowed }, ...(after ? { _id: { $gt: after } } : {}) }, { projection: { _id: 1, name: 1, dependsOn: 1 } })
+      .sort({ _id: 1 })
+      .limit(BATCH)
+      .toArray();
+    for (const t of page) {
+      const named = { containerId, name: t.name, _id: t._id };
+      try {
+        const r =
+          action === 'retry'
+            ? await retryTask(ctx, named, { deferCounters: true })
+            : action === 'cancel'
+              ? await cancelTask(ctx, named, { deferCounters: true })
+              : // Every task that is not running is reset too, so each waits on all its dependencies.
+                await resetTask(ctx, named, t.dependsOn ?? [], { deferCounters: true });
+        results.push(r);
+        if (r.delta) delta = addDeltas(delta, r.delta);
+      } catch (err) {
+        if (!(err instanceof InvalidTransitionError) && (err as { code?: string }).code !== 'PTS_NOT_FOUND') throw err;
+      }
+    }
+    if (page.length < BATCH) break;
+    after = page[page.length - 1]._id;
+  }
+  let container: CounterResult = isNoop(delta) ? { container: null, statusChange: null } : await applyCounters(ctx, containerId, delta);
+  if (action === 'cancel' && results.length > 0 && container.container) {
+    const doc = container.container;
+    if (doc.counts.pending === 0 && doc.counts.running === 0 && doc.status !== 'cancelled') {
+      const s = await settleStatus(ctx, doc, 'cancelled');
+      if (s.statusChange) container = { container: s.container, statusChange: { from: container.statusChange?.from ?? s.statusChange.from, to: 'cancelled' } };
+    }
+  }
+  return { action, results, container };
 }
 
-/** Resets every task that is not running to pending as if just added, then rebuilds the counters. */
-export async function resetAll(ctx: StoreContext, containerId: ObjectId): Promise<number> {
-  const now = ctx.clock.now();
-  const st = stamp(now);
-  const filter = { containerId, state: { $ne: 'running' as const } };
-  let modified = 0;
-  // waitingOn must become dependsOn for each task: one pass per distinct dependsOn list would
-  // need a pipeline update; instead copy it task by task in batches of bulk writes.
-  const cursor = ctx.cols.tasks.find(filter, { projection: { _id: 1, dependsOn: 1, rev: 1 } });
-  let batch: AnyBulkWriteOperation<TaskDoc>[] = [];
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    const r = await ctx.cols.tasks.bulkWrite(batch, { ordered: false, writeConcern: ctx.writeConcern });
-    modified += r.modifiedCount;
-    batch = [];
-  };
-  for await (const t of cursor) {
-    batch.push({
-      updateOne: {
-        filter: { _id: t._id, state: { $ne: 'running' } },
-        update: {
-          $set: { ...st.$set, ...resetFields(now, t.dependsOn ?? []), state: 'pending' },
-          $inc: st.$inc,
-          $currentDate: st.$currentDate,
-        },
-      },
-    });
-    if (batch.length >= 1000) await flush();
-  }
-  await flush();
-  await reconcileContainer(ctx, containerId);
-  return modified;
+/** Sets top-level keys of a container's `metadata` (others are kept). Null if there is no such container. */
+export async function setContainerMetadata(ctx: StoreContext, name: string, patch: Record<string, unknown>): Promise<ContainerDoc | null> {
+  const st = stamp(ctx.clock.now());
+  const set: Record<string, unknown> = { ...st.$set };
+  for (const [k, v] of Object.entries(patch)) set[`metadata.${k}`] = v;
+  return ctx.cols.containers.findOneAndUpdate({ name }, { $set: set, $inc: st.$inc, $currentDate: st.$currentDate }, { returnDocument: 'after', writeConcern: ctx.writeConcern });
 }
 
 /** Deletes a container and its tasks (tasks first: a crash in between leaves an empty container, not orphans). */

@@ -2,7 +2,7 @@
  * What every store function needs: the collections, the write concern and the clock.
  * @internal
  */
-import type { WriteConcern } from 'mongodb';
+import type { Db, WriteConcern } from 'mongodb';
 import type { Clock } from '../clock';
 import type { Collections } from './models';
 
@@ -11,6 +11,8 @@ export interface StoreContext {
   writeConcern: WriteConcern;
   clock: Clock;
   failureHistoryLimit: number;
+  /** The database handle, once connected (for server commands such as `hello`). */
+  db: () => Db | undefined;
 }
 
 /** The fields every write sets: the write time, the revision and the server-assigned change stamp. */

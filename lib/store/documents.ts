@@ -33,6 +33,11 @@ export type FailureDoc = FailureRecord;
 export interface LeaseDoc {
   owner: string;
   expiresAt: Date;
+  /**
+   * The lease's length in ms, stored when it is granted and on every renewal (absent on leases
+   * granted before 2.0.0-alpha.1: read as `expiresAt - updatedAt`).
+   */
+  ms?: number;
   /** Key slot held by the task (keyed tasks only). */
   slot?: string | null;
   /** Claim id under which the slot is held. */

@@ -4,12 +4,13 @@
  * @internal
  */
 import type { Filter, ObjectId } from 'mongodb';
-import { ValidationError } from '../errors';
-import { allowedContainerActions, isContainerStatus, isTaskState, type ContainerStatus, type TaskState } from '../states';
+import { DatabaseError, ValidationError } from '../errors';
+import { allowedContainerActions, emptyCounts, isContainerStatus, isTaskState, TASK_STATES, type ContainerStatus, type StateCounts, type TaskState } from '../states';
 import type { ContainerSummary, ListContainersQuery, ListTasksQuery, Page, TaskRecord } from '../types';
 import type { StoreContext } from './context';
 import { decodeCursor, encodeCursor } from './cursor';
 import { toContainerRecord, toTaskRecord, type ContainerDoc, type TaskDoc } from './documents';
+import { readyFilter, type ReadyScope } from './filters';
 
 export function findContainer(ctx: StoreContext, name: string): Promise<ContainerDoc | null> {
   return ctx.cols.containers.findOne({ name });
@@ -109,4 +110,100 @@ export async function taskStates(ctx: StoreContext, containerId: ObjectId, names
   if (names.length === 0) return new Map();
   const docs = await ctx.cols.tasks.find({ containerId, name: { $in: names } }, { projection: { name: 1, state: 1 } }).toArray();
   return new Map(docs.map((d) => [d.name, d.state]));
+}
+
+/** A `$regex` matching names that start with `prefix`. */
+export function prefixRegex(prefix: string): { $regex: string } {
+  return { $regex: `^${escapeRegex(prefix)}` };
+}
+
+/** A `$regex` matching names that start with any of `prefixes`. */
+export function prefixesRegex(prefixes: string[]): { $regex: string } {
+  return { $regex: `^(?:${prefixes.map(escapeRegex).join('|')})` };
+}
+
+/** Names of the container's tasks that are pending or running (the runner checks it has handlers for them). */
+export async function unfinishedTaskNames(ctx: StoreContext, containerId: ObjectId): Promise<string[]> {
+  return ctx.cols.tasks.distinct('name', { containerId, state: { $in: ['pending', 'running'] } });
+}
+
+/** The tasks of `names` that exist in the container, with their state and dependencies (one read). */
+export async function existingTasks(
+  ctx: StoreContext,
+  containerId: ObjectId,
+  names: string[],
+): Promise<Array<Pick<TaskDoc, 'name' | 'state' | 'dependsOn'>>> {
+  if (names.length === 0) return [];
+  return ctx.cols.tasks.find({ containerId, name: { $in: names } }, { projection: { _id: 0, name: 1, state: 1, dependsOn: 1 } }).toArray();
+}
+
+/** When the soonest lease of a running task of the container expires (null: none running). */
+export async function earliestLeaseExpiry(ctx: StoreContext, containerId: ObjectId): Promise<Date | null> {
+  const next = await ctx.cols.tasks
+    .find({ containerId, state: 'running' }, { projection: { lease: 1 } })
+    .sort({ 'lease.expiresAt': 1 })
+    .limit(1)
+    .toArray();
+  return next[0]?.lease?.expiresAt ?? null;
+}
+
+/** When the soonest ready task (no dependency left) of the container may be claimed (null: none). */
+export async function earliestReadyAt(ctx: StoreContext, containerId: ObjectId): Promise<Date | null> {
+  const next = await ctx.cols.tasks.find(readyFilter({ containerId }), { projection: { runAfter: 1 } }).sort({ runAfter: 1 }).limit(1).toArray();
+  return next[0]?.runAfter ?? null;
+}
+
+/** Running tasks of the container leased to `owner` and claimed since `since` (claims whose reply was lost). */
+export async function findOrphans(ctx: StoreContext, containerId: ObjectId, owner: string, since: Date): Promise<TaskDoc[]> {
+  return ctx.cols.tasks.find({ containerId, state: 'running', 'lease.owner': owner, lastInvokedAt: { $gte: since } }).toArray();
+}
+
+/** The distinct keys of the oldest ready keyed tasks in scope (at most `limit` tasks looked at). */
+export async function readyKeys(ctx: StoreContext, scope: Omit<ReadyScope, 'key'>, now: Date, limit = 200): Promise<string[]> {
+  const candidates = await ctx.cols.tasks
+    .find(readyFilter({ ...scope, key: { $ne: null } }, now), { projection: { key: 1 } })
+    .sort({ _id: 1 })
+    .limit(limit)
+    .toArray();
+  return [...new Set(candidates.map((t) => t.key as string))];
+}
+
+/** Tasks per state summed over every container (from the counters), and the number of containers. */
+export async function totals(ctx: StoreContext): Promise<{ containers: number; tasks: StateCounts }> {
+  const rows = await ctx.cols.containers.find({}, { projection: { counts: 1 } }).toArray();
+  const tasks = emptyCounts();
+  for (const r of rows) for (const s of TASK_STATES) tasks[s] += r.counts?.[s] ?? 0;
+  return { containers: rows.length, tasks };
+}
+
+/** Names of the containers with these ids. */
+export async function containerNames(ctx: StoreContext, ids: ObjectId[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const docs = await ctx.cols.containers.find({ _id: { $in: ids } }, { projection: { name: 1 } }).toArray();
+  return docs.map((d) => d.name);
+}
+
+/** The server's own clock (`hello.localTime`), or this process's when the server does not say. */
+export async function serverTime(ctx: StoreContext): Promise<Date> {
+  const db = ctx.db();
+  if (!db) throw new DatabaseError('the client is not connected', { op: 'serverTime' }, undefined, true);
+  const hello = (await db.admin().command({ hello: 1 })) as { localTime?: unknown };
+  return hello.localTime instanceof Date ? hello.localTime : new Date();
+}
+
+/** Asks the server for a `ping` within `timeoutMs` (readiness checks). */
+export async function ping(ctx: StoreContext, timeoutMs: number): Promise<void> {
+  const db = ctx.db();
+  if (!db) throw new DatabaseError('the client is not connected', { op: 'ping' }, undefined, true);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      db.command({ ping: 1 }, { timeoutMS: timeoutMs }),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new DatabaseError('ping timed out', { op: 'ping' }, undefined, true)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
