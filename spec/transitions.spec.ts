@@ -319,5 +319,25 @@ describe('transitions', function () {
       await again.succeed();
       await expectConsistent(c);
     });
+
+    it('lease() renews by the length stored with the lease, whatever other writes happened since', async function () {
+      const c = await fresh('lease length', 1);
+      const l = (await client.claimNext({ container: 'lease length' }, { owner: 'http-worker', leaseMs: 60_000 }))!;
+      // Another write to the running task (an admin's status text) 40 s into the lease: with the
+      // length inferred as expiresAt - updatedAt, the next renewal would be 20 s long.
+      clock.advance(40_000);
+      await c.updateTask('t0', { statusText: 'looked at by an admin' });
+      const raw = await conn.collection('pts_tasks').findOne({ containerId: c._id, name: 't0' });
+      expect(raw?.lease?.ms).to.equal(60_000);
+      const again = await client.lease('lease length', 't0', l.token);
+      expect(again.leaseMs).to.equal(60_000);
+      const exp = await again.heartbeat();
+      expect(exp.getTime() - clock.now().getTime()).to.equal(60_000);
+      // A renewal with another length is stored too.
+      await again.heartbeat(undefined, 30_000);
+      expect((await client.lease('lease length', 't0', l.token)).leaseMs).to.equal(30_000);
+      await again.succeed();
+      await expectConsistent(c);
+    });
   });
 });
