@@ -22,7 +22,7 @@ export const auth = {
   },
   /** 'open' (server has auth disabled), 'token', or 'unknown' before the first call. */
   mode: 'unknown',
-  /** True when the caller may retry/cancel/reset (auth disabled, or an admin token). */
+  /** True when the caller may act on tasks (auth disabled, or an admin token). */
   admin: false,
 };
 
@@ -77,7 +77,12 @@ export const api = {
   task: (name, task) => request('GET', `/containers/${enc(name)}/tasks/${enc(task)}`),
   action: (name, action, task) =>
     request('POST', `/containers/${enc(name)}/actions/${action}`, task === undefined ? {} : { task }),
-  skip: (name, task) => request('POST', `/containers/${enc(name)}/tasks/${enc(task)}/skip`, {}),
+  /** One of TASK_ACTIONS on one task: skip and delete have routes of their own, the others take `{ task }`. */
+  taskAction: (name, action, task) => {
+    if (action === 'skip') return request('POST', `/containers/${enc(name)}/tasks/${enc(task)}/skip`, {});
+    if (action === 'delete') return request('DELETE', `/containers/${enc(name)}/tasks/${enc(task)}`);
+    return request('POST', `/containers/${enc(name)}/actions/${enc(action)}`, { task });
+  },
   /** URL of an SSE stream (token in the query string: EventSource cannot send headers). */
   eventsUrl: (name) =>
     `${BASE}${name ? `/containers/${enc(name)}/events` : '/events'}${qs({ access_token: auth.token })}`,

@@ -123,6 +123,35 @@ describe('pts CLI', function () {
     expect(r.stderr).to.match(/no-such-task/);
   });
 
+  it('skip and delete act on one task, and refuse what the transition table refuses', async function () {
+    const c = await client.getOrCreateTaskContainer('cli-skip');
+    await c.addTasks([{ name: 'a' }, { name: 'b', dependsOn: ['a'] }, { name: 'c' }]);
+    const state = async (t: string) => (await c.getTask(t))?.toJSON().state ?? null;
+    const [skipped, noTask] = await Promise.all([cli(['skip', 'cli-skip', 'a']), cli(['skip', 'cli-skip'])]);
+    expect(skipped.code, skipped.stderr).to.equal(0);
+    expect(skipped.stdout).to.include('skipped 1 task in cli-skip (a)');
+    expect(await state('a')).to.equal('skipped');
+    expect(noTask.code).to.equal(2); // skip needs a task name
+    const [again, dependedOn] = await Promise.all([
+      cli(['skip', 'cli-skip', 'a']),
+      cli(['delete', 'cli-skip', 'a', '--json']),
+    ]);
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.match(/skipped/); // InvalidTransitionError: it is skipped already
+    expect(dependedOn.code).to.equal(1);
+    expect(dependedOn.stderr).to.match(/depends on/);
+    const deleted = await cli(['delete', 'cli-skip', 'c', '--json']);
+    expect(deleted.code, deleted.stderr).to.equal(0);
+    expect(JSON.parse(deleted.stdout)).to.deep.equal({
+      container: 'cli-skip',
+      task: 'c',
+      action: 'delete',
+      affected: 1,
+    });
+    expect(await state('c')).to.equal(null);
+    expect(await state('a')).to.equal('skipped');
+  });
+
   it('resume recovers a task whose worker died', async function () {
     const c = await client.getOrCreateTaskContainer('cli-resume');
     await c.addTasks([{ name: 'long' }]);
@@ -199,7 +228,9 @@ describe('pts CLI', function () {
     expect(real.stdout).to.include('removed 1 deletion record(s)');
     expect(await client.getTaskContainer('cli-old')).to.equal(null);
     expect(await client.getTaskContainer('cli-recent')).to.not.equal(null);
-    const left = (await tomb.find({}, { projection: { container: 1 } }).toArray()).map((t) => t.container).sort();
+    // (Only this test's records: other tests delete tasks, which leaves deletion records too.)
+    const mine = { container: { $in: ['cli-gone', 'other-gone', 'cli-fresh', 'cli-old'] } };
+    const left = (await tomb.find(mine, { projection: { container: 1 } }).toArray()).map((t) => t.container).sort();
     expect(left).to.deep.equal(['cli-fresh', 'cli-old', 'other-gone']); // cli-old: its own, just written
 
     const usage = await Promise.all([

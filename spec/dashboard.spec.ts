@@ -8,7 +8,16 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createClient, type Client } from '../lib';
+import {
+  CONTAINER_ACTIONS,
+  CONTAINER_STATUSES,
+  TASK_ACTIONS,
+  TASK_STATES,
+  TRANSITIONS,
+  createClient,
+  type Client,
+  type TaskState,
+} from '../lib';
 import { TokenStore } from '../lib/auth';
 import { startServer, type RunningServer } from '../lib/http/server';
 import { useTestDatabase, skipWithReason } from './helpers/db';
@@ -101,6 +110,92 @@ describe('dashboard (headless Chromium)', function () {
     expect((await fetch(`${server.url}/ui/app.js`)).headers.get('content-type')).to.match(/javascript/);
     expect((await fetch(`${server.url}/ui/../package.json`)).status).to.equal(404);
     expect((await fetch(`${server.url}/ui/%2e%2e/package.json`)).status).to.equal(404);
+  });
+
+  it('reads the states and the transition table from lib/states.ts (GET /ui/states.js)', async function () {
+    const res = await fetch(`${server.url}/ui/states.js`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.match(/javascript/);
+    expect(res.headers.get('content-security-policy')).to.include("script-src 'self'");
+    await page.goto(url());
+    await page.locator('#app table.containers').waitFor();
+    // A string, so the import runs in the page as written (not transpiled for Node).
+    const served = await page.evaluate<Record<string, unknown>>(
+      "import('/ui/states.js').then((m) => JSON.parse(JSON.stringify({ ...m })))",
+    );
+    expect(served).to.deep.equal(
+      JSON.parse(
+        JSON.stringify({ TASK_STATES, CONTAINER_STATUSES, TRANSITIONS, TASK_ACTIONS, CONTAINER_ACTIONS }),
+      ),
+    );
+    // The filters list exactly the library's vocabulary.
+    const options = await page
+      .locator('#status-filter option')
+      .evaluateAll((els) => els.map((e) => (e as HTMLOptionElement).value).filter(Boolean));
+    expect(options).to.deep.equal([...CONTAINER_STATUSES]);
+  });
+
+  it("enables exactly each task's allowedActions (a pending task may be reset) and the container's", async function () {
+    const c = await client.getOrCreateTaskContainer('dash-actions');
+    const name = (s: TaskState): string => `is-${s}`;
+    await c.addTasks(TASK_STATES.map((s) => ({ name: name(s), maxRetries: s === 'failed' ? 0 : 3 })));
+    const claim = async (s: TaskState) =>
+      (await client.claimNext({ container: 'dash-actions', names: [name(s)] }, { owner: 'spec' }))!;
+    await claim('running');
+    await (await claim('succeeded')).succeed();
+    await (await claim('failed')).fail(new Error('no'));
+    await c.cancel(name('cancelled'));
+    await c.skip(name('skipped'));
+    const done = await client.getOrCreateTaskContainer('dash-actions-done');
+    await done.addTasks([{ name: 'only' }]);
+    await done.run({ only: () => 1 });
+
+    const enabled = (selector: string) =>
+      page
+        .locator(selector)
+        .evaluateAll((els) =>
+          els.filter((b) => !(b as HTMLButtonElement).disabled).map((b) => (b as HTMLElement).dataset.action),
+        );
+    await page.goto(containerUrl('dash-actions'));
+    for (const s of TASK_STATES) {
+      const card = page.locator(`[data-task="${name(s)}"]`);
+      await card.waitFor();
+      expect(await card.getAttribute('data-state')).to.equal(s);
+      const record = (await c.getTask(name(s)))!.toJSON();
+      const buttons = card.locator('button[data-action]');
+      expect(
+        await buttons.evaluateAll((els) => els.map((b) => (b as HTMLElement).dataset.action)),
+      ).to.deep.equal([...TASK_ACTIONS]);
+      expect(await enabled(`[data-task="${name(s)}"] button[data-action]`), `${s} task`).to.deep.equal(
+        record.allowedActions,
+      );
+    }
+    // Every state is present, so every container-wide action is allowed (and Resume, with a running task).
+    expect((await c.summary()).allowedActions).to.deep.equal([...CONTAINER_ACTIONS]);
+    expect(await enabled('.container-head button[data-action]')).to.deep.equal([
+      'retry-all',
+      'resume',
+      'cancel-all',
+      'reset-all',
+    ]);
+
+    // The store allows reset from pending, and so does the button.
+    await page.locator(`[data-task="${name('pending')}"] button[data-action="reset"]`).click();
+    await page.locator('.toast', { hasText: `reset: 1 task (${name('pending')})` }).waitFor();
+
+    // Delete asks first (confirmed here), then the card leaves.
+    await page.evaluate(() => {
+      window.confirm = () => true;
+    });
+    await page.locator(`[data-task="${name('succeeded')}"] button[data-action="delete"]`).click();
+    await page.locator(`[data-task="${name('succeeded')}"]`).waitFor({ state: 'detached', timeout: 15_000 });
+    expect(await c.getTask(name('succeeded'))).to.equal(null);
+
+    // A finished container offers only reset.
+    await page.goto(containerUrl('dash-actions-done'));
+    await page.locator('[data-task="only"]').waitFor();
+    expect((await done.summary()).allowedActions).to.deep.equal(['reset']);
+    expect(await enabled('.container-head button[data-action]')).to.deep.equal(['reset-all']);
   });
 
   it('lists containers and shows their progress advancing live', async function () {

@@ -1,15 +1,19 @@
 /**
- * The database commands of `pts`: status, watch, retry/resume/cancel/reset and prune. Each is
- * a thin layer over the public client API.
+ * The database commands of `pts`: status, watch, the task actions of the transition table
+ * (retry, cancel, skip, reset, delete), resume and prune. Each is a thin layer over the public
+ * client API.
  */
 import type { Client } from '../client';
 import { NotFoundError } from '../errors';
 import {
+  CONTAINER_ACTIONS,
   CONTAINER_STATUSES,
   TASK_STATES,
   isContainerStatus,
   isTaskState,
+  type ContainerAction,
   type ContainerStatus,
+  type TaskAction,
 } from '../states';
 import type { TaskContainer } from '../container';
 import type { ContainerSummary, TaskRecord } from '../types';
@@ -171,11 +175,32 @@ async function tasksForWatch(c: TaskContainer, s: ContainerSummary): Promise<Tas
   return [...running, ...failed];
 }
 
-type Action = 'retry' | 'cancel' | 'reset';
+/** What each action did, for the output line. */
+const PAST: Record<TaskAction, string> = {
+  retry: 'retried',
+  cancel: 'cancelled',
+  skip: 'skipped',
+  reset: 'reset',
+  delete: 'deleted',
+};
 
-/** `pts retry|cancel|reset <container> [task]`. */
+/** True for the actions a whole container offers (they take the task name as optional). */
+function isContainerAction(kind: TaskAction): kind is ContainerAction {
+  return (CONTAINER_ACTIONS as readonly string[]).includes(kind);
+}
+
+/** Applies one action; the container-wide ones to every eligible task when `task` is omitted. */
+async function apply(c: TaskContainer, kind: TaskAction, task: string | undefined): Promise<number> {
+  if (isContainerAction(kind)) return c[kind](task);
+  if (task === undefined) throw new CliError(`${kind} needs a task name`, EXIT.USAGE);
+  if (kind === 'skip') await c.skip(task);
+  else await c.deleteTask(task);
+  return 1;
+}
+
+/** `pts retry|cancel|skip|reset|delete <container> [task]` (one command per `TASK_ACTIONS` entry). */
 export async function action(
-  kind: Action,
+  kind: TaskAction,
   name: string,
   task: string | undefined,
   opts: DbOptions & { json?: boolean },
@@ -185,12 +210,12 @@ export async function action(
     const c = await containerOrFail(client, name);
     let affected: number;
     try {
-      affected = await c[kind](task);
+      affected = await apply(c, kind, task);
     } catch (err) {
       if (err instanceof NotFoundError) throw new CliError(err.message, EXIT.FAILURE);
       throw err;
     }
-    const past = { retry: 'retried', cancel: 'cancelled', reset: 'reset' }[kind];
+    const past = PAST[kind];
     if (opts.json) return out.json({ container: name, task: task ?? null, action: kind, affected });
     out.line(`${past} ${affected} task${affected === 1 ? '' : 's'} in ${name}${task ? ` (${task})` : ''}`);
   });

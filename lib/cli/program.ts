@@ -13,6 +13,16 @@ const tokens = () => import('./token');
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultDashboardRoot } from '../dashboard/plugin';
+import { CONTAINER_ACTIONS, TASK_ACTIONS, TRANSITIONS, type TaskAction } from '../states';
+
+/** What each action command does; its help adds the states it applies to, from the table. */
+const ACTION_HELP: Record<TaskAction, string> = {
+  retry: 'retry tasks with a fresh retry budget',
+  cancel: "cancel tasks; a running task's worker loses its lease",
+  skip: 'skip a task: it counts as done and its dependents may run',
+  reset: 'reset tasks to pending as if just added',
+  delete: 'delete a task that no other task depends on',
+};
 
 /** The package version (package.json is found the same way from lib/ and dist/lib/). */
 function version(): string {
@@ -61,16 +71,19 @@ export function buildProgram(): Command {
     .option('--json', 'print one JSON line per refresh')
     .action((name: string, _o, cmd: Command) => commands().then((m) => m.watch(name, all(cmd))));
 
-  for (const [kind, what] of [
-    ['retry', 'retry failed or cancelled tasks (all, or one) with a fresh retry budget'],
-    ['cancel', 'cancel pending or running tasks (all, or one)'],
-    ['reset', 'reset tasks that are not running (all, or one) to pending as if just added'],
-  ] as const) {
+  // One command per action of the transition table; the container-wide ones take the task as optional.
+  for (const kind of TASK_ACTIONS) {
+    const wholeContainer = (CONTAINER_ACTIONS as readonly string[]).includes(kind);
     program
       .command(kind)
-      .description(what)
+      .description(
+        `${ACTION_HELP[kind]} (${wholeContainer ? 'all, or one; ' : ''}from ${TRANSITIONS[kind].from.join(', ')})`,
+      )
       .argument('<container>', 'container name')
-      .argument('[task]', 'task name (default: every eligible task)')
+      .argument(
+        wholeContainer ? '[task]' : '<task>',
+        wholeContainer ? 'task name (default: every eligible task)' : 'task name',
+      )
       .option('--json', 'machine-readable output')
       .action((name: string, task: string | undefined, _o, cmd: Command) =>
         commands().then((m) => m.action(kind, name, task, all(cmd))),

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { expect } from 'chai';
+import { CONTAINER_ACTIONS, allowedActions } from '../../lib';
 import { useTestDatabase } from '../helpers/db';
 import { startFixture, type HttpFixture } from './support';
 
@@ -279,6 +280,54 @@ describe('http routes', function () {
     expect(me.status).to.equal(200);
     expect(me.body).to.include({ scope: 'worker', prefix: '' });
     expect((await f.call('GET', '/api/v1/whoami', { token: null })).status).to.equal(401);
+  });
+
+  it('task records and container summaries carry allowedActions from the transition table', async function () {
+    await f.call('PUT', '/api/v1/containers/r-allowed', { body: {} });
+    await f.call('POST', '/api/v1/containers/r-allowed/tasks', {
+      body: { tasks: [{ name: 'one', maxRetries: 0 }, { name: 'two' }] },
+    });
+    const claimed = await f.call('POST', '/api/v1/claim', {
+      token: f.token.worker,
+      body: { container: 'r-allowed', names: ['one'], owner: 'w1' },
+    });
+    await f.call('POST', '/api/v1/containers/r-allowed/tasks/one/fail', {
+      token: f.token.worker,
+      body: { token: claimed.body.token, error: { message: 'boom' } },
+    });
+    const one = await f.call('GET', '/api/v1/containers/r-allowed/tasks/one', { token: f.token.read });
+    expect(one.body.state).to.equal('failed');
+    expect(one.body.allowedActions).to.deep.equal(allowedActions('failed'));
+    const page = await f.call('GET', '/api/v1/containers/r-allowed/tasks', { token: f.token.read });
+    expect(page.body.items.map((t: { allowedActions: string[] }) => t.allowedActions)).to.deep.equal([
+      allowedActions('failed'),
+      allowedActions('pending'),
+    ]);
+    const summary = await f.call('GET', '/api/v1/containers/r-allowed', { token: f.token.read });
+    expect(summary.body.allowedActions).to.deep.equal([...CONTAINER_ACTIONS]);
+    const list = await f.call('GET', '/api/v1/containers?prefix=r-allowed', { token: f.token.read });
+    expect(list.body.items[0].allowedActions).to.deep.equal([...CONTAINER_ACTIONS]);
+  });
+
+  it('deletes a task that is not running (DELETE /containers/:name/tasks/:task)', async function () {
+    await f.call('PUT', '/api/v1/containers/r-del-task', { body: {} });
+    await f.call('POST', '/api/v1/containers/r-del-task/tasks', {
+      body: { tasks: [{ name: 'up' }, { name: 'down', dependsOn: ['up'] }, { name: 'busy' }] },
+    });
+    await f.call('POST', '/api/v1/claim', {
+      token: f.token.worker,
+      body: { container: 'r-del-task', names: ['busy'], owner: 'w1' },
+    });
+    const del = (task: string, token?: string) =>
+      f.call('DELETE', `/api/v1/containers/r-del-task/tasks/${task}`, { token });
+    expect((await del('down', f.token.read)).status).to.equal(403);
+    expect((await del('up')).body.error.code).to.equal('PTS_INVALID_TRANSITION'); // down depends on it
+    expect((await del('busy')).body.error.code).to.equal('PTS_INVALID_TRANSITION'); // running
+    expect((await del('down')).status).to.equal(204);
+    expect((await del('down')).status).to.equal(404);
+    expect((await del('up')).status).to.equal(204);
+    const left = await f.call('GET', '/api/v1/containers/r-del-task/tasks');
+    expect(left.body.items.map((t: { name: string }) => t.name)).to.deep.equal(['busy']);
   });
 
   it('deletes a container', async function () {

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../../errors';
 import type { TaskContainer } from '../../container';
-import type { ContainerStatus, TaskState } from '../../states';
+import { CONTAINER_ACTIONS, type ContainerStatus, type TaskState } from '../../states';
 import type { TaskSpec } from '../../types';
 import { effectivePrefix, principalOf, requireContainer, type HttpContext } from '../context';
 import * as S from '../schemas';
@@ -163,7 +163,8 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     },
   );
 
-  for (const action of ['retry', 'cancel', 'reset'] as const) {
+  // The container-wide actions of the transition table; each also takes one task by name.
+  for (const action of CONTAINER_ACTIONS) {
     app.post<{ Params: NameParams; Body: { task?: string } | undefined }>(
       `/api/v1/containers/:name/actions/${action}`,
       {
@@ -222,6 +223,23 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     async (request) => {
       const c = await containerOf(ctx, request, request.params.name);
       return { task: (await c.skip(request.params.task)).toJSON() };
+    },
+  );
+
+  app.delete<{ Params: TaskParams }>(
+    '/api/v1/containers/:name/tasks/:task',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary: 'Delete a task that is not running and that no other task depends on',
+        params: S.params('name', 'task'),
+      },
+    },
+    async (request, reply) => {
+      const c = await containerOf(ctx, request, request.params.name);
+      await c.deleteTask(request.params.task);
+      return reply.code(204).send();
     },
   );
 
