@@ -12,12 +12,14 @@
  * Pipeline:  download ──┬── transform-a ──┬── merge ── publish
  *                       └── transform-b ──┘
  *
- * (Outside this repository, import from 'persistent-task-status' instead of '../lib'.)
+ * (Outside this repository, import from 'persistent-task-status' instead of '../lib', and from
+ * 'persistent-task-status/testing' instead of '../lib/testing'.)
  */
 import os from 'node:os';
 import path from 'node:path';
 import mongoose from 'mongoose';
-import { createClient, startEmbeddedServer, type TaskContext } from '../lib';
+import { createClient, type TaskContext } from '../lib';
+import { startEmbeddedServer } from '../lib/testing';
 
 const CONTAINER = 'quickstart-pipeline';
 const crash = process.argv.includes('--crash');

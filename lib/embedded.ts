@@ -3,10 +3,14 @@
  *
  * Selection order used by {@link startEmbeddedServer}:
  *   1. an explicit URI (`opts.uri` or `MONGODB_URI`)            -> kind 'external'
- *   2. mongodb-memory-server (downloads mongod on first use)     -> kind 'mongodb-memory-server'
+ *   2. mongodb-memory-server, if installed (downloads mongod on first use) -> kind 'mongodb-memory-server'
  *   3. FerretDB 1.24.2 on SQLite, built from `tools/ferretdb`     -> kind 'ferretdb'
  *
- * Nothing in here is needed at runtime by the library itself.
+ * Nothing in here is needed at runtime by the library itself: it is published as the
+ * `persistent-task-status/testing` entry (lib/testing.ts), never loaded by the main entry.
+ * mongodb-memory-server is an optional peer dependency, required only inside
+ * {@link startEmbeddedServer}; without it the selection goes on to FerretDB, or fails with a
+ * {@link DatabaseError} that says how to install it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,6 +21,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import mongoose from 'mongoose';
+import { DatabaseError } from './errors';
+import { redactUri } from './uri';
+
+export { redactUri };
 
 export type EmbeddedServerKind = 'external' | 'mongodb-memory-server' | 'ferretdb';
 
@@ -75,13 +83,6 @@ const defaultLog = (line: string): void => {
   process.stderr.write(`[pts] ${line}\n`);
 };
 
-/** Replaces user:password in a MongoDB URI (and password-like query params) with `***`. */
-export function redactUri(uri: string): string {
-  return uri
-    .replace(/^(mongodb(?:\+srv)?:\/\/)[^@/?]*@/i, '$1***:***@')
-    .replace(/([?&][^=&#]*(?:password|secret|token)[^=&#]*=)[^&#]*/gi, '$1***');
-}
-
 function oneLine(err: unknown, max = 240): string {
   const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   const flat = text.replace(/\s+/g, ' ').trim();
@@ -121,6 +122,7 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions = {}): Pro
     } catch (err) {
       memoryServerFailure = oneLine(err);
       if (forced === 'mongodb-memory-server') {
+        if (isMemoryServerMissing(err)) throw err;
         throw new Error(
           `mongodb-memory-server failed (PTS_EMBEDDED_SERVER=mongodb-memory-server): ${memoryServerFailure}`,
         );
@@ -132,17 +134,47 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions = {}): Pro
   try {
     return await startFerretDB({ dataDir: opts.dataDir, port: opts.port, log });
   } catch (err) {
-    throw new Error(
+    const ferretFailure = err instanceof Error ? err.message : String(err);
+    throw new DatabaseError(
       `No MongoDB-compatible server available. MONGODB_URI: not set. ` +
-        `mongodb-memory-server: ${memoryServerFailure}. FerretDB: ${err instanceof Error ? err.message : String(err)}`,
-      { cause: err },
+        `mongodb-memory-server: ${memoryServerFailure}. FerretDB: ${ferretFailure}`,
+      { memoryServer: memoryServerFailure, ferretdb: ferretFailure },
+      err,
     );
   }
 }
 
+/** Message of the {@link DatabaseError} thrown when mongodb-memory-server is not installed. */
+export const MEMORY_SERVER_MISSING_MESSAGE =
+  'mongodb-memory-server is not installed: install mongodb-memory-server (npm i -D mongodb-memory-server) ' +
+  'or pass MONGODB_URI / use FerretDB (PTS_EMBEDDED_SERVER=ferretdb)';
+
+/** True for the error {@link loadMemoryServer} throws when the optional peer is absent. */
+export function isMemoryServerMissing(err: unknown): boolean {
+  return err instanceof DatabaseError && err.details.missing === 'mongodb-memory-server';
+}
+
+/**
+ * Requires mongodb-memory-server (an optional peer dependency) on first use only, so neither the
+ * library nor this module needs it to load. Absent: a DatabaseError with
+ * `details.missing === 'mongodb-memory-server'`; any other failure to load is rethrown.
+ */
+function loadMemoryServer(): typeof import('mongodb-memory-server') {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('mongodb-memory-server') as typeof import('mongodb-memory-server');
+  } catch (err) {
+    const code = (err as { code?: string } | null)?.code;
+    if (code === 'MODULE_NOT_FOUND' && /['"]mongodb-memory-server['"]/.test(String((err as Error).message)))
+      throw new DatabaseError(MEMORY_SERVER_MISSING_MESSAGE, { missing: 'mongodb-memory-server' }, err);
+    throw err;
+  }
+}
+
 async function startMemoryServer(port: number | undefined, timeoutMs: number): Promise<EmbeddedServer> {
-  // Lazy import: a missing/broken module must only make us fall back, never crash at import time.
-  const { MongoMemoryServer } = await import('mongodb-memory-server');
+  // Loaded here, not at the top: a missing/broken module must only make us fall back (or fail
+  // with the install hint), never crash at import time.
+  const { MongoMemoryServer } = loadMemoryServer();
   const server = new MongoMemoryServer(port !== undefined ? { instance: { port } } : {});
 
   // mongodb-memory-server prints a multi-line stack via console.warn when start() fails; our caller

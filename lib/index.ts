@@ -1,6 +1,11 @@
 /**
  * persistent-task-status: durable state, progress, failures and crash-resume for multi-step
  * batch pipelines, kept in MongoDB.
+ *
+ * This entry is the library only: it loads mongoose (a peer dependency) and nothing of the HTTP
+ * service, the CLI or the test-server launcher. Those are `persistent-task-status/server`
+ * (lib/server.ts) and `persistent-task-status/testing` (lib/testing.ts); spec/package.spec.ts
+ * checks the installed package's import graph.
  */
 import { Client, createClient } from './client';
 
@@ -65,7 +70,6 @@ export type {
   BackoffKind,
   FailurePolicy,
 } from './types';
-export { startEmbeddedServer, startFerretDB, type EmbeddedServer, type EmbeddedServerOptions } from './embedded';
 
 /**
  * The original module's default client: it uses the default mongoose connection, so
@@ -73,14 +77,4 @@ export { startEmbeddedServer, startFerretDB, type EmbeddedServer, type EmbeddedS
  */
 export const client: Client = createClient();
 
-export { TokenStore, TOKEN_SCOPES, scopeAllows, type TokenRecord, type TokenScope, type CreateTokenOptions } from './auth';
-export {
-  buildServer,
-  startServer,
-  InsecureBindError,
-  type ServerOptions,
-  type StartServerOptions,
-  type RunningServer,
-} from './http/server';
 export { changes, type Change, type ChangesQuery, type ChangesPage } from './changes';
-export { createMetrics, type Metrics, type MetricsOptions } from './metrics';

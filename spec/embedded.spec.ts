@@ -4,6 +4,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import Module from 'node:module';
 import { expect } from 'chai';
 import mongoose from 'mongoose';
 import {
@@ -13,11 +14,14 @@ import {
   ferretDBCachePath,
   ferretDBSourceDir,
   findFreePort,
+  isMemoryServerMissing,
+  MEMORY_SERVER_MISSING_MESSAGE,
   redactUri,
   startEmbeddedServer,
   startFerretDB,
   type FerretDBServer,
 } from '../lib/embedded';
+import { DatabaseError } from '../lib/errors';
 import { skipWithReason, testServerUri } from './helpers/db';
 import { trackResource } from './helpers/leaks';
 
@@ -60,6 +64,33 @@ async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Pr
     return await fn();
   } finally {
     apply(saved);
+  }
+}
+
+/**
+ * Runs `fn` as if mongodb-memory-server were not installed: resolving it throws the same
+ * MODULE_NOT_FOUND error Node throws for an absent package (the packed-package spec checks the
+ * real absence).
+ */
+async function withoutMemoryServer<T>(fn: () => Promise<T>): Promise<T> {
+  const loader = Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string };
+  const original = loader._resolveFilename;
+  // The global fixture may already have loaded it: Node then answers from its caches without
+  // resolving again, so take the cached module out for the duration.
+  const resolved = require.resolve('mongodb-memory-server');
+  const cached = require.cache[resolved];
+  delete require.cache[resolved];
+  loader._resolveFilename = function (request: string, ...rest: unknown[]): string {
+    if (request === 'mongodb-memory-server') {
+      throw Object.assign(new Error(`Cannot find module '${request}'`), { code: 'MODULE_NOT_FOUND' });
+    }
+    return original.call(this, request, ...rest);
+  };
+  try {
+    return await fn();
+  } finally {
+    loader._resolveFilename = original;
+    if (cached) require.cache[resolved] = cached;
   }
 }
 
@@ -150,6 +181,57 @@ describe('embedded server', function () {
       expect(error).to.be.instanceOf(Error);
       expect((error as Error).message).to.match(
         /PTS_EMBEDDED_SERVER must be 'ferretdb' or 'mongodb-memory-server'/,
+      );
+    });
+
+    it('without mongodb-memory-server and PTS_EMBEDDED_SERVER=mongodb-memory-server: a DatabaseError saying how to install it', async function () {
+      let error: unknown;
+      await withEnv({ MONGODB_URI: undefined, PTS_EMBEDDED_SERVER: 'mongodb-memory-server' }, () =>
+        withoutMemoryServer(() =>
+          startEmbeddedServer({ log: quiet }).catch((err: unknown) => {
+            error = err;
+          }),
+        ),
+      );
+      expect(error).to.be.instanceOf(DatabaseError);
+      expect(isMemoryServerMissing(error)).to.equal(true);
+      expect((error as DatabaseError).code).to.equal('PTS_DATABASE');
+      expect((error as DatabaseError).details).to.deep.include({ missing: 'mongodb-memory-server' });
+      expect((error as DatabaseError).transient, 'installing it is needed, retrying is not').to.equal(false);
+      expect((error as Error).message).to.equal(MEMORY_SERVER_MISSING_MESSAGE);
+      expect((error as Error).message).to.include(
+        'install mongodb-memory-server (npm i -D mongodb-memory-server) or pass MONGODB_URI / use FerretDB',
+      );
+    });
+
+    it('without mongodb-memory-server and no FerretDB either: one DatabaseError naming both, with the install hint', async function () {
+      const lines: string[] = [];
+      let error: unknown;
+      await withEnv(
+        {
+          MONGODB_URI: undefined,
+          PTS_EMBEDDED_SERVER: undefined,
+          PTS_FERRETDB_BIN: path.join(os.tmpdir(), 'pts-no-such-ferretdb'),
+        },
+        () =>
+          withoutMemoryServer(() =>
+            startEmbeddedServer({ log: (l) => lines.push(l) }).catch((err: unknown) => {
+              error = err;
+            }),
+          ),
+      );
+      expect(error).to.be.instanceOf(DatabaseError);
+      expect(isMemoryServerMissing(error), 'the aggregate is not the missing-module error itself').to.equal(
+        false,
+      );
+      expect((error as Error).message).to.match(
+        /^No MongoDB-compatible server available\. MONGODB_URI: not set\./,
+      );
+      expect((error as Error).message).to.include(MEMORY_SERVER_MISSING_MESSAGE);
+      expect((error as Error).message).to.include('pts-no-such-ferretdb is not an executable file');
+      expect(lines).to.have.length(1);
+      expect(lines[0]).to.match(
+        /^mongodb-memory-server unavailable, falling back to FerretDB: .*npm i -D mongodb-memory-server/,
       );
     });
 

@@ -3,7 +3,7 @@
  */
 import mongoose from 'mongoose';
 import { createClient, type Client } from '../client';
-import { redactUri } from '../embedded';
+import { redactUri } from '../uri';
 import { CliError, EXIT, oneLine } from './exit';
 
 export { CliError, EXIT, oneLine, toExit, type ExitCode } from './exit';

@@ -250,6 +250,22 @@ async function orchestrate(
   return runner;
 }
 
+/**
+ * The demo's own database (mongodb-memory-server if installed, else FerretDB), or CliError(exit 3)
+ * with everything that was tried, including how to install mongodb-memory-server.
+ */
+async function startDemoDatabase(): Promise<EmbeddedServer> {
+  try {
+    return await startEmbeddedServer({ log: (l) => process.stderr.write(`[pts] ${l}\n`) });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new CliError(
+      `demo: no database to run on (pass --mongodb-uri to use your own). ${reason}`,
+      EXIT.UNREACHABLE,
+    );
+  }
+}
+
 export async function demo(opts: DemoOptions): Promise<void> {
   const out = new Out();
   const port = parsePort(opts.port);
@@ -268,7 +284,7 @@ export async function demo(opts: DemoOptions): Promise<void> {
     let uri = (opts.mongodbUri ?? process.env.MONGODB_URI ?? '').trim();
     if (!uri) {
       out.line('starting an embedded database (use --mongodb-uri to use your own)…');
-      embedded = await startEmbeddedServer({ log: (l) => process.stderr.write(`[pts] ${l}\n`) });
+      embedded = await startDemoDatabase();
       uri = withDatabaseName(embedded.uri, 'pts_demo');
       out.line(`database: ${embedded.description}`);
     }

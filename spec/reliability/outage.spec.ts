@@ -4,7 +4,8 @@
  */
 import { expect } from 'chai';
 import mongoose from 'mongoose';
-import { createClient, PtsError, startServer, type TaskRecord } from '../../lib';
+import { createClient, PtsError, type TaskRecord } from '../../lib';
+import { startServer } from '../../lib/server';
 import { findFreePort, startFerretDB, type FerretDBServer } from '../../lib/embedded';
 import { trackResource } from '../helpers/leaks';
 import { sleep, tempDir } from './helpers';
