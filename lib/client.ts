@@ -138,6 +138,11 @@ export class Client {
     await this.core.store.ping(timeoutMs);
   }
 
+  /** The `metadata` of a container (one projected read), or null if there is none. */
+  async containerMetadata(name: string): Promise<Record<string, unknown> | null> {
+    return this.core.store.containerMetadata(validateName(name, 'container name'));
+  }
+
   /** Tasks per state summed over every container (from the containers' counters: no task is read), and the number of containers. */
   async totals(): Promise<{ containers: number; tasks: StateCounts }> {
     await this.core.ready();

@@ -20,6 +20,9 @@ export {
   TASK_STATES,
   CONTAINER_STATUSES,
   FINAL_TASK_STATES,
+  FINAL_CONTAINER_STATUSES,
+  UNFINISHED_TASK_STATES,
+  TASK_STATES_BY_PROGRESS,
   SATISFYING_TASK_STATES,
   deriveContainerStatus,
   TASK_OPERATIONS,
@@ -48,6 +51,7 @@ export {
   InvalidTransitionError,
   LeaseLostError,
   DatabaseError,
+  isTransient,
   ERROR_CODES,
   type ErrorCode,
 } from './errors';

@@ -18,6 +18,15 @@ export const SATISFYING_TASK_STATES: readonly TaskState[] = Object.freeze(['succ
 export const CONTAINER_STATUSES = Object.freeze(['pending', 'running', 'succeeded', 'failed', 'cancelled'] as const);
 export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 
+/** Statuses of a container that has finished (it has `endedAt`). */
+export const FINAL_CONTAINER_STATUSES: readonly ContainerStatus[] = Object.freeze(['succeeded', 'failed', 'cancelled']);
+
+/** States that are not final: a task in one of these still has work ahead of it. */
+export const UNFINISHED_TASK_STATES: readonly TaskState[] = Object.freeze(['pending', 'running']);
+
+/** The order in which summaries list counts per state: done, under way, waiting, then the rest. */
+export const TASK_STATES_BY_PROGRESS: readonly TaskState[] = Object.freeze(['succeeded', 'running', 'pending', 'failed', 'skipped', 'cancelled']);
+
 /** Counts of tasks per state. */
 export type StateCounts = Record<TaskState, number>;
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { Context } from 'mocha';
 import type { Document } from 'mongodb';
-import { detectCapabilities, type ServerCapabilities } from '../lib/capabilities';
+import { detectCapabilities, type ServerCapabilities } from './helpers/capabilities';
 import { requireCapability, useTestDatabase } from './helpers/db';
 
 /** Resolves to true if `fn` succeeds, false if it throws. */

@@ -9,10 +9,10 @@ import {
   CONTAINER_ACTIONS,
   CONTAINER_STATUSES,
   TASK_STATES,
+  FINAL_CONTAINER_STATUSES,
   isContainerStatus,
   isTaskState,
   type ContainerAction,
-  type ContainerStatus,
   type TaskAction,
 } from '../states';
 import type { TaskContainer } from '../container';
@@ -131,7 +131,7 @@ export async function watch(
     throw new CliError(`container ${name} ${final.status}`, EXIT.FAILURE);
 }
 
-const FINISHED: readonly ContainerStatus[] = ['succeeded', 'failed', 'cancelled'];
+const FINISHED = FINAL_CONTAINER_STATUSES;
 
 /** Polls a container and redraws it until it is finished (or `signal` aborts). */
 export async function followContainer(

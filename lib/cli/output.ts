@@ -4,6 +4,7 @@
  */
 import { styleText } from 'node:util';
 import type { ContainerSummary, TaskRecord } from '../types';
+import { TASK_STATES_BY_PROGRESS } from '../states';
 
 type Style = Parameters<typeof styleText>[0];
 
@@ -115,7 +116,7 @@ export function table(out: Out, headers: string[], rows: string[][]): void {
 /** One compact line of counts: `3 succeeded, 1 running, 2 pending`. */
 export function countsText(out: Out, c: ContainerSummary): string {
   const parts: string[] = [];
-  for (const s of ['succeeded', 'running', 'pending', 'failed', 'skipped', 'cancelled'] as const) {
+  for (const s of TASK_STATES_BY_PROGRESS) {
     const n = c.counts?.[s] ?? 0;
     if (n > 0) parts.push(`${n} ${stateText(out, s)}`);
   }

@@ -1,6 +1,6 @@
 /**
  * Per-container worker configuration, kept in the container's `metadata.workerConfig`: read from
- * the container's summary, written with `container.setMetadata()` (the library's public API).
+ * the container (`client.containerMetadata`), written with `container.setMetadata()` (the library's public API).
  * @internal
  */
 import type { Client } from '../client';
@@ -29,9 +29,9 @@ export function workerConfigOf(metadata: unknown): WorkerConfig {
 }
 
 export async function getWorkerConfig(client: Client, container: string): Promise<WorkerConfig> {
-  const summary = await client.summary(container);
-  if (!summary) throw new NotFoundError(`no container named ${JSON.stringify(container)}`, { container });
-  return workerConfigOf(summary.metadata);
+  const metadata = await client.containerMetadata(container);
+  if (!metadata) throw new NotFoundError(`no container named ${JSON.stringify(container)}`, { container });
+  return workerConfigOf(metadata);
 }
 
 export async function setWorkerConfig(
@@ -47,7 +47,7 @@ export async function setWorkerConfig(
   }
   const c = await client.getTaskContainer(container);
   if (!c) throw new NotFoundError(`no container named ${JSON.stringify(container)}`, { container });
-  const current = workerConfigOf((await c.summary()).metadata);
+  const current = await getWorkerConfig(client, container);
   const next: WorkerConfig = {
     pollIntervalMs: patch.pollIntervalMs ?? current.pollIntervalMs,
     custom: patch.custom ?? current.custom,

@@ -9,7 +9,7 @@ import { DatabaseError, PtsError } from '../errors';
 
 /** Driver and mongoose error classes that mean "unreachable right now". */
 const TRANSIENT_NAMES =
-  /^(Mongo(Network|NetworkTimeout|ServerSelection|PoolCleared|PoolClosed|NotConnected|TopologyClosed)Error|MongooseServerSelectionError|PoolClosedError)$/;
+  /^(Mongo(Network|NetworkTimeout|ServerSelection|ServerClosed|PoolCleared|PoolClosed|NotConnected|TopologyClosed|WaitQueueTimeout|OperationTimeout)Error|MongooseServerSelectionError|PoolClosedError)$/;
 
 /** Error labels the driver attaches to errors a retry may cure. */
 const TRANSIENT_LABELS = ['RetryableWriteError', 'ResetPool', 'TransientTransactionError', 'RetryableError'];

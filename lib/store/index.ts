@@ -16,6 +16,7 @@ import { addTasks, getOrCreateContainer } from './inserts';
 import { setKeyLimit } from './keys';
 import {
   allTasks,
+  containerMetadata,
   containerNames,
   earliestLeaseExpiry,
   earliestReadyAt,
@@ -56,6 +57,7 @@ const OPERATIONS = {
   summarize,
   listContainers,
   containerNames,
+  containerMetadata,
   setContainerMetadata,
   deleteContainer,
   finalizeContainer,

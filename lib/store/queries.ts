@@ -5,7 +5,7 @@
  */
 import type { Filter, ObjectId } from 'mongodb';
 import { DatabaseError, ValidationError } from '../errors';
-import { allowedContainerActions, emptyCounts, isContainerStatus, isTaskState, TASK_STATES, type ContainerStatus, type StateCounts, type TaskState } from '../states';
+import { allowedContainerActions, emptyCounts, isContainerStatus, isTaskState, TASK_STATES, UNFINISHED_TASK_STATES, type ContainerStatus, type StateCounts, type TaskState } from '../states';
 import type { ContainerSummary, ListContainersQuery, ListTasksQuery, Page, TaskRecord } from '../types';
 import type { StoreContext } from './context';
 import { decodeCursor, encodeCursor } from './cursor';
@@ -124,7 +124,7 @@ export function prefixesRegex(prefixes: string[]): { $regex: string } {
 
 /** Names of the container's tasks that are pending or running (the runner checks it has handlers for them). */
 export async function unfinishedTaskNames(ctx: StoreContext, containerId: ObjectId): Promise<string[]> {
-  return ctx.cols.tasks.distinct('name', { containerId, state: { $in: ['pending', 'running'] } });
+  return ctx.cols.tasks.distinct('name', { containerId, state: { $in: [...UNFINISHED_TASK_STATES] } });
 }
 
 /** The tasks of `names` that exist in the container, with their state and dependencies (one read). */
@@ -206,4 +206,10 @@ export async function ping(ctx: StoreContext, timeoutMs: number): Promise<void> 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The `metadata` of the container with that name (null: no such container). One read, projected. */
+export async function containerMetadata(ctx: StoreContext, name: string): Promise<Record<string, unknown> | null> {
+  const doc = await ctx.cols.containers.findOne({ name }, { projection: { metadata: 1 } });
+  return doc ? (doc.metadata ?? {}) : null;
 }

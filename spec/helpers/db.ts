@@ -13,7 +13,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import mongoose from 'mongoose';
 import type { Context } from 'mocha';
-import { detectCapabilities, type ServerCapabilities } from '../../lib/capabilities';
+import { detectCapabilities, type ServerCapabilities } from './capabilities';
 import { trackResource } from './leaks';
 
 export interface TestDatabase {
