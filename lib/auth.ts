@@ -5,9 +5,9 @@
  * prefix that restricts which containers it may see or touch.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Collection } from 'mongodb';
 import type { Client } from './client';
 import { NotFoundError, ValidationError } from './errors';
+import { tokenQueries, type TokenDoc, type TokenQueries } from './store/tokens';
 
 /** What a token may do. `read` ⊂ `worker` ⊂ `admin`. */
 export const TOKEN_SCOPES = Object.freeze(['read', 'worker', 'admin'] as const);
@@ -31,16 +31,6 @@ export interface CreateTokenOptions {
   scope: TokenScope;
   /** @defaultValue '' (every container) */
   prefix?: string;
-}
-
-interface TokenDoc {
-  _id: string;
-  hash: string;
-  name: string;
-  scope: TokenScope;
-  prefix: string;
-  createdAt: Date;
-  revokedAt: Date | null;
 }
 
 /** How long a successful lookup is cached in-process (revocations through this store bypass it). */
@@ -67,19 +57,17 @@ export function scopeAllows(scope: TokenScope, required: TokenScope): boolean {
 }
 
 export class TokenStore {
-  private readonly col: Collection<TokenDoc>;
+  private readonly q: TokenQueries;
   private readonly cache = new Map<string, { record: TokenRecord; at: number }>();
   private indexes: Promise<unknown> | null = null;
 
   constructor(client: Client) {
-    this.col = client.connection.collection<TokenDoc>(
-      `${client.core.opts.collectionPrefix}tokens`,
-    ) as unknown as Collection<TokenDoc>;
+    this.q = tokenQueries(client.connection, client.core.opts.collectionPrefix);
   }
 
   private ready(): Promise<unknown> {
     if (!this.indexes) {
-      this.indexes = this.col.createIndex({ hash: 1 }, { unique: true, name: 'hash_unique' }).catch((e) => {
+      this.indexes = this.q.ensureIndexes().catch((e) => {
         this.indexes = null;
         throw e;
       });
@@ -108,17 +96,14 @@ export class TokenStore {
       createdAt: new Date(),
       revokedAt: null,
     };
-    await this.col.insertOne(doc);
+    await this.q.insert(doc);
     return { token, record: toRecord(doc) };
   }
 
   /** Every token (revoked ones included), oldest first. Secrets are never returned. */
   async list(): Promise<TokenRecord[]> {
-    const docs = await this.col
-      .find({}, { projection: { hash: 0 } })
-      .sort({ createdAt: 1, _id: 1 })
-      .toArray();
-    return docs.map((d) => toRecord(d as TokenDoc));
+    const docs = await this.q.list();
+    return docs.map((d) => toRecord({ ...d, hash: '' }));
   }
 
   /** Revokes a token by id; effective immediately in this process, within 1 s elsewhere. */
@@ -126,11 +111,7 @@ export class TokenStore {
     if (typeof id !== 'string' || !/^[0-9a-f]{16}$/.test(id))
       throw new ValidationError('malformed token id', { path: 'id' });
     this.cache.clear();
-    const d = await this.col.findOneAndUpdate(
-      { _id: id },
-      { $set: { revokedAt: new Date() } },
-      { returnDocument: 'after' },
-    );
+    const d = await this.q.revoke(id, new Date());
     this.cache.clear();
     if (!d) throw new NotFoundError(`no token with id ${id}`, { id });
     return toRecord(d);
@@ -143,7 +124,7 @@ export class TokenStore {
     const now = Date.now();
     const hit = this.cache.get(hash);
     if (hit && now - hit.at < CACHE_MS) return hit.record;
-    const d = await this.col.findOne({ hash, revokedAt: null });
+    const d = await this.q.findLive(hash);
     if (!d) {
       this.cache.delete(hash);
       return null;

@@ -7,7 +7,7 @@
  * than a safety horizon behind the server's own clock, so a write that already got its timestamp
  * but is not visible yet cannot be skipped by a reader that has moved past it.
  */
-import { ObjectId, Timestamp } from 'mongodb';
+import { ObjectId, Timestamp } from './store/bson';
 import type { Client } from './client';
 import type { Core } from './core';
 import { NotFoundError, ValidationError } from './errors';

@@ -3,7 +3,7 @@
  * {@link ValidationError}, never a query.
  * @internal
  */
-import { ObjectId } from 'mongodb';
+import { ObjectId } from './bson';
 import { ValidationError } from '../errors';
 
 export function encodeCursor(id: ObjectId): string {

@@ -4,7 +4,7 @@
  * document instead of failing.
  * @internal
  */
-import { ObjectId, Timestamp } from 'mongodb';
+import { ObjectId, Timestamp } from './bson';
 import { emptyCounts, SATISFYING_TASK_STATES } from '../states';
 import type { FailurePolicy } from '../types';
 import type { ResolvedTaskSpec } from '../validation';

@@ -6,7 +6,7 @@
  * with a key never exceeds its limit. No in-process lock is involved.
  * @internal
  */
-import { ObjectId } from 'mongodb';
+import { ObjectId } from './bson';
 import type { StoreContext } from './context';
 import type { SlotGrant } from './slots';
 import { expireLease, type TransitionResult } from './transitions';
