@@ -62,7 +62,7 @@ export class TokenStore {
   private indexes: Promise<unknown> | null = null;
 
   constructor(client: Client) {
-    this.q = tokenQueries(client.connection, client.core.opts.collectionPrefix);
+    this.q = tokenQueries(client.connection, client.collectionPrefix);
   }
 
   private ready(): Promise<unknown> {

@@ -37,6 +37,10 @@ export class Client {
   get workerId(): string {
     return this.core.opts.workerId;
   }
+  /** Prefix of this client's collection names (`pts_` by default). */
+  get collectionPrefix(): string {
+    return this.core.opts.collectionPrefix;
+  }
   /** The mongoose connection in use. */
   get connection(): Connection {
     return this.core.connection;
