@@ -171,14 +171,16 @@ describe('reliability: HTTP authorization matrix', function () {
 
   const ROWS: Row[] = [
     // public
-    ...['/', '/healthz', '/readyz', '/metrics', '/openapi.json', '/ui/*'].map((route): Row => ({
-      method: 'GET',
-      route,
-      scope: 'none',
-      container: 'none',
-      ok: 200,
-      build: only(route === '/ui/*' ? '/ui/app.js' : route),
-    })),
+    ...['/', '/healthz', '/readyz', '/metrics', '/openapi.json', '/ui/states.js', '/ui/*'].map(
+      (route): Row => ({
+        method: 'GET',
+        route,
+        scope: 'none',
+        container: 'none',
+        ok: 200,
+        build: only(route === '/ui/*' ? '/ui/app.js' : route),
+      }),
+    ),
     {
       method: 'GET',
       route: '/api/v1/containers',
@@ -298,6 +300,17 @@ describe('reliability: HTTP authorization matrix', function () {
       missing: 404,
       build: async (name, exists, allowed) => ({
         path: `${base(name)}/tasks/${enc(exists && allowed ? await pendingTask(name) : 'seed')}/skip`,
+      }),
+    },
+    {
+      method: 'DELETE',
+      route: '/api/v1/containers/:name/tasks/:task',
+      scope: 'admin',
+      container: 'path',
+      ok: 204,
+      missing: 404,
+      build: async (name, exists, allowed) => ({
+        path: `${base(name)}/tasks/${enc(exists && allowed ? await pendingTask(name) : 'seed')}`,
       }),
     },
     {
