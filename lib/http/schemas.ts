@@ -1,21 +1,57 @@
 /**
- * JSON Schemas of the routes. Bodies are `additionalProperties: false` (unknown fields are 400);
- * query parameters are typed scalars, so `?state[$gt]=x` or `{ "$ne": … }` never reach a query.
+ * JSON Schemas of the routes: what a request may carry and what each status answers. Bodies are
+ * `additionalProperties: false` (unknown fields are 400); query parameters are typed scalars, so
+ * `?state[$gt]=x` or `{ "$ne": … }` never reach a query. The limits the library enforces
+ * (lib/validation.ts) are stated here too, so that a body valid against the OpenAPI document is
+ * accepted; what JSON Schema cannot say (keys of free-form data, a task depending on itself) is in
+ * the descriptions and answers 400.
+ *
+ * Response schemas are also the serializers (fast-json-stringify drops properties a schema does
+ * not list): records therefore keep `additionalProperties: true`, and free-form parts (`taskData`,
+ * `result`, `metadata`, …) are open schemas.
  * @internal
  */
-import { CONTAINER_STATUSES, TASK_STATES } from '../states';
+import { CONTAINER_ACTIONS, CONTAINER_STATUSES, TASK_ACTIONS, TASK_STATES } from '../states';
+import { MAX_LEASE_MS, MAX_NAME_LENGTH, MAX_STATUS_TEXT_LENGTH } from '../validation';
 
-export const NAME = { type: 'string', minLength: 1, maxLength: 512 } as const;
-const LIMIT = { type: 'integer', minimum: 1, maximum: 1000 } as const;
-const CURSOR = { type: 'string', maxLength: 200 } as const;
-const ACCESS_TOKEN = { type: 'string', maxLength: 200 } as const;
+const YEAR_MS = 365 * 86_400_000;
+/**
+ * A name (validateName): no control character (U+0000–U+001F, U+007F) and at least one character
+ * that `String.prototype.trim` keeps.
+ */
+const NAME_PATTERN =
+  '^[^\\u0000-\\u001f\\u007f]*' +
+  '[^\\u0000-\\u0020\\u007f\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]' +
+  '[^\\u0000-\\u001f\\u007f]*$';
+const NO_NUL = '^[^\\u0000]*$';
 
-export const errorSchema = {
-  type: 'object',
-  properties: {
-    error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
-  },
+export const NAME = {
+  type: 'string',
+  minLength: 1,
+  maxLength: MAX_NAME_LENGTH,
+  pattern: NAME_PATTERN,
+  description: `A container or task name: not blank, no control characters, at most ${MAX_NAME_LENGTH} UTF-16 code units.`,
 } as const;
+const LIMIT = { type: 'integer', minimum: 1, maximum: 1000 } as const;
+const CURSOR = {
+  type: 'string',
+  maxLength: 200,
+  description: 'An opaque cursor from a previous answer.',
+} as const;
+const ACCESS_TOKEN = {
+  type: 'string',
+  maxLength: 200,
+  description: 'The API token, for clients that cannot send `Authorization` (GET only).',
+} as const;
+const DATA = {
+  description:
+    'Free-form JSON: object keys must not start with `$`, contain `.` or NUL, or be `__proto__`; at most 64 levels deep and 15 MiB.',
+} as const;
+const DATE = { type: 'string', format: 'date-time' } as const;
+const NULLABLE_DATE = { type: 'string', format: 'date-time', nullable: true } as const;
+const COUNT = { type: 'integer', minimum: 0 } as const;
+
+// --- requests -----------------------------------------------------------------------------------
 
 export function query(properties: Record<string, unknown>): Record<string, unknown> {
   return {
@@ -26,7 +62,13 @@ export function query(properties: Record<string, unknown>): Record<string, unkno
 }
 
 export function body(properties: Record<string, unknown>, required: string[] = []): Record<string, unknown> {
-  return { type: 'object', additionalProperties: false, properties, required };
+  // OpenAPI 3.0 forbids an empty `required`.
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties,
+    ...(required.length ? { required } : {}),
+  };
 }
 
 export function params(...names: string[]): Record<string, unknown> {
@@ -40,7 +82,7 @@ export const listContainersQuery = query({
       { type: 'array', items: { type: 'string', enum: CONTAINER_STATUSES }, maxItems: 10 },
     ],
   },
-  prefix: { type: 'string', maxLength: 512 },
+  prefix: { type: 'string', maxLength: MAX_NAME_LENGTH },
   limit: LIMIT,
   cursor: CURSOR,
 });
@@ -61,20 +103,28 @@ export const readQuery = query({});
 
 export const putContainerBody = body({
   failurePolicy: { type: 'string', enum: ['continue', 'fail-fast'] },
-  metadata: { type: 'object' },
+  metadata: { type: 'object', additionalProperties: true, ...DATA },
 });
 
 const taskSpec = body(
   {
     name: NAME,
-    data: {},
-    dependsOn: { type: 'array', items: NAME },
-    weight: { type: 'number', exclusiveMinimum: 0 },
-    maxRetries: { type: 'integer', minimum: 0 },
-    retryDelayMs: { type: 'integer', minimum: 0 },
+    data: DATA,
+    dependsOn: {
+      type: 'array',
+      items: NAME,
+      uniqueItems: true,
+      description:
+        'Names of tasks of the same container (in this batch or already added); not the task itself.',
+    },
+    // A numeric exclusiveMinimum is draft-07 (what Ajv checks); the OpenAPI 3.0 document gets
+    // `minimum: 0, exclusiveMinimum: true` (toOpenApi30).
+    weight: { type: 'number', exclusiveMinimum: 0, maximum: 1e6 },
+    maxRetries: { type: 'integer', minimum: 0, maximum: 1000 },
+    retryDelayMs: { type: 'integer', minimum: 0, maximum: YEAR_MS },
     backoff: { type: 'string', enum: ['fixed', 'exponential'] },
-    maxRetryDelayMs: { type: 'integer', minimum: 0 },
-    key: { anyOf: [NAME, { type: 'null' }] },
+    maxRetryDelayMs: { type: 'integer', minimum: 0, maximum: YEAR_MS },
+    key: { ...NAME, nullable: true },
   },
   ['name'],
 );
@@ -82,37 +132,35 @@ const taskSpec = body(
 export const addTasksBody = body({ tasks: { type: 'array', items: taskSpec, maxItems: 100_000 } }, ['tasks']);
 export const actionBody = body({ task: NAME });
 
+const LEASE_MS = { type: 'integer', minimum: 1, maximum: MAX_LEASE_MS } as const;
 export const claimBody = body(
   {
     container: NAME,
     names: { type: 'array', items: NAME, maxItems: 1000 },
     key: NAME,
     owner: NAME,
-    leaseMs: { type: 'integer', minimum: 1, maximum: 604_800_000 },
+    leaseMs: LEASE_MS,
     waitMs: { type: 'integer', minimum: 0, maximum: 30_000 },
   },
   ['owner'],
 );
 
-const TOKEN = { type: 'integer', minimum: 0 } as const;
+const TOKEN = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
 const progressFields = {
   percentageComplete: { type: 'number', minimum: 0, maximum: 100 },
-  statusText: { anyOf: [{ type: 'string', maxLength: 4096 }, { type: 'null' }] },
-  processingData: {},
+  statusText: { type: 'string', maxLength: MAX_STATUS_TEXT_LENGTH, pattern: NO_NUL, nullable: true },
+  processingData: DATA,
 };
-export const heartbeatBody = body(
-  { token: TOKEN, ...progressFields, leaseMs: { type: 'integer', minimum: 1, maximum: 604_800_000 } },
-  ['token'],
-);
-export const succeedBody = body({ token: TOKEN, result: {}, ...progressFields }, ['token']);
+export const heartbeatBody = body({ token: TOKEN, ...progressFields, leaseMs: LEASE_MS }, ['token']);
+export const succeedBody = body({ token: TOKEN, result: DATA, ...progressFields }, ['token']);
 export const failBody = body(
   {
     token: TOKEN,
     error: body(
       {
-        message: { type: 'string', maxLength: 10_000 },
-        stack: { type: 'string', maxLength: 100_000 },
-        code: { type: 'string', maxLength: 200 },
+        message: { type: 'string', maxLength: 10_000, pattern: NO_NUL },
+        stack: { type: 'string', maxLength: 100_000, pattern: NO_NUL },
+        code: { type: 'string', maxLength: 200, pattern: NO_NUL },
       },
       ['message'],
     ),
@@ -124,5 +172,271 @@ export const failBody = body(
 
 export const workerConfigBody = body({
   pollIntervalMs: { type: 'integer', minimum: 50, maximum: 3_600_000 },
-  custom: { type: 'object' },
+  custom: { type: 'object', additionalProperties: true, ...DATA },
 });
+
+// --- records (shared schemas, registered with app.addSchema) --------------------------------------
+
+const failureRecord = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    attempt: COUNT,
+    at: DATE,
+    message: { type: 'string' },
+    stack: { type: 'string', nullable: true },
+    code: { type: 'string', nullable: true },
+    workerId: { type: 'string', nullable: true },
+    kind: { type: 'string', enum: ['error', 'interrupted'] },
+  },
+} as const;
+
+export const taskRecordSchema = {
+  $id: 'TaskRecord',
+  title: 'TaskRecord',
+  type: 'object',
+  additionalProperties: true,
+  required: ['id', 'container', 'name', 'state', 'allowedActions'],
+  properties: {
+    id: { type: 'string' },
+    containerId: { type: 'string' },
+    container: { type: 'string' },
+    name: { type: 'string' },
+    state: { type: 'string', enum: TASK_STATES },
+    dependsOn: { type: 'array', items: { type: 'string' } },
+    waitingOn: { type: 'array', items: { type: 'string' } },
+    weight: { type: 'number' },
+    percentageComplete: { type: 'number' },
+    statusText: { type: 'string', nullable: true },
+    taskData: { description: 'The task input (free-form JSON).' },
+    processingData: { description: 'The last checkpoint (free-form JSON).' },
+    result: { description: 'The result (free-form JSON).' },
+    invokeCount: COUNT,
+    attempts: COUNT,
+    maxRetries: COUNT,
+    retryDelayMs: COUNT,
+    backoff: { type: 'string', enum: ['fixed', 'exponential'] },
+    maxRetryDelayMs: COUNT,
+    failures: { type: 'array', items: failureRecord },
+    failureCount: COUNT,
+    lease: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: true,
+      properties: { owner: { type: 'string' }, token: COUNT, expiresAt: DATE },
+    },
+    key: { type: 'string', nullable: true },
+    runAfter: DATE,
+    createdAt: DATE,
+    updatedAt: DATE,
+    startedAt: NULLABLE_DATE,
+    lastInvokedAt: NULLABLE_DATE,
+    endedAt: NULLABLE_DATE,
+    durationMs: { type: 'number', nullable: true },
+    rev: COUNT,
+    allowedActions: {
+      type: 'array',
+      items: { type: 'string', enum: TASK_ACTIONS },
+      description: 'The by-name actions the transition table allows from `state`.',
+    },
+  },
+} as const;
+
+const stateCounts = {
+  type: 'object',
+  additionalProperties: true,
+  properties: Object.fromEntries(TASK_STATES.map((s) => [s, COUNT])),
+} as const;
+
+export const containerSummarySchema = {
+  $id: 'ContainerSummary',
+  title: 'ContainerSummary',
+  type: 'object',
+  additionalProperties: true,
+  required: ['id', 'name', 'status', 'allowedActions'],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    status: { type: 'string', enum: CONTAINER_STATUSES },
+    failurePolicy: { type: 'string', enum: ['continue', 'fail-fast'] },
+    metadata: { type: 'object', additionalProperties: true },
+    counts: stateCounts,
+    total: COUNT,
+    weightTotal: { type: 'number' },
+    createdAt: DATE,
+    updatedAt: DATE,
+    startedAt: NULLABLE_DATE,
+    endedAt: NULLABLE_DATE,
+    rev: COUNT,
+    percentageComplete: { type: 'number' },
+    isComplete: { type: 'boolean' },
+    allowedActions: {
+      type: 'array',
+      items: { type: 'string', enum: CONTAINER_ACTIONS },
+      description: 'The container-wide actions that would move at least one task.',
+    },
+  },
+} as const;
+
+export const changeSchema = {
+  $id: 'Change',
+  title: 'Change',
+  type: 'object',
+  additionalProperties: true,
+  required: ['kind', 'container', 'at', 'cursor'],
+  properties: {
+    kind: { type: 'string', enum: ['task', 'container'] },
+    container: { type: 'string' },
+    task: { type: 'string' },
+    deleted: { type: 'boolean' },
+    state: { type: 'string', enum: TASK_STATES },
+    status: { type: 'string', enum: CONTAINER_STATUSES },
+    percentageComplete: { type: 'number' },
+    statusText: { type: 'string', nullable: true },
+    rev: COUNT,
+    at: DATE,
+    cursor: { type: 'string' },
+    counts: stateCounts,
+    total: COUNT,
+    attempts: COUNT,
+    failureCount: COUNT,
+  },
+} as const;
+
+/** Registered once with `app.addSchema`; routes refer to them as `{ $ref: 'TaskRecord#' }`. */
+export const sharedSchemas = [taskRecordSchema, containerSummarySchema, changeSchema] as const;
+
+const TASK = { $ref: 'TaskRecord#' } as const;
+const CONTAINER = { $ref: 'ContainerSummary#' } as const;
+
+// --- responses ----------------------------------------------------------------------------------
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'PTS_VALIDATION (schema or library validation, malformed cursor) or PTS_BAD_REQUEST (malformed JSON)',
+  401: 'PTS_UNAUTHORIZED: no token, or an unknown or revoked one',
+  403: "PTS_FORBIDDEN: the token's scope is too weak, or the container is outside its prefix",
+  404: 'PTS_NOT_FOUND: no such container or task',
+  409: 'PTS_INVALID_TRANSITION, PTS_LEASE_LOST or PTS_DUPLICATE: refused, nothing written',
+  413: 'PTS_PAYLOAD_TOO_LARGE: the body is above the body limit',
+  415: 'PTS_BAD_REQUEST: unsupported content type',
+  429: 'PTS_TOO_MANY_STREAMS: the token holds its maximum of event streams (see Retry-After)',
+  503: 'PTS_UNAVAILABLE: the database is unreachable, or the server is closing',
+};
+
+export const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
+} as const;
+
+/** Error responses `{ error: { code, message } }` for the given statuses. */
+export function errors(...statuses: number[]): Record<number, unknown> {
+  return Object.fromEntries(
+    statuses.map((s) => [s, { ...errorSchema, description: ERROR_DESCRIPTIONS[s] ?? 'Error' }]),
+  );
+}
+
+/** The errors of an authenticated route: 401 and 503, plus `more`. */
+export function authErrors(...more: number[]): Record<number, unknown> {
+  return errors(...[400, 401, ...more, 503].sort((a, b) => a - b).filter((s, i, a) => a.indexOf(s) === i));
+}
+
+function ok(description: string, properties: Record<string, unknown>, required = Object.keys(properties)) {
+  return { description, type: 'object', additionalProperties: true, properties, required };
+}
+
+export const noContent = { description: 'No content', type: 'null' } as const;
+
+const page = (items: unknown, description: string) =>
+  ok(description, { items: { type: 'array', items }, nextCursor: { type: 'string', nullable: true } });
+
+export const containerPage = page(CONTAINER, 'A page of containers, newest first');
+export const taskPage = page(TASK, 'A page of tasks, in insertion order');
+export const containerAnswer = { ...CONTAINER, description: 'The container' };
+export const taskAnswer = { ...TASK, description: 'The task' };
+export const putContainerAnswer = (description: string) =>
+  ok(description, { container: CONTAINER, created: { type: 'boolean' } });
+export const tasksAnswer = ok('The tasks of the batch (existing ones as they are)', {
+  tasks: { type: 'array', items: TASK },
+});
+export const oneTaskAnswer = ok('The task after the transition', { task: TASK });
+export const affectedAnswer = ok('How many tasks moved', { affected: COUNT });
+export const resumeAnswer = ok('What the recovery sweep did', {
+  affected: COUNT,
+  reconciled: { type: 'boolean' },
+  unblocked: COUNT,
+});
+export const whoamiAnswer = ok('The calling token', {
+  id: { type: 'string' },
+  scope: { type: 'string', enum: ['read', 'worker', 'admin'] },
+  prefix: { type: 'string' },
+});
+const workerConfig = {
+  pollIntervalMs: { type: 'integer', minimum: 0 },
+  custom: { type: 'object', additionalProperties: true },
+};
+export const workerConfigAnswer = ok('The worker configuration', workerConfig);
+export const claimAnswer = ok('The claimed task and its lease', {
+  task: TASK,
+  token: { ...COUNT, description: 'The fencing token: send it with every heartbeat/succeed/fail' },
+  leaseExpiresAt: NULLABLE_DATE,
+  config: { type: 'object', nullable: true, additionalProperties: true, properties: workerConfig },
+});
+export const heartbeatAnswer = ok('The renewed lease', { leaseExpiresAt: DATE });
+export const changesAnswer = ok('A page of the changes feed', {
+  changes: { type: 'array', items: { $ref: 'Change#' } },
+  next: { type: 'string', description: 'Pass as `since` to continue' },
+});
+export const eventStream = {
+  description:
+    'Server-Sent Events: `event:` task|container|error, `data:` a Change as JSON, `id:` its cursor',
+  content: { 'text/event-stream': { schema: { type: 'string' } } },
+};
+export const healthAnswer = ok('The process answers', { ok: { type: 'boolean', enum: [true] } });
+export const readyAnswer = ok('The database answers a ping', { ok: { type: 'boolean', enum: [true] } });
+export const notReadyAnswer = {
+  description: 'The database is unreachable (or the server is closing)',
+  type: 'object',
+  required: ['error'],
+  properties: { ok: { type: 'boolean', enum: [false] }, error: errorSchema.properties.error },
+};
+export const metricsAnswer = {
+  description: 'Prometheus text exposition format',
+  content: { 'text/plain': { schema: { type: 'string' } } },
+};
+export const openapiAnswer = {
+  description: 'This OpenAPI 3.0.3 document',
+  type: 'object',
+  additionalProperties: true,
+};
+
+/**
+ * Turns the draft-07 parts of the route schemas into OpenAPI 3.0.3 (the document @fastify/swagger
+ * builds keeps them): a numeric `exclusiveMinimum`/`exclusiveMaximum` becomes the boolean form
+ * next to `minimum`/`maximum`, and an empty `required` is dropped. Returns a new object.
+ */
+export function toOpenApi30<T>(doc: T): T {
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v === null || typeof v !== 'object') return v;
+    const out: Record<string, unknown> = {};
+    for (const [k, child] of Object.entries(v)) out[k] = walk(child);
+    if (typeof out.exclusiveMinimum === 'number') {
+      out.minimum = out.exclusiveMinimum;
+      out.exclusiveMinimum = true;
+    }
+    if (typeof out.exclusiveMaximum === 'number') {
+      out.maximum = out.exclusiveMaximum;
+      out.exclusiveMaximum = true;
+    }
+    if (Array.isArray(out.required) && out.required.length === 0) delete out.required;
+    return out;
+  };
+  return walk(doc) as T;
+}

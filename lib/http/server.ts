@@ -16,6 +16,8 @@ import { registerContainerRoutes } from './routes/containers';
 import { registerWorkerRoutes } from './routes/worker';
 import { registerChangesRoutes } from './routes/changes';
 import { registerHealthRoutes } from './routes/health';
+import { trackRouteMethods } from './allowed-methods';
+import * as S from './schemas';
 
 /** Options of {@link buildServer}. */
 export interface ServerOptions {
@@ -178,19 +180,46 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     );
   });
   app.setErrorHandler(errorHandler);
+  // A known path with another method is 405 with `Allow`; an unknown path is 404.
+  const routeMethods = trackRouteMethods(app);
   app.setNotFoundHandler((request, reply) => {
+    const allow = routeMethods.allowed(request.url.split('?')[0]);
+    if (allow.length > 0) {
+      void reply
+        .code(405)
+        .header('allow', allow.join(', '))
+        .send({
+          error: {
+            code: 'PTS_METHOD_NOT_ALLOWED',
+            message: `${request.method} is not allowed here (allowed: ${allow.join(', ')})`,
+          },
+        });
+      return;
+    }
     void reply.code(404).send({
       error: { code: 'PTS_NOT_FOUND', message: `no route ${request.method} ${redactUrl(request.url)}` },
     });
   });
 
+  for (const schema of S.sharedSchemas) app.addSchema(schema);
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'persistent-task-status', version: '1' },
+      info: {
+        title: 'persistent-task-status',
+        version: '1',
+        description:
+          'Every error is `{ "error": { "code", "message" } }` (docs/http.md#errors). Any route may also answer ' +
+          '500 PTS_INTERNAL (a bug, logged), and every route 503 while the server is closing. A path that exists ' +
+          'answers other methods with 405 and `Allow`.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    // Shared schemas are components named by their $id (TaskRecord, …), not def-0, def-1, ….
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    // The route schemas are draft-07 (what Ajv checks); the document is OpenAPI 3.0.3.
+    transformObject: (doc) => S.toOpenApi30('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject),
   });
   registerAuth(app, ctx);
   registerHealthRoutes(app, ctx, { metricsAuth: opts.metricsAuth ?? false });
@@ -201,7 +230,19 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const dashboard = loadDashboard();
     if (dashboard) await dashboard(app);
   }
-  app.get('/openapi.json', { config: { scope: 'none' }, schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/openapi.json',
+    {
+      config: { scope: 'none' },
+      schema: {
+        tags: ['health'],
+        summary: 'This OpenAPI document',
+        security: [],
+        response: { 200: S.openapiAnswer, ...S.errors(503) },
+      },
+    },
+    async () => app.swagger(),
+  );
   await app.ready();
   return app;
 }

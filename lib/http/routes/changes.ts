@@ -119,7 +119,12 @@ export function registerChangesRoutes(app: FastifyInstance, ctx: HttpContext): v
     '/api/v1/changes',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'Changes of every visible container and task', querystring: S.changesQuery },
+      schema: {
+        tags,
+        summary: 'Changes of every visible container and task',
+        querystring: S.changesQuery,
+        response: { 200: S.changesAnswer, ...S.authErrors() },
+      },
     },
     async (request) => page(request),
   );
@@ -132,6 +137,7 @@ export function registerChangesRoutes(app: FastifyInstance, ctx: HttpContext): v
         summary: 'Changes of one container and its tasks',
         params: S.params('name'),
         querystring: S.changesQuery,
+        response: { 200: S.changesAnswer, ...S.authErrors(403, 404) },
       },
     },
     async (request) => page(request, request.params.name),
@@ -140,7 +146,12 @@ export function registerChangesRoutes(app: FastifyInstance, ctx: HttpContext): v
     '/api/v1/events',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'SSE stream of the global changes feed', querystring: S.changesQuery },
+      schema: {
+        tags,
+        summary: 'SSE stream of the global changes feed',
+        querystring: S.changesQuery,
+        response: { 200: S.eventStream, ...S.authErrors(429) },
+      },
     },
     async (request, reply) => stream(ctx, request, reply, scopeOf(request, undefined), lastEventId(request)),
   );
@@ -153,6 +164,7 @@ export function registerChangesRoutes(app: FastifyInstance, ctx: HttpContext): v
         summary: 'SSE stream of one container',
         params: S.params('name'),
         querystring: S.changesQuery,
+        response: { 200: S.eventStream, ...S.authErrors(403, 404, 429) },
       },
     },
     async (request, reply) =>

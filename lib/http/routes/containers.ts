@@ -46,7 +46,12 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     '/api/v1/containers',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'List containers, newest first', querystring: S.listContainersQuery },
+      schema: {
+        tags,
+        summary: 'List containers, newest first',
+        querystring: S.listContainersQuery,
+        response: { 200: S.containerPage, ...S.authErrors() },
+      },
     },
     async (request) => {
       const q = request.query;
@@ -74,6 +79,11 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
         summary: 'Get or create a container',
         params: S.params('name'),
         body: S.putContainerBody,
+        response: {
+          200: S.putContainerAnswer('The container existed (its options are unchanged)'),
+          201: S.putContainerAnswer('The container was created'),
+          ...S.authErrors(403, 413, 415),
+        },
       },
     },
     async (request, reply) => {
@@ -88,7 +98,13 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     '/api/v1/containers/:name',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'Container summary', params: S.params('name'), querystring: S.readQuery },
+      schema: {
+        tags,
+        summary: 'Container summary',
+        params: S.params('name'),
+        querystring: S.readQuery,
+        response: { 200: S.containerAnswer, ...S.authErrors(403, 404) },
+      },
     },
     async (request) => (await containerOf(ctx, request, request.params.name)).summary(),
   );
@@ -97,7 +113,12 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     '/api/v1/containers/:name',
     {
       config: { scope: 'admin' },
-      schema: { tags, summary: 'Delete a container and its tasks', params: S.params('name') },
+      schema: {
+        tags,
+        summary: 'Delete a container and its tasks',
+        params: S.params('name'),
+        response: { 204: S.noContent, ...S.authErrors(403, 404) },
+      },
     },
     async (request, reply) => {
       requireContainer(request, request.params.name);
@@ -116,6 +137,7 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
         summary: 'Add tasks (idempotent by name)',
         params: S.params('name'),
         body: S.addTasksBody,
+        response: { 200: S.tasksAnswer, ...S.authErrors(403, 404, 409, 413, 415) },
       },
     },
     async (request) => {
@@ -137,6 +159,7 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
         summary: 'List tasks in insertion order',
         params: S.params('name'),
         querystring: S.listTasksQuery,
+        response: { 200: S.taskPage, ...S.authErrors(403, 404) },
       },
     },
     async (request) => {
@@ -150,7 +173,13 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     '/api/v1/containers/:name/tasks/:task',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'One task', params: S.params('name', 'task'), querystring: S.readQuery },
+      schema: {
+        tags,
+        summary: 'One task',
+        params: S.params('name', 'task'),
+        querystring: S.readQuery,
+        response: { 200: S.taskAnswer, ...S.authErrors(403, 404) },
+      },
     },
     async (request) => {
       const c = await containerOf(ctx, request, request.params.name);
@@ -175,6 +204,7 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
           summary: `${action} one task (or all)`,
           params: S.params('name'),
           body: S.actionBody,
+          response: { 200: S.affectedAnswer, ...S.authErrors(403, 404, 409, 413, 415) },
         },
       },
       async (request) => {
@@ -193,6 +223,7 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
         tags,
         summary: 'Recover tasks whose worker died (expired leases), repair counters, unblock dependents',
         params: S.params('name'),
+        response: { 200: S.resumeAnswer, ...S.authErrors(403, 404, 413, 415) },
       },
     },
     async (request) => {
@@ -206,7 +237,12 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     '/api/v1/whoami',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'The scope and container-name prefix of the calling token', querystring: S.readQuery },
+      schema: {
+        tags,
+        summary: 'The scope and container-name prefix of the calling token',
+        querystring: S.readQuery,
+        response: { 200: S.whoamiAnswer, ...S.authErrors() },
+      },
     },
     async (request) => {
       const p = principalOf(request);
@@ -218,7 +254,12 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     '/api/v1/containers/:name/tasks/:task/skip',
     {
       config: { scope: 'admin' },
-      schema: { tags, summary: 'Skip a task', params: S.params('name', 'task') },
+      schema: {
+        tags,
+        summary: 'Skip a task',
+        params: S.params('name', 'task'),
+        response: { 200: S.oneTaskAnswer, ...S.authErrors(403, 404, 409, 413, 415) },
+      },
     },
     async (request) => {
       const c = await containerOf(ctx, request, request.params.name);
@@ -234,6 +275,7 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
         tags,
         summary: 'Delete a task that is not running and that no other task depends on',
         params: S.params('name', 'task'),
+        response: { 204: S.noContent, ...S.authErrors(403, 404, 409) },
       },
     },
     async (request, reply) => {
@@ -247,7 +289,13 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     '/api/v1/containers/:name/worker-config',
     {
       config: { scope: 'read' },
-      schema: { tags, summary: 'Worker configuration', params: S.params('name'), querystring: S.readQuery },
+      schema: {
+        tags,
+        summary: 'Worker configuration',
+        params: S.params('name'),
+        querystring: S.readQuery,
+        response: { 200: S.workerConfigAnswer, ...S.authErrors(403, 404) },
+      },
     },
     async (request) => {
       requireContainer(request, request.params.name);
@@ -265,6 +313,7 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
         summary: 'Set worker configuration',
         params: S.params('name'),
         body: S.workerConfigBody,
+        response: { 200: S.workerConfigAnswer, ...S.authErrors(403, 404, 413, 415) },
       },
     },
     async (request) => {

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { HttpContext } from '../context';
+import * as S from '../schemas';
 
 const READY_TIMEOUT_MS = 2_000;
 
@@ -13,13 +14,33 @@ export function registerHealthRoutes(
   opts: { metricsAuth: boolean },
 ): void {
   const tags = ['health'];
-  app.get('/healthz', { config: { scope: 'none' }, schema: { tags, summary: 'Liveness' } }, async () => ({
-    ok: true,
-  }));
+  app.get(
+    '/healthz',
+    {
+      config: { scope: 'none' },
+      schema: {
+        tags,
+        summary: 'Liveness',
+        security: [],
+        response: { 200: S.healthAnswer, ...S.errors(503) },
+      },
+    },
+    async () => ({
+      ok: true,
+    }),
+  );
 
   app.get(
     '/readyz',
-    { config: { scope: 'none' }, schema: { tags, summary: 'Readiness: the database answers a ping' } },
+    {
+      config: { scope: 'none' },
+      schema: {
+        tags,
+        summary: 'Readiness: the database answers a ping',
+        security: [],
+        response: { 200: S.readyAnswer, 503: S.notReadyAnswer },
+      },
+    },
     async (_request, reply) => {
       try {
         await ctx.client.ping(READY_TIMEOUT_MS);
@@ -37,7 +58,12 @@ export function registerHealthRoutes(
     '/metrics',
     {
       config: { scope: opts.metricsAuth ? 'read' : 'none' },
-      schema: { tags, summary: 'Prometheus metrics' },
+      schema: {
+        tags,
+        summary: 'Prometheus metrics',
+        ...(opts.metricsAuth ? {} : { security: [] }),
+        response: { 200: S.metricsAnswer, ...(opts.metricsAuth ? S.authErrors() : S.errors(503)) },
+      },
     },
     async (_request, reply) => {
       const text = await ctx.metrics.text();

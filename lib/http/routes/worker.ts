@@ -71,6 +71,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
         tags,
         summary: 'Claim the next ready task (long-poll up to waitMs; 204 when none)',
         body: S.claimBody,
+        response: { 200: S.claimAnswer, 204: S.noContent, ...S.authErrors(403, 413, 415) },
       },
     },
     async (request, reply) => {
@@ -149,6 +150,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
         summary: 'Renew the lease and report progress',
         params: S.params('name', 'task'),
         body: S.heartbeatBody,
+        response: { 200: S.heartbeatAnswer, ...S.authErrors(403, 404, 409, 413, 415) },
       },
     },
     async (request) => {
@@ -167,6 +169,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
         summary: 'Mark the held task succeeded',
         params: S.params('name', 'task'),
         body: S.succeedBody,
+        response: { 200: S.oneTaskAnswer, ...S.authErrors(403, 404, 409, 413, 415) },
       },
     },
     async (request) => {
@@ -191,6 +194,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
         summary: 'Record a failed attempt of the held task',
         params: S.params('name', 'task'),
         body: S.failBody,
+        response: { 200: S.oneTaskAnswer, ...S.authErrors(403, 404, 409, 413, 415) },
       },
     },
     async (request) => {
