@@ -109,3 +109,95 @@ export function json(value) {
 export function cls(value) {
   return String(value ?? '').replace(/[^a-z-]/gi, '') || 'unknown';
 }
+
+// ---------------------------------------------------------------------------------------------
+// Names: one rule for every name the dashboard shows (containers, tasks, dependencies, workers).
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Characters that are invisible or change how the text around them is drawn: controls (C0, C1,
+ * DEL), format characters (bidi overrides and isolates such as U+202E, zero-width joiners and
+ * spaces, U+FEFF, soft hyphen, tag characters), line/paragraph separators and every space but
+ * U+0020. They are shown escaped (`\u202E`) so a name can neither spoof its neighbours nor hide.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Zs}\p{Co}\p{Cn}]/u;
+
+/** `\u202E` (4 hex digits) or `\u{E0041}` beyond the BMP. */
+export function escapeChar(ch) {
+  const cp = ch.codePointAt(0);
+  const hex = cp.toString(16).toUpperCase();
+  return cp > 0xffff ? `\\u{${hex}}` : `\\u${hex.padStart(4, '0')}`;
+}
+
+/** Splits a name into `{ text }` and `{ escaped }` runs (U+0020 stays a plain space). */
+function nameRuns(name) {
+  const runs = [];
+  let text = '';
+  for (const ch of String(name ?? '')) {
+    if (ch !== ' ' && INVISIBLE.test(ch)) {
+      if (text) runs.push({ text });
+      text = '';
+      runs.push({ escaped: escapeChar(ch) });
+    } else text += ch;
+  }
+  if (text) runs.push({ text });
+  return runs;
+}
+
+/** The name as plain text with its invisible characters escaped: for titles, toasts, confirmations. */
+export function visibleName(name) {
+  return nameRuns(name)
+    .map((r) => r.text ?? r.escaped)
+    .join('');
+}
+
+/**
+ * A name as an element: invisible characters shown as `span.esc` (`\u202E`), one line, cut with
+ * an ellipsis by CSS (`.dname`) when too long, the full (escaped) name in the `title` tooltip.
+ * `dataset.name` keeps the raw name for lookups.
+ */
+export function displayName(name, tag = 'span') {
+  return h(
+    `${tag}.dname`,
+    { title: visibleName(name), dir: 'ltr' },
+    nameRuns(name).map((r) => (r.text !== undefined ? r.text : h('span.esc', r.escaped))),
+  );
+}
+
+/** Names joined with `, `, each shown with displayName. */
+export function displayNames(names) {
+  const out = [];
+  names.forEach((n, i) => {
+    if (i) out.push(', ');
+    out.push(displayName(n));
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dates and payloads
+// ---------------------------------------------------------------------------------------------
+
+/** ISO 8601 in the browser's local zone, with the date and the offset: `2026-12-01T22:03:04.120+01:00`. */
+export function localIso(date) {
+  if (date === null || date === undefined) return '–';
+  const d = new Date(date);
+  if (Number.isNaN(d.getTime())) return String(date);
+  const p = (n, w = 2) => String(Math.abs(n)).padStart(w, '0');
+  const off = -d.getTimezoneOffset();
+  return (
+    `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:` +
+    `${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}${off < 0 ? '-' : '+'}${p(Math.floor(Math.abs(off) / 60))}:${p(Math.abs(off) % 60)}`
+  );
+}
+
+/** Characters of pretty JSON shown before a payload is cut (the API has the rest). */
+export const JSON_CAP = 20_000;
+
+/** Pretty JSON capped at `cap` characters: `{ text, truncated, length }`. */
+export function cappedJson(value, cap = JSON_CAP) {
+  const full = json(value);
+  return full.length > cap
+    ? { text: full.slice(0, cap), truncated: true, length: full.length }
+    : { text: full, truncated: false, length: full.length };
+}

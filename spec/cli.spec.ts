@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { expect } from 'chai';
 import { createClient, type Client } from '../lib';
+import { Out, displayName } from '../lib/cli/output';
+import { taskLines } from '../lib/cli/render';
 import { useTestDatabase } from './helpers/db';
 import { trackResource } from './helpers/leaks';
 
@@ -101,6 +103,42 @@ describe('pts CLI', function () {
     };
     expect(body.container.status).to.equal('failed');
     expect(body.tasks.find((t) => t.name === 'boom')!.failures[0].message).to.equal('disk full');
+  });
+
+  it('shows names with invisible characters escaped; cut only on a terminal', async function () {
+    const rtl = 'cli-rtl-\u202Egnp.exe';
+    const long = `cli-long-${'n'.repeat(503)}`;
+    const c = await client.getOrCreateTaskContainer(rtl);
+    await c.addTasks([{ name: 'zw\u200Bspace' }, { name: long }]);
+    await client.getOrCreateTaskContainer(long);
+    const list = await cli(['status', '--prefix', 'cli-']);
+    expect(list.code, list.stderr).to.equal(0);
+    expect(list.stdout).to.include('cli-rtl-\\u202Egnp.exe\t');
+    expect(list.stdout).not.to.include('\u202E');
+    expect(list.stdout).to.include(`${long}\t`); // a pipe gets the whole name
+    const one = await cli(['status', rtl]);
+    expect(one.code, one.stderr).to.equal(0);
+    expect(one.stdout).to.include('zw\\u200Bspace\t');
+    expect(one.stdout).not.to.include('\u202E');
+    // JSON keeps names exactly as stored.
+    const json = JSON.parse((await cli(['status', rtl, '--json'])).stdout);
+    expect(json.container?.name ?? json.name ?? JSON.stringify(json)).to.include('\u202E');
+
+    // On a terminal: escaped in reverse video, cut with an ellipsis.
+    const tty = new Out({ isTTY: true, columns: 120, write: () => true } as unknown as NodeJS.WriteStream);
+    expect(displayName(tty, 'a\u202Eb')).to.match(/^a.*\\u202E.*b$/);
+    expect(displayName(tty, long, 48)).to.have.length(48);
+    expect(displayName(tty, long, 48).endsWith('…')).to.equal(true);
+    expect(displayName(tty, 'short', 48)).to.equal('short');
+    const pipe = new Out({ isTTY: false, write: () => true } as unknown as NodeJS.WriteStream);
+    expect(displayName(pipe, long, 48)).to.equal(long);
+    expect(displayName(pipe, 'x\u2066y\u00a0z\u{E0041}')).to.equal('x\\u2066y\\u00A0z\\u{E0041}');
+    const lines = taskLines(tty, [
+      (await c.getTask(long))!.toJSON(),
+      (await c.getTask('zw\u200Bspace'))!.toJSON(),
+    ]);
+    for (const l of lines) expect(l).not.to.match(/[\t\n\u202E]/);
+    expect(lines[0]).to.include('…');
   });
 
   it('retry, cancel and reset change the task in the database', async function () {
@@ -217,9 +255,33 @@ describe('pts CLI', function () {
     const { ObjectId, Timestamp } = await import('mongodb');
     const ts = new Timestamp({ t: 1, i: 1 });
     await tomb.insertMany([
-      { _id: new ObjectId(), kind: 'container', container: 'cli-gone', containerId: new ObjectId(), task: null, deletedAt: old, changedAt: ts },
-      { _id: new ObjectId(), kind: 'container', container: 'other-gone', containerId: new ObjectId(), task: null, deletedAt: old, changedAt: ts },
-      { _id: new ObjectId(), kind: 'container', container: 'cli-fresh', containerId: new ObjectId(), task: null, deletedAt: new Date(), changedAt: ts },
+      {
+        _id: new ObjectId(),
+        kind: 'container',
+        container: 'cli-gone',
+        containerId: new ObjectId(),
+        task: null,
+        deletedAt: old,
+        changedAt: ts,
+      },
+      {
+        _id: new ObjectId(),
+        kind: 'container',
+        container: 'other-gone',
+        containerId: new ObjectId(),
+        task: null,
+        deletedAt: old,
+        changedAt: ts,
+      },
+      {
+        _id: new ObjectId(),
+        kind: 'container',
+        container: 'cli-fresh',
+        containerId: new ObjectId(),
+        task: null,
+        deletedAt: new Date(),
+        changedAt: ts,
+      },
     ]);
 
     const real = await cli(['prune', '--older-than', '7d', '--prefix', 'cli-', '--yes']);
@@ -230,7 +292,9 @@ describe('pts CLI', function () {
     expect(await client.getTaskContainer('cli-recent')).to.not.equal(null);
     // (Only this test's records: other tests delete tasks, which leaves deletion records too.)
     const mine = { container: { $in: ['cli-gone', 'other-gone', 'cli-fresh', 'cli-old'] } };
-    const left = (await tomb.find(mine, { projection: { container: 1 } }).toArray()).map((t) => t.container).sort();
+    const left = (await tomb.find(mine, { projection: { container: 1 } }).toArray())
+      .map((t) => t.container)
+      .sort();
     expect(left).to.deep.equal(['cli-fresh', 'cli-old', 'other-gone']); // cli-old: its own, just written
 
     const usage = await Promise.all([

@@ -230,9 +230,13 @@ describe('dashboard (headless Chromium)', function () {
     await c.addTasks([{ name: 'x' }]);
     await page.goto(url());
     await page.locator('tr[data-container="dash-doomed"]').waitFor();
-    await page.waitForFunction(() => /live/.test(document.querySelector('#live')?.textContent ?? ''), undefined, {
-      timeout: 15_000,
-    });
+    await page.waitForFunction(
+      () => /live/.test(document.querySelector('#live')?.textContent ?? ''),
+      undefined,
+      {
+        timeout: 15_000,
+      },
+    );
     // Let every earlier write's feed entry (0.25–1.25 s behind) arrive first, so the refresh
     // below can only come from the deletion.
     await new Promise((r) => setTimeout(r, 3_000));
@@ -330,9 +334,180 @@ describe('dashboard (headless Chromium)', function () {
     expect(await page.locator('h1.container-name').textContent()).to.equal(`xss-<b>${evil}</b>`);
     await page.locator('summary', { hasText: 'Failures' }).click();
     expect(await page.locator('.failure-message').textContent()).to.equal('<svg onload=alert(3)>');
-    expect(await page.locator('#app img, #app script, #app svg, #app b').count()).to.equal(0);
+    expect(await page.locator('#app img, #app script, #app svg:not(.dag), #app b').count()).to.equal(0);
+    // The dependency graph is SVG drawn by graph.js: only its own shapes, names as text.
+    expect(
+      await page.locator('svg.dag image, svg.dag script, svg.dag foreignObject, svg.dag a').count(),
+    ).to.equal(0);
+    expect(await page.locator('svg.dag g.node text').textContent()).to.equal(evil.slice(0, 21) + '…');
     await page.waitForTimeout(300); // give any injected handler a chance to fire
     expect(dialogs).to.deep.equal([]);
+  });
+
+  it('shows bidi controls escaped and keeps a 512-character name on one line', async function () {
+    const rtl = 'dash-rtl-\u202Egnp.exe';
+    const long = `dash-long-${'w'.repeat(502)}`;
+    expect(long).to.have.length(512);
+    for (const n of [rtl, long, 'dash-normal']) {
+      const c = await client.getOrCreateTaskContainer(n);
+      await c.addTasks([{ name: 'plain' }, { name: 'x\u202Efdp.exe' }, { name: `t-${'y'.repeat(510)}` }]);
+    }
+    await page.goto(url());
+    const row = (n: string) => page.locator(`tr[data-container="${n}"]`);
+    await row(long).waitFor();
+    // The override is not applied: it is shown as a visible escape in its own element.
+    const link = row(rtl).locator('td.name a');
+    expect(await link.textContent()).to.equal('dash-rtl-\\u202Egnp.exe');
+    expect(await link.locator('.esc').textContent()).to.equal('\\u202E');
+    expect(await link.locator('.dname').getAttribute('title')).to.equal('dash-rtl-\\u202Egnp.exe');
+    const height = async (n: string) => (await row(n).boundingBox())!.height;
+    const normal = await height('dash-normal');
+    expect(await height(long)).to.be.at.most(normal + 1);
+    expect(await height(rtl)).to.be.at.most(normal + 1);
+    // Cut with an ellipsis, the full name on hover.
+    const name = row(long).locator('.dname');
+    expect(await name.getAttribute('title')).to.equal(long);
+    expect(await name.evaluate((el) => el.scrollWidth > el.clientWidth)).to.equal(true);
+    expect(await name.evaluate((el) => getComputedStyle(el).textOverflow)).to.equal('ellipsis');
+
+    await page.goto(containerUrl(rtl));
+    const card = (t: string) => page.locator(`article.task[data-task="${t}"]`);
+    await card('plain').waitFor();
+    expect(await page.locator('h1.container-name .esc').textContent()).to.equal('\\u202E');
+    expect(await page.locator('#crumbs .esc').textContent()).to.equal('\\u202E');
+    expect(await card('x\u202Efdp.exe').locator('h3.task-name').textContent()).to.equal('x\\u202Efdp.exe');
+    expect(await page.evaluate(() => document.title)).to.include('\\u202E');
+    const headHeight = async (t: string) => (await card(t).locator('header').boundingBox())!.height;
+    const plain = await headHeight('plain');
+    expect(await headHeight(`t-${'y'.repeat(510)}`)).to.be.at.most(plain + 1);
+    expect(await headHeight('x\u202Efdp.exe')).to.be.at.most(plain + 1);
+    await page.goto(containerUrl(long));
+    await page.locator('h1.container-name').waitFor();
+    const h1 = (await page.locator('h1.container-name').boundingBox())!.height;
+    expect(h1).to.be.below(40); // one line of 20px text
+  });
+
+  it('shows the task input collapsed and capped, and each attempt with full local dates', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-input');
+    await c.addTasks([
+      { name: 'small', data: { numbers: [1, 2, 3], label: 'first' } },
+      { name: 'big', data: { blob: 'z'.repeat(50_000) } },
+      { name: 'flaky', maxRetries: 2, retryDelayMs: 0 },
+    ]);
+    let runs = 0;
+    await c.run({
+      small: () => 6,
+      big: () => 'ok',
+      flaky: () => {
+        runs += 1;
+        if (runs === 1) throw new Error('first try fails');
+        return 'second try';
+      },
+    });
+    const flaky = (await c.getTask('flaky'))!.toJSON();
+    expect(flaky.invokeCount).to.equal(2);
+    await page.goto(containerUrl('dash-input'));
+    const small = page.locator('[data-task="small"]');
+    await small.waitFor();
+    const input = small.locator('details', { has: page.locator('summary', { hasText: 'Input' }) });
+    expect(await input.evaluate((d) => (d as HTMLDetailsElement).open)).to.equal(false);
+    await input.locator('summary').click();
+    expect(JSON.parse((await input.locator('pre').textContent())!)).to.deep.equal({
+      numbers: [1, 2, 3],
+      label: 'first',
+    });
+    expect(await input.locator('pre').textContent()).to.include('\n  "numbers": [');
+
+    const big = page.locator('[data-task="big"] details', {
+      has: page.locator('summary', { hasText: 'Input' }),
+    });
+    expect(await big.locator('summary').textContent()).to.match(/first 20,000 shown/);
+    await big.locator('summary').click();
+    expect((await big.locator('pre').textContent())!.length).to.equal(20_000);
+    await big.locator('p.truncated').waitFor();
+
+    const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2}$/;
+    const card = page.locator('[data-task="flaky"]');
+    await card.locator('summary', { hasText: 'Attempts (2)' }).click();
+    const rows = card.locator('ol.timeline li.attempt-row');
+    expect(await rows.evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.outcome))).to.deep.equal(
+      ['failed', 'succeeded'],
+    );
+    const times = await rows
+      .locator('time')
+      .evaluateAll((els) => els.map((e) => ({ text: e.textContent, at: e.getAttribute('datetime') })));
+    expect(times).to.have.length(4); // start and end of both attempts
+    for (const t of times) expect(t.text).to.match(ISO);
+    expect(times[0].at).to.equal(new Date(flaky.startedAt!).toISOString());
+    expect(times[1].at).to.equal(new Date(flaky.failures[0].at).toISOString());
+    expect(times[2].at).to.equal(new Date(flaky.lastInvokedAt!).toISOString());
+    expect(times[3].at).to.equal(new Date(flaky.endedAt!).toISOString());
+    expect(await rows.first().textContent()).to.include('first try fails');
+    // The failure history shows the date as well as the time.
+    await card.locator('summary', { hasText: 'Failures' }).click();
+    expect(await card.locator('.failure-head time').textContent()).to.match(ISO);
+  });
+
+  it('draws the dependsOn edges between stage columns and filters the page by task name', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-graph');
+    await c.addTasks([
+      { name: 'fetch' },
+      { name: 'left', dependsOn: ['fetch'] },
+      { name: 'right', dependsOn: ['fetch'] },
+      { name: 'join', dependsOn: ['left', 'right'] },
+    ]);
+    await (await client.claimNext(
+      { container: 'dash-graph', names: ['fetch'] },
+      { owner: 'spec' },
+    ))!.succeed();
+    await page.goto(containerUrl('dash-graph'));
+    await page.locator('svg.dag g[data-node="join"]').waitFor();
+    const edges = await page
+      .locator('svg.dag path.edge')
+      .evaluateAll((els) => els.map((e) => `${e.getAttribute('data-from')}->${e.getAttribute('data-to')}`));
+    expect(edges.sort()).to.deep.equal(['fetch->left', 'fetch->right', 'left->join', 'right->join']);
+    const x = (t: string) =>
+      page
+        .locator(`svg.dag g[data-node="${t}"]`)
+        .evaluate(
+          (g) =>
+            (g as SVGGraphicsElement).getBBox().x +
+            (g as SVGGElement).transform.baseVal.consolidate()!.matrix.e,
+        );
+    expect(await x('fetch')).to.be.below(await x('left'));
+    expect(await x('left')).to.equal(await x('right'));
+    expect(await x('right')).to.be.below(await x('join'));
+    // Every edge goes from a column to a later one.
+    const forward = await page.locator('svg.dag path.edge').evaluateAll((els) =>
+      els.every((e) => {
+        const [a, b] = (e.getAttribute('d') ?? '')
+          .match(/M([\d.]+),.* ([\d.]+),[\d.]+$/)!
+          .slice(1)
+          .map(Number);
+        return a < b;
+      }),
+    );
+    expect(forward).to.equal(true);
+    expect(await page.locator('svg.dag g[data-node="fetch"]').getAttribute('class')).to.include(
+      's-succeeded',
+    );
+    // Clicking a box brings its card into view.
+    await page.locator('svg.dag g[data-node="join"]').click();
+    await page.locator('article.task.flash[data-task="join"]').waitFor();
+
+    // The name filter: client-side, on the loaded page.
+    await page.fill('#task-search', 'LEF');
+    await page.locator('article.task[data-task="join"]').waitFor({ state: 'detached' });
+    expect(
+      await page
+        .locator('article.task')
+        .evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.task)),
+    ).to.deep.equal(['left']);
+    expect(await page.locator('svg.dag g.node.dim').count()).to.equal(3);
+    expect(await page.locator('#steps-note').textContent()).to.include('1 matches the filter on this page');
+    await page.fill('#task-search', '');
+    await page.locator('article.task[data-task="join"]').waitFor();
+    expect(await page.locator('article.task').count()).to.equal(4);
   });
 
   it('asks for a token when auth is on, and hides actions from read-only tokens', async function () {

@@ -18,7 +18,7 @@ import {
 import type { TaskContainer } from '../container';
 import type { ContainerSummary, TaskRecord } from '../types';
 import { CliError, EXIT, withClient, type DbOptions } from './connect';
-import { Out, age, formatDuration, parseDuration, table } from './output';
+import { Out, age, displayName, formatDuration, parseDuration, table } from './output';
 import { LiveBlock, containerLine, containerTable, taskTable, watchFrame } from './render';
 
 export interface StatusOptions extends DbOptions {
@@ -106,7 +106,7 @@ export async function status(name: string | undefined, opts: StatusOptions): Pro
       const f = t.failures[t.failures.length - 1];
       out.line();
       out.line(
-        `${out.style('red', '✖')} ${out.style('bold', t.name)} failed after ${t.invokeCount} attempt(s): ${f.message}`,
+        `${out.style('red', '✖')} ${out.style('bold', displayName(out, t.name, 60))} failed after ${t.invokeCount} attempt(s): ${f.message}`,
       );
     }
     if (page.nextCursor) out.line(out.style('dim', `more: pts status ${name} --cursor ${page.nextCursor}`));
@@ -217,7 +217,9 @@ export async function action(
     }
     const past = PAST[kind];
     if (opts.json) return out.json({ container: name, task: task ?? null, action: kind, affected });
-    out.line(`${past} ${affected} task${affected === 1 ? '' : 's'} in ${name}${task ? ` (${task})` : ''}`);
+    out.line(
+      `${past} ${affected} task${affected === 1 ? '' : 's'} in ${displayName(out, name, 60)}${task ? ` (${displayName(out, task, 60)})` : ''}`,
+    );
   });
 }
 
@@ -228,8 +230,12 @@ export async function resume(name: string, opts: DbOptions & { json?: boolean })
     await containerOrFail(client, name);
     const report = await client.recoverStale({ container: name });
     if (opts.json) return out.json(report);
-    if (report.recovered.length === 0) out.line(`nothing to resume in ${name}: no expired leases`);
-    for (const r of report.recovered) out.line(`recovered ${r.task} (was held by ${r.owner}) → ${r.state}`);
+    if (report.recovered.length === 0)
+      out.line(`nothing to resume in ${displayName(out, name, 60)}: no expired leases`);
+    for (const r of report.recovered)
+      out.line(
+        `recovered ${displayName(out, r.task, 60)} (was held by ${displayName(out, r.owner, 40)}) → ${r.state}`,
+      );
     if (report.reconciled.length) out.line(`repaired counters of ${report.reconciled.join(', ')}`);
   });
 }
@@ -281,7 +287,7 @@ export async function prune(opts: PruneOptions): Promise<void> {
       cursor = page.nextCursor;
     } while (cursor);
     const rows = victims.map((c) => [
-      c.name,
+      displayName(out, c.name),
       c.status,
       String(c.total),
       `${age(c.endedAt ?? c.updatedAt)} ago`,
@@ -301,8 +307,11 @@ export async function prune(opts: PruneOptions): Promise<void> {
     for (const c of victims) if (await client.deleteTaskContainer(c.name)) deleted.push(c.name);
     // Deletion records older than the same cutoff (the changes feed's deletion entries).
     const tombstones = await client.pruneTombstones(new Date(cutoff), { namePrefix: opts.prefix });
-    if (opts.json) return out.json({ dryRun: false, olderThanMs: olderThan, deleted, tombstonesRemoved: tombstones });
-    for (const n of deleted) out.line(`deleted ${n}`);
-    out.line(`deleted ${deleted.length} container(s); removed ${tombstones} deletion record(s) older than ${formatDuration(olderThan)}`);
+    if (opts.json)
+      return out.json({ dryRun: false, olderThanMs: olderThan, deleted, tombstonesRemoved: tombstones });
+    for (const n of deleted) out.line(`deleted ${displayName(out, n, 60)}`);
+    out.line(
+      `deleted ${deleted.length} container(s); removed ${tombstones} deletion record(s) older than ${formatDuration(olderThan)}`,
+    );
   });
 }

@@ -98,7 +98,12 @@ export function bar(out: Out, pct: number, width = 24, state = 'running'): strin
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;]*m/g;
-const visible = (s: string): number => s.replace(ANSI, '').length;
+/** Length of a string as shown (without colour codes). */
+export const visible = (s: string): number => s.replace(ANSI, '').length;
+
+/** Pads to `width` visible characters (colour codes do not count). */
+export const padVisible = (s: string, width: number): string =>
+  s + ' '.repeat(Math.max(0, width - visible(s)));
 
 /** Aligned columns (TTY) or tab-separated values (pipes). */
 export function table(out: Out, headers: string[], rows: string[][]): void {
@@ -136,4 +141,41 @@ export function clip(s: string | null | undefined, max: number): string {
   if (!s) return '';
   const flat = s.replace(/\s+/g, ' ');
   return flat.length > max ? `${flat.slice(0, Math.max(0, max - 1))}…` : flat;
+}
+
+/**
+ * Characters that are invisible or reorder the text around them: controls (C0, C1, DEL), format
+ * characters (bidi overrides and isolates such as U+202E, zero-width spaces and joiners, U+FEFF,
+ * soft hyphen, tags), line/paragraph separators, every space but U+0020, private-use and
+ * unassigned code points. The dashboard applies the same rule (`dashboard/dom.js`).
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Zs}\p{Co}\p{Cn}]/u;
+
+/** `\u202E` (4 hex digits), or `\u{E0041}` beyond the BMP. */
+export function escapeChar(ch: string): string {
+  const cp = ch.codePointAt(0) ?? 0;
+  const hex = cp.toString(16).toUpperCase();
+  return cp > 0xffff ? `\\u{${hex}}` : `\\u${hex.padStart(4, '0')}`;
+}
+
+/**
+ * The one rule for showing a container, task or worker name: invisible characters escaped (in
+ * reverse video on a colour terminal), and on a terminal cut to `max` characters with `…`.
+ * Pipes get the whole name (escaped, so a tab or newline cannot break a line); `--json` output
+ * keeps names exactly as stored.
+ */
+export function displayName(out: Out, name: string, max = 48): string {
+  const runs = [...name].map((ch) =>
+    ch !== ' ' && INVISIBLE.test(ch) ? { text: escapeChar(ch), escaped: true } : { text: ch, escaped: false },
+  );
+  const total = runs.reduce((n, r) => n + r.text.length, 0);
+  const limit = out.tty && total > max ? Math.max(1, max - 1) : Infinity;
+  let text = '';
+  let shown = 0;
+  for (const r of runs) {
+    if (shown + r.text.length > limit) return `${text}…`;
+    text += r.escaped ? out.style('inverse', r.text) : r.text;
+    shown += r.text.length;
+  }
+  return text;
 }

@@ -8,7 +8,10 @@ import {
   bar,
   clip,
   countsText,
+  displayName,
   formatDuration,
+  padVisible,
+  visible,
   stateText,
   table,
   taskDuration,
@@ -26,21 +29,22 @@ const ICON: Record<string, string> = {
 
 /** The header line of a container: name, status, bar, counts. */
 export function containerLine(out: Out, c: ContainerSummary): string {
-  return `${out.style('bold', c.name)}  ${stateText(out, c.status)}  ${bar(out, c.percentageComplete, 30, c.status)}  ${countsText(out, c)}`;
+  return `${out.style('bold', displayName(out, c.name, 60))}  ${stateText(out, c.status)}  ${bar(out, c.percentageComplete, 30, c.status)}  ${countsText(out, c)}`;
 }
 
 /** Lines describing each task (one per task, with its bar when the output is a terminal). */
 export function taskLines(out: Out, tasks: TaskRecord[], now = Date.now()): string[] {
-  const nameWidth = Math.min(28, Math.max(4, ...tasks.map((t) => t.name.length)));
+  const names = tasks.map((t) => displayName(out, t.name, 28));
+  const nameWidth = Math.min(28, Math.max(4, ...names.map(visible)));
   const textWidth = Math.max(20, out.columns - nameWidth - 62);
-  return tasks.map((t) => {
+  return tasks.map((t, i) => {
     const icon = out.tty ? `${stateText(out, t.state).replace(t.state, ICON[t.state] ?? '?')} ` : '';
     const retry =
       t.failureCount > 0
         ? out.style('yellow', ` (${t.failureCount} failed attempt${t.failureCount === 1 ? '' : 's'})`)
         : '';
     return (
-      `  ${icon}${clip(t.name, nameWidth).padEnd(nameWidth)}  ${bar(out, t.percentageComplete, 16, t.state)}  ` +
+      `  ${icon}${padVisible(names[i], nameWidth)}  ${bar(out, t.percentageComplete, 16, t.state)}  ` +
       `${stateText(out, t.state.padEnd(9))}  ${formatDuration(taskDuration(t, now)).padStart(7)}  ${out.style('dim', clip(t.statusText, textWidth))}${retry}`
     );
   });
@@ -52,12 +56,12 @@ export function taskTable(out: Out, tasks: TaskRecord[], now = Date.now()): void
     out,
     ['TASK', 'STATE', 'PROGRESS', 'ATTEMPTS', 'DURATION', 'DEPENDS ON', 'STATUS'],
     tasks.map((t) => [
-      t.name,
+      displayName(out, t.name),
       stateText(out, t.state),
       `${t.percentageComplete.toFixed(0)}%`,
       String(t.invokeCount),
       formatDuration(taskDuration(t, now)),
-      t.dependsOn.join(',') || '-',
+      t.dependsOn.map((d) => displayName(out, d, 24)).join(',') || '-',
       clip(t.statusText, 60) || '-',
     ]),
   );
@@ -69,7 +73,7 @@ export function containerTable(out: Out, items: ContainerSummary[], now = Date.n
     out,
     ['CONTAINER', 'STATUS', 'PROGRESS', 'TASKS', 'COUNTS', 'AGE', 'UPDATED'],
     items.map((c) => [
-      c.name,
+      displayName(out, c.name),
       stateText(out, c.status),
       `${c.percentageComplete.toFixed(1)}%`,
       String(c.total),
