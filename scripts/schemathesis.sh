@@ -5,12 +5,12 @@
 # openapi-spec-validator, then runs every operation (the SSE streams are excluded from generation: a
 # stream never ends) with the checks not_a_server_error, status_code_conformance,
 # response_schema_conformance, content_type_conformance. Bounded: MAX_EXAMPLES per operation (default
-# 30) and `timeout` around the run (ST_TIMEOUT, default 300 s). Exits non-zero on any failure.
+# 20) and `timeout` around the run (ST_TIMEOUT, default 300 s). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 venv="${PTS_SCHEMATHESIS_VENV:-$HOME/.cache/persistent-task-status/venv}"
-max_examples="${MAX_EXAMPLES:-30}"
+max_examples="${MAX_EXAMPLES:-20}"
 st_timeout="${ST_TIMEOUT:-300}"
 report_dir="${ST_REPORT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/pts-schemathesis.XXXXXX")}"
 mkdir -p "$report_dir"
