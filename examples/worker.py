@@ -11,7 +11,7 @@ docs/http.md "Worker protocol":
 3. the task ends with `succeed` (with a result) or `fail` (the server decides about retries);
 4. a 409 `PTS_LEASE_LOST` means the task is no longer ours: drop it, claim the next one;
 5. after a 204 the worker reads the container (`GET /api/v1/containers/:name`) and exits when
-   its `isComplete` is true (every task is succeeded, failed, skipped or cancelled).
+   its `status` is final (`succeeded`, `failed` or `cancelled`: nothing left that can run).
 
 Environment: PTS_URL, PTS_TOKEN (required), PTS_CONTAINER (without it: any container the token
 may see, and the worker only stops on PTS_IDLE_EXIT_MS), PTS_OWNER (worker id), PTS_LEASE_MS
@@ -132,15 +132,19 @@ def handle(task, progress):
     return {"sum": total, "worker": OWNER}
 
 
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
 def container_finished():
-    """True when the container's summary says every task has ended (`isComplete`)."""
+    """True when the container's summary has a final `status` (`isComplete` is only `succeeded`)."""
     if not CONTAINER:
         return False
     _, summary = call("GET", "/containers/%s" % q(CONTAINER))
-    if summary["isComplete"]:
+    finished = summary["status"] in FINAL_STATUSES
+    if finished:
         print("worker %s: %s is %s (%s)" % (OWNER, CONTAINER, summary["status"],
                                            json.dumps(summary["counts"], sort_keys=True)), flush=True)
-    return summary["isComplete"]
+    return finished
 
 
 def main():

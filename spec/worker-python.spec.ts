@@ -2,7 +2,7 @@
  * The Python worker of docs/http.md (examples/worker.py, standard library only) against a real
  * `pts serve` process: a small pipeline with dependencies, a name needing URL-encoding and one
  * planned failure; every task must end succeeded with the result the worker computed, and the
- * worker must stop by itself when the container's summary says `isComplete`.
+ * worker must stop by itself when the container's summary has a final `status`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -99,7 +99,7 @@ describe('examples/worker.py against `pts serve`', function () {
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
 
-  it('runs a small pipeline to the end with the results the worker computed', async function () {
+  it('runs a small pipeline to the end with the results the worker computed, and stops when it is final', async function () {
     const name = 'py pipeline/1';
     const c = encodeURIComponent(name);
     expect((await api('PUT', `/containers/${c}`, { metadata: { from: 'spec' } })).status).to.equal(201);
@@ -181,5 +181,45 @@ describe('examples/worker.py against `pts serve`', function () {
       percentageComplete: 100,
     });
     expect(summary.body.counts.succeeded).to.equal(4);
+  });
+
+  it('stops when the container fails (a task out of retries, its dependent never runs)', async function () {
+    const name = 'py-failing';
+    expect((await api('PUT', `/containers/${name}`, {})).status).to.equal(201);
+    const add = await api('POST', `/containers/${name}/tasks`, {
+      tasks: [
+        { name: 'ok', data: { numbers: [2, 2] } },
+        { name: 'broken', data: { numbers: [1], failOnAttempt: 1 }, maxRetries: 0 },
+        { name: 'after', data: { numbers: [3] }, dependsOn: ['broken'] },
+      ],
+    });
+    expect(add.status, JSON.stringify(add.body)).to.equal(200);
+    const worker = spawn('python3', [WORKER], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PTS_URL: base,
+        PTS_TOKEN: tokens.worker,
+        PTS_CONTAINER: name,
+        PTS_OWNER: 'py-spec',
+        PTS_WAIT_MS: '1000',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const untrackWorker = trackResource('python worker', () => worker.kill('SIGKILL'));
+    let out = '';
+    worker.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    worker.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    const code = await exited(worker, 60_000);
+    untrackWorker();
+    expect(code, out).to.equal(0);
+    expect(out).to.include(`${name} is failed`);
+    const summary = await api('GET', `/containers/${name}`, undefined, tokens.worker);
+    expect(summary.body).to.include({ status: 'failed', isComplete: false });
+    const list = await api('GET', `/containers/${name}/tasks`, undefined, tokens.worker);
+    const state = Object.fromEntries(
+      list.body.items.map((t: { name: string; state: string }) => [t.name, t.state]),
+    );
+    expect(state).to.deep.equal({ ok: 'succeeded', broken: 'failed', after: 'pending' });
   });
 });
