@@ -360,7 +360,7 @@ describe('dashboard (headless Chromium)', function () {
     expect(await link.textContent()).to.equal('dash-rtl-\\u202Egnp.exe');
     expect(await link.locator('.esc').textContent()).to.equal('\\u202E');
     expect(await link.locator('.dname').getAttribute('title')).to.equal('dash-rtl-\\u202Egnp.exe');
-    const height = async (n: string) => (await row(n).boundingBox())!.height;
+    const height = (n: string) => row(n).evaluate((el) => el.getBoundingClientRect().height);
     const normal = await height('dash-normal');
     expect(await height(long)).to.be.at.most(normal + 1);
     expect(await height(rtl)).to.be.at.most(normal + 1);
@@ -377,13 +377,18 @@ describe('dashboard (headless Chromium)', function () {
     expect(await page.locator('#crumbs .esc').textContent()).to.equal('\\u202E');
     expect(await card('x\u202Efdp.exe').locator('h3.task-name').textContent()).to.equal('x\\u202Efdp.exe');
     expect(await page.evaluate(() => document.title)).to.include('\\u202E');
-    const headHeight = async (t: string) => (await card(t).locator('header').boundingBox())!.height;
+    // Measured in one evaluate: live refreshes replace the cards, so a two-step lookup could miss.
+    const headHeight = (t: string) =>
+      card(t)
+        .locator('header')
+        .evaluate((el) => el.getBoundingClientRect().height);
     const plain = await headHeight('plain');
     expect(await headHeight(`t-${'y'.repeat(510)}`)).to.be.at.most(plain + 1);
     expect(await headHeight('x\u202Efdp.exe')).to.be.at.most(plain + 1);
     await page.goto(containerUrl(long));
-    await page.locator('h1.container-name').waitFor();
-    const h1 = (await page.locator('h1.container-name').boundingBox())!.height;
+    const h1 = await page
+      .locator(`h1.container-name[title="${long}"]`)
+      .evaluate((el) => el.getBoundingClientRect().height);
     expect(h1).to.be.below(40); // one line of 20px text
   });
 
