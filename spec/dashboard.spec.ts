@@ -595,7 +595,9 @@ describe('dashboard (headless Chromium)', function () {
       { timeout: 40_000 },
     );
     await page.locator('[data-task="import"] summary', { hasText: 'Failures' }).click();
+    await page.locator('[data-task="import"] summary', { hasText: 'Attempts' }).click();
     await page.locator('[data-task="unpack"] summary', { hasText: 'Checkpoint' }).click();
+    await page.evaluate(() => window.scrollTo(0, 0)); // the sticky top bar stays at the top
     await page.screenshot({ path: path.join(out, 'dashboard-container.png'), fullPage: true });
     await page.goto(url());
     await page.locator(`tr[data-container="${name}"]`).waitFor();
