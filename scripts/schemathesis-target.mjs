@@ -55,6 +55,23 @@ try {
       }
     });
   });
+  // Something for the example parameters (`nightly`, `resize/1`) to find.
+  const api = async (method, route, body) => {
+    const res = await fetch(`${url}/api/v1${route}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${await res.text()}`);
+  };
+  await api('PUT', '/containers/nightly', { metadata: { team: 'ops' } });
+  await api('POST', '/containers/nightly/tasks', {
+    tasks: [
+      { name: 'resize/1', data: { file: 'a.png' } },
+      { name: 'resize/2', data: { file: 'b.png' }, weight: 2 },
+      { name: 'report', dependsOn: ['resize/1', 'resize/2'] },
+    ],
+  });
   process.stdout.write(`${url} ${token}\n`);
 } catch (err) {
   log(`failed: ${err.stack ?? err}`);

@@ -63,6 +63,7 @@ timeout --kill-after=10 "$st_timeout" "$venv/bin/schemathesis" run "$url/openapi
   --max-examples "$max_examples" \
   --request-timeout 35 \
   --seed "${ST_SEED:-1}" \
+  --generation-database none \
   --no-color \
   --report junit --report-dir "$report_dir" \
   ${ST_EXTRA_ARGS:-}

@@ -71,8 +71,16 @@ export function body(properties: Record<string, unknown>, required: string[] = [
   };
 }
 
+/** Example values of path parameters (scripts/schemathesis-target.mjs creates them). */
+const PARAM_EXAMPLES: Record<string, string> = { name: 'nightly', task: 'resize/1' };
+
 export function params(...names: string[]): Record<string, unknown> {
-  return { type: 'object', properties: Object.fromEntries(names.map((n) => [n, NAME])), required: names };
+  const schemaOf = (n: string) => (PARAM_EXAMPLES[n] ? { ...NAME, examples: [PARAM_EXAMPLES[n]] } : NAME);
+  return {
+    type: 'object',
+    properties: Object.fromEntries(names.map((n) => [n, schemaOf(n)])),
+    required: names,
+  };
 }
 
 export const listContainersQuery = query({
