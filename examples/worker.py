@@ -166,7 +166,7 @@ def main():
         try:
             try:
                 result = handle(task, Progress(task, token))
-            except LeaseLost:
+            except (LeaseLost, ApiError):
                 raise
             except Exception as e:  # the handler failed: report it, the server decides about retries
                 call("POST", task_path(task, "fail"), {
@@ -181,6 +181,10 @@ def main():
                 print("worker %s: %s succeeded" % (OWNER, task["name"]), flush=True)
         except LeaseLost as e:  # not ours any more: nothing was written, move on
             print("worker %s: dropped %s: %s" % (OWNER, task["name"], e), flush=True)
+        except ApiError as e:
+            if e.status != 404:  # 400/401/403: a mistake of this worker or its token
+                raise
+            print("worker %s: dropped %s (deleted): %s" % (OWNER, task["name"], e), flush=True)
         idle_since = time.time()
 
 
