@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Client } from '../client';
 import { scopeAllows, type TokenScope, type TokenStore } from '../auth';
 import type { Metrics } from '../metrics';
+import type { FeedHub } from './feed-hub';
 import { HttpError, HTTP_ERROR_CODES } from './errors';
 
 export interface Principal {
@@ -31,6 +32,10 @@ export interface HttpContext {
   sseHeartbeatMs: number;
   /** Changes-feed safety horizon. */
   horizonMs: number;
+  /** The SSE streams' shared pollers (one per feed scope). */
+  feed: FeedHub;
+  /** Concurrent SSE streams per token (beyond: 429). */
+  sseMaxStreamsPerToken: number;
 }
 
 declare module 'fastify' {

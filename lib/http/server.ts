@@ -3,6 +3,7 @@
  * schemas, auth, errors, OpenAPI, metrics, dashboard); `startServer` listens and refuses to serve
  * a non-loopback address without authentication.
  */
+import { setMaxListeners } from 'node:events';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Client } from '../client';
@@ -12,6 +13,7 @@ import Ajv from 'ajv';
 import { errorHandler, HttpError, HTTP_ERROR_CODES } from './errors';
 import { registerAuth } from './auth-plugin';
 import type { HttpContext } from './context';
+import { FeedHub } from './feed-hub';
 import { registerContainerRoutes } from './routes/containers';
 import { registerWorkerRoutes } from './routes/worker';
 import { registerChangesRoutes } from './routes/changes';
@@ -40,6 +42,10 @@ export interface ServerOptions {
   sseHeartbeatMs?: number;
   /** Changes-feed safety horizon behind the server clock. @defaultValue 250 */
   horizonMs?: number;
+  /** Concurrent SSE streams one token may hold; more are answered 429. @defaultValue 100 */
+  sseMaxStreamsPerToken?: number;
+  /** Unsent bytes an SSE stream may hold before it is dropped (told to reconnect). @defaultValue 1 MiB */
+  sseMaxBufferedBytes?: number;
 }
 
 /** Options of {@link startServer}. */
@@ -151,19 +157,37 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const textAjv = new Ajv({ ...ajvOptions, coerceTypes: 'array' });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
   const shutdown = new AbortController();
+  // Every open long-poll adds one listener and removes it when it ends, so the count follows the
+  // open requests (no leak); the default limit of 10 only produced MaxListenersExceededWarning.
+  setMaxListeners(0, shutdown.signal);
   const ownMetrics = !opts.metrics;
   const metrics = opts.metrics ?? createMetrics(opts.client);
+  const pollMs = opts.pollMs ?? 250;
+  const sseHeartbeatMs = opts.sseHeartbeatMs ?? 15_000;
+  const horizonMs = opts.horizonMs ?? 250;
+  const sseMaxStreamsPerToken = opts.sseMaxStreamsPerToken ?? 100;
+  const feed = new FeedHub({
+    client: opts.client,
+    pollMs,
+    horizonMs,
+    heartbeatMs: sseHeartbeatMs,
+    maxStreamsPerToken: sseMaxStreamsPerToken,
+    maxBufferedBytes: opts.sseMaxBufferedBytes ?? 1024 * 1024,
+  });
   const ctx: HttpContext = {
     client: opts.client,
     tokens,
     metrics,
     shutdown: shutdown.signal,
-    pollMs: opts.pollMs ?? 250,
-    sseHeartbeatMs: opts.sseHeartbeatMs ?? 15_000,
-    horizonMs: opts.horizonMs ?? 250,
+    pollMs,
+    sseHeartbeatMs,
+    horizonMs,
+    feed,
+    sseMaxStreamsPerToken,
   };
   app.addHook('preClose', async () => {
     shutdown.abort();
+    await feed.close();
   });
   // While closing, responses close their connection so keep-alive sockets do not hold close() up.
   app.addHook('onSend', async (_request, reply) => {

@@ -6,11 +6,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { changes, decodeChangeCursor, type ChangesQuery } from '../../changes';
 import { NotFoundError } from '../../errors';
-import { toHttpError } from '../errors';
+import { HttpError } from '../errors';
+import type { FeedWhere } from '../feed-hub';
 import { principalOf, requireContainer, type HttpContext } from '../context';
 import * as S from '../schemas';
 
 type Q = { since?: string; limit?: number };
+
+/** 429 code: the token holds `sseMaxStreamsPerToken` streams already. */
+export const TOO_MANY_STREAMS = 'PTS_TOO_MANY_STREAMS';
 
 function scopeOf(
   request: FastifyRequest,
@@ -27,15 +31,29 @@ async function stream(
   ctx: HttpContext,
   request: FastifyRequest,
   reply: FastifyReply,
-  where: Pick<ChangesQuery, 'container' | 'prefixes'>,
+  where: FeedWhere,
   since: string,
 ): Promise<void> {
   // Validate before switching to a stream, so errors are still plain JSON responses.
   decodeChangeCursor(since);
-  if (where.container !== undefined && !(await ctx.client.summary(where.container))) {
-    throw new NotFoundError(`no container named ${JSON.stringify(where.container)}`, {
-      container: where.container,
-    });
+  const release = ctx.feed.acquire(principalOf(request).id);
+  if (!release) {
+    void reply.header('retry-after', '5');
+    throw new HttpError(
+      429,
+      TOO_MANY_STREAMS,
+      `this token already holds ${ctx.sseMaxStreamsPerToken} event streams; close one or retry later`,
+    );
+  }
+  try {
+    if (where.container !== undefined && !(await ctx.client.summary(where.container))) {
+      throw new NotFoundError(`no container named ${JSON.stringify(where.container)}`, {
+        container: where.container,
+      });
+    }
+  } catch (err) {
+    release();
+    throw err;
   }
   reply.hijack();
   const res = reply.raw;
@@ -48,55 +66,13 @@ async function stream(
   });
   if (request.method === 'HEAD') {
     // fastify answers HEAD with the GET handler: headers only, no stream.
+    release();
     res.end();
     return;
   }
   res.write(': connected\n\n');
-  const stop = new AbortController();
-  const end = (): void => stop.abort();
-  res.on('close', end);
-  ctx.shutdown.addEventListener('abort', end);
-  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), ctx.sseHeartbeatMs);
-  let cursor = since;
-  try {
-    while (!stop.signal.aborted) {
-      let got = 0;
-      try {
-        const page = await changes(ctx.client, {
-          ...where,
-          since: cursor,
-          limit: 500,
-          horizonMs: ctx.horizonMs,
-        });
-        for (const c of page.changes) {
-          if (stop.signal.aborted) break;
-          res.write(`id: ${c.cursor}\nevent: ${c.kind}\ndata: ${JSON.stringify(c)}\n\n`);
-          cursor = c.cursor;
-        }
-        got = page.changes.length;
-      } catch (err) {
-        const e = toHttpError(err);
-        res.write(`event: error\ndata: ${JSON.stringify({ code: e.code, message: e.message })}\n\n`);
-        if (e.status === 404 || e.status === 400) break;
-      }
-      if (got < 500) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(done, ctx.pollMs);
-          function done(): void {
-            clearTimeout(t);
-            stop.signal.removeEventListener('abort', done);
-            resolve();
-          }
-          stop.signal.addEventListener('abort', done);
-        });
-      }
-    }
-  } finally {
-    clearInterval(heartbeat);
-    res.off('close', end);
-    ctx.shutdown.removeEventListener('abort', end);
-    if (!res.writableEnded) res.end();
-  }
+  // One poller per scope feeds every stream (lib/http/feed-hub.ts); it ends the stream on close().
+  await ctx.feed.serve(res, where, since, release);
 }
 
 function lastEventId(request: FastifyRequest<{ Querystring: Q }>): string {
