@@ -279,13 +279,13 @@ export class FeedHub {
         if (gen === p.gen) this.broadcastError(p, err);
       }
       if (gen !== p.gen) continue; // rewound while reading: read again from the new head
-      if (got) this.emit(p, got);
+      if (got) this.fanOut(p, got);
       if (!got || got.changes.length < PAGE) await this.pause(p);
     }
     this.forget(p);
   }
 
-  private emit(p: Poller, got: ChangesPage): void {
+  private fanOut(p: Poller, got: ChangesPage): void {
     if (got.changes.length === 0) return;
     // A stream still holding more than the limit since the last page did not drain in a poll
     // interval: drop it. (Checked per page, not per write: one page written at once may exceed

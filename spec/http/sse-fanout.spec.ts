@@ -230,6 +230,40 @@ describe('http SSE fan-out', function () {
     }
   });
 
+  it('20 long-poll claims and 20 streams add no MaxListenersExceededWarning; close() ends them all', async function () {
+    this.timeout(60_000);
+    const s = await setup(db, { pollMs: 100 });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      if (w.name === 'MaxListenersExceededWarning') warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    const streams: Sse[] = [];
+    try {
+      await s.call('PUT', '/api/v1/containers/quiet', {});
+      for (let i = 0; i < 20; i++) streams.push(openSse(`${s.server.url}/api/v1/events`, s.read, s.agent));
+      await waitFor('streams connected', () => streams.every((x) => x.connected), 10_000);
+      const claims = Array.from({ length: 20 }, () =>
+        s.call('POST', '/api/v1/claim', { owner: 'w', container: 'quiet', waitMs: 20_000 }),
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      const started = Date.now();
+      await s.server.close();
+      const answers = await Promise.all(claims);
+      await Promise.all(streams.map((x) => x.done));
+      expect(answers.map((a) => a.status)).to.deep.equal(answers.map(() => 204));
+      expect(streams.every((x) => x.ended)).to.equal(true);
+      expect(Date.now() - started).to.be.below(10_000);
+      // Warnings are emitted on the next tick.
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.map((w) => w.message)).to.deep.equal([]);
+    } finally {
+      process.off('warning', onWarning);
+      for (const x of streams) x.close();
+      await s.close();
+    }
+  });
+
   it('caps concurrent streams per token with 429 and the error envelope', async function () {
     this.timeout(60_000);
     const s = await setup(db, { pollMs: 100, sseMaxStreamsPerToken: 3 });
