@@ -74,6 +74,15 @@ export function body(properties: Record<string, unknown>, required: string[] = [
 /** Example values of path parameters (scripts/schemathesis-target.mjs creates them). */
 const PARAM_EXAMPLES: Record<string, string> = { name: 'nightly', task: 'resize/1' };
 
+/**
+ * Marks a body the route may be sent without (`preValidation: emptyBody` makes it `{}`): the
+ * document then says `requestBody.required: false` (toOpenApi30) instead of @fastify/swagger's `true`.
+ */
+function optionalBody(schema: Record<string, unknown>): Record<string, unknown> {
+  return { ...schema, [OPTIONAL_BODY]: true };
+}
+const OPTIONAL_BODY = 'x-optional-body';
+
 export function params(...names: string[]): Record<string, unknown> {
   const schemaOf = (n: string) => (PARAM_EXAMPLES[n] ? { ...NAME, examples: [PARAM_EXAMPLES[n]] } : NAME);
   return {
@@ -109,10 +118,12 @@ export const listTasksQuery = query({
 export const changesQuery = query({ since: CURSOR, limit: LIMIT });
 export const readQuery = query({});
 
-export const putContainerBody = body({
-  failurePolicy: { type: 'string', enum: ['continue', 'fail-fast'] },
-  metadata: { type: 'object', additionalProperties: true, ...DATA },
-});
+export const putContainerBody = optionalBody(
+  body({
+    failurePolicy: { type: 'string', enum: ['continue', 'fail-fast'] },
+    metadata: { type: 'object', additionalProperties: true, ...DATA },
+  }),
+);
 
 const taskSpec = body(
   {
@@ -138,7 +149,7 @@ const taskSpec = body(
 );
 
 export const addTasksBody = body({ tasks: { type: 'array', items: taskSpec, maxItems: 100_000 } }, ['tasks']);
-export const actionBody = body({ task: NAME });
+export const actionBody = optionalBody(body({ task: NAME }));
 
 const LEASE_MS = { type: 'integer', minimum: 1, maximum: MAX_LEASE_MS } as const;
 export const claimBody = body(
@@ -178,10 +189,12 @@ export const failBody = body(
   ['token', 'error'],
 );
 
-export const workerConfigBody = body({
-  pollIntervalMs: { type: 'integer', minimum: 50, maximum: 3_600_000 },
-  custom: { type: 'object', additionalProperties: true, ...DATA },
-});
+export const workerConfigBody = optionalBody(
+  body({
+    pollIntervalMs: { type: 'integer', minimum: 50, maximum: 3_600_000 },
+    custom: { type: 'object', additionalProperties: true, ...DATA },
+  }),
+);
 
 // --- records (shared schemas, registered with app.addSchema) --------------------------------------
 
@@ -444,6 +457,13 @@ export function toOpenApi30<T>(doc: T): T {
       out.exclusiveMaximum = true;
     }
     if (Array.isArray(out.required) && out.required.length === 0) delete out.required;
+    const requestBody = out.requestBody as
+      { required?: boolean; content?: Record<string, { schema?: Record<string, unknown> }> } | undefined;
+    const media = requestBody?.content ? Object.values(requestBody.content) : [];
+    if (media.some((m) => m.schema?.[OPTIONAL_BODY])) {
+      requestBody!.required = false;
+      for (const m of media) if (m.schema) delete m.schema[OPTIONAL_BODY];
+    }
     return out;
   };
   return walk(doc) as T;

@@ -110,6 +110,14 @@ describe('http OpenAPI document', function () {
       '415',
       '503',
     );
+    // Bodies the server lets you leave out are optional in the document.
+    const bodyRequired = (path: string, method: string) =>
+      (doc.paths[path][method].requestBody as { required?: boolean }).required;
+    expect(bodyRequired('/api/v1/containers/{name}', 'put')).to.equal(false);
+    expect(bodyRequired('/api/v1/containers/{name}/actions/retry', 'post')).to.equal(false);
+    expect(bodyRequired('/api/v1/containers/{name}/worker-config', 'put')).to.equal(false);
+    expect(bodyRequired('/api/v1/containers/{name}/tasks', 'post')).to.equal(true);
+    expect(JSON.stringify(doc)).not.to.include('x-optional-body');
     expect(doc.paths['/api/v1/claim'].post.responses).to.include.keys('200', '204', '403');
     expect(doc.paths['/api/v1/containers/{name}/tasks/{task}/succeed'].post.responses).to.include.keys('409');
     expect(Object.keys(doc.paths['/api/v1/events'].get.responses['200'].content ?? {})).to.deep.equal([
