@@ -230,6 +230,80 @@ describe('http SSE fan-out', function () {
     }
   });
 
+  it('streams joining at old, recent and future cursors while writes go on each get the feed after their cursor, in order', async function () {
+    this.timeout(90_000);
+    const s = await setup(db, { pollMs: 50 });
+    const streams: Array<{ since: string; sse: Sse }> = [];
+    const open = (since: string): void => {
+      const q = since ? `?since=${encodeURIComponent(since)}` : '';
+      streams.push({ since, sse: openSse(`${s.server.url}/api/v1/events${q}`, s.read, s.agent) });
+    };
+    try {
+      const c = await s.client.getOrCreateTaskContainer('join');
+      open('');
+      for (let round = 0; round < 6; round++) {
+        await c.addTasks(Array.from({ length: 20 }, (_, i) => ({ name: `r${round}-${i}` })));
+        if (round > 0) await c.updateTask(`r${round - 1}-0`, { statusText: `again ${round}` });
+        await new Promise((r) => setTimeout(r, 400 + round * 150));
+        const seen = streams[0].sse.events;
+        // From the start, from a cursor a few entries back, from the newest one.
+        open('');
+        if (seen.length > 5) open(seen[seen.length - 5].id!);
+        if (seen.length > 0) open(seen[seen.length - 1].id!);
+      }
+      // A cursor past everything: nothing until the feed passes it, and it must not hold others up.
+      const last = streams[0].sse.events[streams[0].sse.events.length - 1].id!;
+      const future = `${(parseInt(last.split('.')[0], 36) + 3600).toString(36)}.0.ffffffffffffffffffffffff`;
+      open(future);
+      await c.addTasks([{ name: 'final' }]);
+      await waitFor(
+        'every stream but the future one got the final write',
+        () => streams.slice(0, -1).every((x) => x.sse.events.some((e) => e.data!.includes('"task":"final"'))),
+        20_000,
+      );
+      await new Promise((r) => setTimeout(r, 1_500));
+      const key = (d: { kind: string; container: string; task?: string }): string =>
+        `${d.kind}/${d.container}/${d.task ?? ''}`;
+      const fold = (entries: Array<Record<string, unknown>>): Record<string, unknown> =>
+        Object.fromEntries(entries.map((d) => [key(d as never), d]));
+      const pos = (cursor: string): [number, number, string] => {
+        const [t, i, id] = cursor.split('.');
+        return [parseInt(t, 36), parseInt(i, 36), id];
+      };
+      const before = (a: string, b: string): boolean => {
+        const [x, y] = [pos(a), pos(b)];
+        return x[0] !== y[0] ? x[0] < y[0] : x[1] !== y[1] ? x[1] < y[1] : x[2] < y[2];
+      };
+      for (const { since, sse } of streams) {
+        const ids = sse.events.map((e) => e.id!);
+        for (let i = 1; i < ids.length; i++)
+          expect(before(ids[i - 1], ids[i]), `order after ${since}`).to.equal(true);
+        if (since && ids.length) expect(before(since, ids[0]), `first entry after ${since}`).to.equal(true);
+        // Folding the stream by key gives what reading the feed from the same cursor gives now.
+        const direct: Array<Record<string, unknown>> = [];
+        let next = since;
+        for (;;) {
+          const page = await s.call(
+            'GET',
+            `/api/v1/changes?limit=1000${next ? `&since=${encodeURIComponent(next)}` : ''}`,
+          );
+          direct.push(...page.body.changes);
+          if (page.body.changes.length < 1000) break;
+          next = page.body.next;
+        }
+        expect(
+          fold(sse.events.map((e) => JSON.parse(e.data!))),
+          `stream from ${since || 'the start'}`,
+        ).to.deep.equal(fold(direct));
+      }
+      expect(streams[streams.length - 1].sse.events).to.deep.equal([]);
+      console.log(`[pts-test] ${streams.length} streams joined at different cursors`);
+    } finally {
+      for (const x of streams) x.sse.close();
+      await s.close();
+    }
+  });
+
   it('20 long-poll claims and 20 streams add no MaxListenersExceededWarning; close() ends them all', async function () {
     this.timeout(60_000);
     const s = await setup(db, { pollMs: 100 });
