@@ -93,7 +93,7 @@ export class Client {
       if (options.failurePolicy !== undefined && !POLICIES.includes(options.failurePolicy)) {
         throw new ValidationError("failurePolicy must be 'continue' or 'fail-fast'", { path: 'failurePolicy' });
       }
-      const metadata = options.metadata === undefined ? {} : validateData(options.metadata, 'metadata');
+      const metadata = options.metadata === undefined ? {} : validateData(options.metadata, 'metadata', await this.core.dataRules());
       if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new ValidationError('metadata must be an object', { path: 'metadata' });
       await this.core.ready();
       const { doc, created } = await this.core.store.getOrCreateContainer(n, {

@@ -91,7 +91,8 @@ export class TaskContainer {
     if (!Array.isArray(specs)) throw new ValidationError('tasks must be an array', { path: 'tasks' });
     if (specs.length === 0) return [];
     if (specs.length > 100_000) throw new ValidationError('at most 100000 tasks per batch', { path: 'tasks' });
-    const resolved = specs.map((s, i) => resolveTaskSpec(s, `tasks[${i}]`));
+    const rules = await this.core.dataRules();
+    const resolved = specs.map((s, i) => resolveTaskSpec(s, `tasks[${i}]`, rules));
     const inBatch = new Set(resolved.map((s) => s.name));
     const external = [...new Set(resolved.flatMap((s) => s.dependsOn).filter((d) => !inBatch.has(d)))];
     // One read: the external dependencies' states, and the batch names that already exist.
@@ -151,11 +152,12 @@ export class TaskContainer {
       const allowed = new Set(['percentageComplete', 'statusText', 'processingData', 'isComplete', 'result']);
       for (const k of Object.keys(values)) if (!allowed.has(k)) throw new ValidationError(`unknown field ${JSON.stringify(k)}`, { path: `values.${k}` });
       if (values.isComplete !== undefined && typeof values.isComplete !== 'boolean') throw new ValidationError('isComplete must be a boolean', { path: 'values.isComplete' });
+      const rules = await this.core.dataRules();
       const patch = {
         percentageComplete: values.percentageComplete === undefined ? undefined : validatePercentage(values.percentageComplete),
         statusText: values.statusText === undefined ? undefined : validateStatusText(values.statusText),
-        processingData: values.processingData === undefined ? undefined : validateData(values.processingData, 'processingData'),
-        result: values.result === undefined ? undefined : validateData(values.result, 'result'),
+        processingData: values.processingData === undefined ? undefined : validateData(values.processingData, 'processingData', rules),
+        result: values.result === undefined ? undefined : validateData(values.result, 'result', rules),
         isComplete: values.isComplete,
       };
       const t = this.named(name);
@@ -247,7 +249,7 @@ export class TaskContainer {
    * metadata after the write.
    */
   async setMetadata(patch: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const value = validateData(patch, 'metadata');
+    const value = validateData(patch, 'metadata', await this.core.dataRules());
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ValidationError('metadata must be an object', { path: 'metadata' });
     const doc = await this.core.store.setContainerMetadata(this.containerName, value as Record<string, unknown>);
     if (!doc) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} no longer exists`, { container: this.containerName });

@@ -10,6 +10,7 @@ import { createStore, type Store } from './store';
 import type { StoreContext } from './store/context';
 import { toDatabaseError } from './store/db-errors';
 import { ensureIndexes, getCollections, getModels, type Models } from './store/models';
+import { MONGODB_RULES, type DataRules } from './validation';
 
 export class Core {
   readonly events = new TypedEmitter();
@@ -18,6 +19,7 @@ export class Core {
   readonly ownsConnection: boolean;
   private compiled: { models: Models; ctx: StoreContext; store: Store } | null = null;
   private readyPromise: Promise<void> | null = null;
+  private rulesPromise: Promise<DataRules> | null = null;
 
   constructor(readonly opts: ResolvedClientOptions) {
     if (opts.connection) {
@@ -59,6 +61,23 @@ export class Core {
   /** The store context (clock, write concern): for the store and for specs. */
   get ctx(): StoreContext {
     return this.compiledStore.ctx;
+  }
+
+  /**
+   * What the server can store of user data, asked once per client (`buildInfo`) and kept.
+   * Callers pass it to `validateData`, so data the server would refuse is a ValidationError
+   * with nothing written. Not connected yet (or the probe failed): MongoDB's rules, asked again
+   * next time; the HTTP layer maps a refusal by the server to a 400 all the same.
+   */
+  dataRules(): Promise<DataRules> {
+    if (!this.rulesPromise) {
+      const connecting = this.connection.readyState === 2 ? this.connection.asPromise().then(() => undefined, () => undefined) : Promise.resolve();
+      this.rulesPromise = connecting.then(() => this.store.dataRules()).catch(() => {
+        this.rulesPromise = null;
+        return MONGODB_RULES;
+      });
+    }
+    return this.rulesPromise;
   }
 
   /** Creates the indexes once (on first use, unless `autoIndex` is false). A failure is retried on the next call. */

@@ -8,7 +8,7 @@ import type { FailureInput, HeldTask, ProgressPatch, TaskDoc } from './store';
 import { toTaskRecord } from './store/documents';
 import type { TaskRecord } from './types';
 import { ValidationError } from './errors';
-import { MAX_LEASE_MS, validateData, validatePercentage, validatePositiveNumber, validateStatusText } from './validation';
+import { MAX_LEASE_MS, MONGODB_RULES, type DataRules, validateData, validatePercentage, validatePositiveNumber, validateStatusText } from './validation';
 
 /** What a worker may report about a task it holds. */
 export interface ProgressInput {
@@ -20,13 +20,13 @@ export interface ProgressInput {
 }
 
 /** @internal */
-export function validateProgress(p: ProgressInput | undefined): ProgressPatch {
+export function validateProgress(p: ProgressInput | undefined, rules: DataRules = MONGODB_RULES): ProgressPatch {
   const out: ProgressPatch = {};
   if (p === undefined || p === null) return out;
-  if (typeof p !== 'object' || Array.isArray(p)) return validateProgress({ percentageComplete: p as unknown as number });
+  if (typeof p !== 'object' || Array.isArray(p)) return validateProgress({ percentageComplete: p as unknown as number }, rules);
   if (p.percentageComplete !== undefined) out.percentageComplete = validatePercentage(p.percentageComplete);
   if (p.statusText !== undefined) out.statusText = validateStatusText(p.statusText);
-  if (p.processingData !== undefined) out.processingData = validateData(p.processingData, 'processingData');
+  if (p.processingData !== undefined) out.processingData = validateData(p.processingData, 'processingData', rules);
   return out;
 }
 
@@ -106,7 +106,7 @@ export class TaskLease {
 
   /** Renews the lease and stores progress/status/checkpoint, in one command. Returns the new expiry. */
   async heartbeat(progress?: ProgressInput, leaseMs: number = this.leaseMs): Promise<Date> {
-    const patch = validateProgress(progress);
+    const patch = validateProgress(progress, await this.core.dataRules());
     return this.heartbeatValidated(patch, validatePositiveNumber(leaseMs, 'leaseMs', MAX_LEASE_MS));
   }
 
@@ -124,8 +124,9 @@ export class TaskLease {
 
   /** Marks the task succeeded with `result` (and any last progress). */
   async succeed(result?: unknown, progress?: ProgressInput): Promise<TaskRecord> {
-    const value = validateData(result, 'result');
-    return this.succeedValidated(value, validateProgress(progress));
+    const rules = await this.core.dataRules();
+    const value = validateData(result, 'result', rules);
+    return this.succeedValidated(value, validateProgress(progress, rules));
   }
 
   /** @internal */
@@ -145,7 +146,7 @@ export class TaskLease {
     if (opts.retryable !== undefined && typeof opts.retryable !== 'boolean') {
       throw new ValidationError('retryable must be a boolean', { path: 'retryable' });
     }
-    return this.failValidated(toFailure(error, opts.retryable), validateProgress(opts.progress));
+    return this.failValidated(toFailure(error, opts.retryable), validateProgress(opts.progress, await this.core.dataRules()));
   }
 
   /** @internal */
@@ -165,7 +166,7 @@ export class TaskLease {
    * goes to pending with its checkpoint, and the attempt is not charged to its retries.
    */
   async release(progress?: ProgressInput): Promise<TaskRecord> {
-    return this.releaseValidated(validateProgress(progress));
+    return this.releaseValidated(validateProgress(progress, await this.core.dataRules()));
   }
 
   /** @internal */

@@ -331,7 +331,7 @@ export class Runner {
       progress: (pct, statusText) => reporter.report(validateProgress(statusText === undefined ? { percentageComplete: pct } : { percentageComplete: pct, statusText })),
       status: (statusText) => reporter.report(validateProgress({ statusText })),
       saveCheckpoint: async (data) => {
-        reporter.report({ processingData: validateData(data, 'processingData') });
+        reporter.report({ processingData: validateData(data, 'processingData', await this.core.dataRules()) });
         await reporter.flush();
         if (lost) throw lost;
       },
@@ -354,7 +354,7 @@ export class Runner {
       if (outcome.ok) {
         let value: unknown;
         try {
-          value = validateData(outcome.value, 'result');
+          value = validateData(outcome.value, 'result', await this.core.dataRules());
         } catch (err) {
           await persist(this.core, 'fail', this.run.pollIntervalMs, () => lease.failValidated(toFailure(err, false), patch));
           this.result.failed.push(task.name);

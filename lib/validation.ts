@@ -3,12 +3,30 @@
  * so a rejected call leaves the database unchanged.
  * @internal
  */
+import mongoose from 'mongoose';
 import { ValidationError } from './errors';
 import type { BackoffKind, TaskSpec } from './types';
 
+const BSON = mongoose.mongo.BSON;
+
 export const MAX_NAME_LENGTH = 512;
-/** BSON documents are limited to 16 MiB; we keep user payloads well below, leaving room for the rest. */
+/**
+ * BSON documents are limited to 16 MiB; one user payload may take 15 MiB of it (measured as the
+ * BSON the driver will send), leaving room for the rest of the document.
+ */
 export const MAX_DATA_BYTES = 15 * 1024 * 1024;
+
+/**
+ * What the connected server can store of user data, probed once per client (`Core.dataRules`).
+ * @internal
+ */
+export interface DataRules {
+  /** Arrays directly inside arrays (`[[1, 2]]`): MongoDB stores them, FerretDB 1.x refuses them. */
+  nestedArrays: boolean;
+}
+
+/** The rules of MongoDB itself: everything BSON can hold. */
+export const MONGODB_RULES: DataRules = Object.freeze({ nestedArrays: true });
 export const MAX_DATA_DEPTH = 64;
 export const MAX_STATUS_TEXT_LENGTH = 4096;
 /** Longest lease a worker may take or renew: 7 days. */
@@ -76,26 +94,20 @@ export function validatePositiveNumber(value: unknown, path: string, max = 1e9):
  * User data (task input, checkpoint, result): JSON-like values that MongoDB stores as given.
  * Keys starting with `$`, containing `.` or NUL, and `__proto__` are rejected (they cannot be
  * stored faithfully or queried safely), as are functions, symbols, bigints, non-finite numbers,
- * cycles, nesting deeper than 64 and anything over 15 MiB once encoded.
+ * cycles, nesting deeper than 64, anything over 15 MiB once encoded as BSON and, where the
+ * server cannot store them (`rules`), arrays directly inside arrays.
  */
-export function validateData(value: unknown, path: string): unknown {
+export function validateData(value: unknown, path: string, rules: DataRules = MONGODB_RULES): unknown {
   const seen = new Set<object>();
-  let bytes = 0;
-  const walk = (v: unknown, p: string, depth: number): void => {
+  const walk = (v: unknown, p: string, depth: number, inArray: boolean): void => {
     if (depth > MAX_DATA_DEPTH) throw new ValidationError(`${path} is nested deeper than ${MAX_DATA_DEPTH} levels`, { path: p });
-    if (v === null || v === undefined || typeof v === 'boolean') {
-      bytes += 1;
-      return;
-    }
+    if (v === null || v === undefined || typeof v === 'boolean') return;
     if (typeof v === 'string') {
       if (!v.isWellFormed()) throw new ValidationError(`${p} contains a lone surrogate (not valid UTF-8)`, { path: p });
-      bytes += v.length * 3 + 5;
-      if (bytes > MAX_DATA_BYTES) throw tooBig(path);
       return;
     }
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) throw new ValidationError(`${p} must be a finite number, got ${v}`, { path: p });
-      bytes += 8;
       return;
     }
     if (typeof v !== 'object') {
@@ -103,26 +115,25 @@ export function validateData(value: unknown, path: string): unknown {
     }
     if (v instanceof Date) {
       if (Number.isNaN(v.getTime())) throw new ValidationError(`${p} is an invalid Date`, { path: p });
-      bytes += 8;
       return;
     }
-    if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
-      bytes += v.byteLength;
-      if (bytes > MAX_DATA_BYTES) throw tooBig(path);
-      return;
-    }
+    if (Buffer.isBuffer(v) || v instanceof Uint8Array) return;
     if (seen.has(v)) throw new ValidationError(`${p} contains a cycle`, { path: p });
     seen.add(v);
     if (Array.isArray(v)) {
-      v.forEach((item, i) => walk(item, `${p}[${i}]`, depth + 1));
+      if (inArray && !rules.nestedArrays) {
+        throw new ValidationError(`${p} is an array inside an array, which this database server (FerretDB) cannot store`, {
+          path: p,
+          nestedArray: true,
+        });
+      }
+      v.forEach((item, i) => walk(item, `${p}[${i}]`, depth + 1, true));
     } else {
       const proto = Object.getPrototypeOf(v);
       if (proto !== Object.prototype && proto !== null && !isBsonValue(v)) {
         throw new ValidationError(`${p} must be a plain object, got ${describe(v)}`, { path: p });
       }
-      if (isBsonValue(v)) {
-        bytes += 16;
-      } else {
+      if (!isBsonValue(v)) {
         for (const key of Object.keys(v)) {
           if (key.startsWith('$') || key.includes('.') || key.includes('\u0000') || key === '__proto__' || !key.isWellFormed()) {
             throw new ValidationError(
@@ -130,24 +141,27 @@ export function validateData(value: unknown, path: string): unknown {
               { path: `${p}.${key}`, key },
             );
           }
-          bytes += key.length + 2;
-          walk((v as Record<string, unknown>)[key], `${p}.${key}`, depth + 1);
+          walk((v as Record<string, unknown>)[key], `${p}.${key}`, depth + 1, false);
         }
       }
     }
     seen.delete(v);
-    if (bytes > MAX_DATA_BYTES) throw tooBig(path);
   };
-  walk(value, path, 0);
+  walk(value, path, 0, false);
+  // The size the driver will send, not an estimate: a field holding the value, as it is stored.
+  const bytes = BSON.calculateObjectSize({ v: value === undefined ? null : value }) - 8;
+  if (bytes > MAX_DATA_BYTES) {
+    throw new ValidationError(`${path} is ${bytes} bytes once encoded as BSON, more than the limit of ${MAX_DATA_BYTES} bytes (15 MiB)`, {
+      path,
+      limit: MAX_DATA_BYTES,
+      bytes,
+    });
+  }
   return value === undefined ? null : value;
 }
 
 function isBsonValue(v: object): boolean {
   return typeof (v as { _bsontype?: unknown })._bsontype === 'string';
-}
-
-function tooBig(path: string): ValidationError {
-  return new ValidationError(`${path} is larger than ${MAX_DATA_BYTES} bytes`, { path, limit: MAX_DATA_BYTES });
 }
 
 const BACKOFFS: readonly BackoffKind[] = ['fixed', 'exponential'];
@@ -167,7 +181,7 @@ export interface ResolvedTaskSpec {
 
 const SPEC_KEYS = new Set(['name', 'data', 'dependsOn', 'weight', 'maxRetries', 'retryDelayMs', 'backoff', 'maxRetryDelayMs', 'key']);
 
-export function resolveTaskSpec(spec: unknown, path = 'task'): ResolvedTaskSpec {
+export function resolveTaskSpec(spec: unknown, path = 'task', rules: DataRules = MONGODB_RULES): ResolvedTaskSpec {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
     throw new ValidationError(`${path} must be an object, got ${describe(spec)}`, { path });
   }
@@ -188,7 +202,7 @@ export function resolveTaskSpec(spec: unknown, path = 'task'): ResolvedTaskSpec 
   const key = s.key === undefined || s.key === null ? null : validateName(s.key, `${path}.key`);
   return {
     name,
-    data: validateData(s.data, `${path}.data`),
+    data: validateData(s.data, `${path}.data`, rules),
     dependsOn: [...dependsOn],
     weight: s.weight === undefined ? 1 : validatePositiveNumber(s.weight, `${path}.weight`, 1e6),
     maxRetries: s.maxRetries === undefined ? 3 : validateNonNegativeInt(s.maxRetries, `${path}.maxRetries`, 1000),

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import mongoose from 'mongoose';
 import { createClient, PtsError, ValidationError, type Client } from '../lib';
 import { checkDependencies, resolveTaskSpec, validateData, validateName, validatePercentage } from '../lib/validation';
 import { useTestDatabase } from './helpers/db';
@@ -55,7 +56,7 @@ describe('validation', function () {
         [{ 'nul\u0000key': 1 }, 'data'],
         [cyclic, 'data.self'],
         [deep, 'data'],
-        [{ big: 'x'.repeat(6 * 1024 * 1024) }, 'data'],
+        [{ big: 'x'.repeat(15 * 1024 * 1024) }, 'data'],
         [{ f: () => 1 }, 'data.f'],
         [{ n: NaN }, 'data.n'],
         [{ b: BigInt(1) }, 'data.b'],
@@ -66,6 +67,22 @@ describe('validation', function () {
       ];
       for (const [v, path] of cases) rejects(() => validateData(v, 'data'), path);
       expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
+    });
+
+    it('measures the size as BSON: 6 MiB of ASCII is accepted, and a refusal names the measured size', function () {
+      expect(() => validateData({ text: 'x'.repeat(6 * 1024 * 1024) }, 'data')).to.not.throw();
+      const numbers = new Array(2_000_000).fill(0);
+      const bytes = mongoose.mongo.BSON.calculateObjectSize({ v: numbers }) - 8;
+      expect(() => validateData(numbers, 'data')).to.throw(ValidationError, `data is ${bytes} bytes once encoded as BSON`);
+    });
+
+    it('refuses arrays inside arrays only where the server cannot store them', function () {
+      const v = { a: [{ b: [1] }, [2]] };
+      expect(validateData(v, 'data')).to.equal(v);
+      expect(validateData(v, 'data', { nestedArrays: true })).to.equal(v);
+      expect(validateData({ a: [{ b: [1] }] }, 'data', { nestedArrays: false })).to.deep.equal({ a: [{ b: [1] }] });
+      rejects(() => validateData(v, 'data', { nestedArrays: false }), 'data.a[1]');
+      rejects(() => validateData([[]], 'data', { nestedArrays: false }), 'data[0]');
     });
   });
 

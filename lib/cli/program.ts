@@ -114,6 +114,10 @@ export function buildProgram(): Command {
     .option('--port <port>', 'port to listen on', '8080')
     .option('--no-auth', 'disable token authentication (loopback hosts only)')
     .option('--log', 'log requests (JSON lines on stdout)')
+    .option('--request-timeout <ms>', 'most time a client may take to send a whole request, 0 = none (default 60000)')
+    .option('--headers-timeout <ms>', "most time a client may take to send a request's headers (default 20000)")
+    .option('--connection-timeout <ms>', 'close a socket silent for this long, 0 = never; must exceed 30000 (default 120000)')
+    .option('--keep-alive-timeout <ms>', 'close an idle keep-alive connection after this long (default 72000)')
     .action((_o, cmd: Command) => serveModule().then((m) => m.serve(all(cmd) as never)));
 
   program

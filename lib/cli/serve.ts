@@ -3,6 +3,7 @@
  */
 import { TokenStore } from '../auth';
 import { isLoopbackHost, startServer } from '../http/server';
+import { resolveTimeouts } from '../http/timeouts';
 import { CliError, EXIT, connect, resolveUri, type DbOptions } from './connect';
 import { Out } from './output';
 
@@ -11,6 +12,22 @@ export interface ServeOptions extends DbOptions {
   port: string;
   auth: boolean;
   log?: boolean;
+  requestTimeout?: string;
+  headersTimeout?: string;
+  connectionTimeout?: string;
+  keepAliveTimeout?: string;
+}
+
+/** A `--…-timeout <ms>` flag: a whole number of milliseconds, or undefined when not given. */
+export function parseMs(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = Number(text);
+  if (text.trim() === '' || !Number.isSafeInteger(ms) || ms < 0)
+    throw new CliError(
+      `${flag} must be a whole number of milliseconds >= 0 (got ${JSON.stringify(text)})`,
+      EXIT.USAGE,
+    );
+  return ms;
 }
 
 export function parsePort(text: string): number {
@@ -36,6 +53,17 @@ export function untilSignal(): Promise<NodeJS.Signals> {
 export async function serve(opts: ServeOptions): Promise<void> {
   const out = new Out();
   const port = parsePort(opts.port);
+  const timeouts = {
+    requestTimeout: parseMs(opts.requestTimeout, '--request-timeout'),
+    headersTimeout: parseMs(opts.headersTimeout, '--headers-timeout'),
+    connectionTimeout: parseMs(opts.connectionTimeout, '--connection-timeout'),
+    keepAliveTimeout: parseMs(opts.keepAliveTimeout, '--keep-alive-timeout'),
+  };
+  try {
+    resolveTimeouts(timeouts, 15_000);
+  } catch (err) {
+    throw new CliError((err as Error).message.replace(/^buildServer: /, ''), EXIT.USAGE);
+  }
   if (!opts.auth && !isLoopbackHost(opts.host)) {
     throw new CliError(`--no-auth is only allowed on a loopback host (got --host ${opts.host})`, EXIT.USAGE);
   }
@@ -51,6 +79,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       host: opts.host,
       port,
       logger: opts.log ?? false,
+      ...timeouts,
     });
     out.line(
       `pts serving on ${server.url}  (dashboard: ${server.url}/, API: ${server.url}/api/v1, auth ${tokens ? 'on' : 'OFF'})`,

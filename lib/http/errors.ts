@@ -1,7 +1,8 @@
 /**
  * Mapping of errors to HTTP responses `{ error: { code, message } }`. Library errors map by
  * their stable `code`; a transient `DatabaseError` (the flag set once, at the store boundary) is
- * 503, any other database error 500.
+ * 503; one the server refused because of what the request holds (a document over BSON's 16 MiB,
+ * a value the server cannot store) is 413 or 400; any other database error 500.
  * @internal
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
@@ -40,6 +41,44 @@ const PTS_STATUS: Record<string, number> = {
   PTS_DATABASE: 500,
 };
 
+/** Server codes for a document over the BSON size limit: BSONObjectTooLarge, and the update forms. */
+const TOO_LARGE_CODES = new Set([10334, 17419, 17420]);
+
+/**
+ * A database refusal that is the request's fault, not the service's: the document would be
+ * larger than the server takes (the server's codes, or the driver refusing to encode it), or
+ * the server cannot store a value (FerretDB's "nested arrays are not supported", code 2
+ * BadValue). Null for anything else.
+ */
+function requestRefusal(err: DatabaseError): { status: number; code: string; message: string } | null {
+  const cause = err.cause as { name?: unknown; code?: unknown; message?: unknown } | undefined;
+  const text = typeof cause?.message === 'string' ? cause.message : '';
+  const code = err.details.driverCode;
+  const tooLarge =
+    (typeof code === 'number' && TOO_LARGE_CODES.has(code)) ||
+    /BSONObjectTooLarge|(document|object) is larger than|larger than the maximum|exceeds maximum/i.test(
+      text,
+    ) ||
+    // the driver's encoder runs out of its 16 MiB (+ margin) buffer
+    (cause?.name === 'RangeError' && cause.code === 'ERR_OUT_OF_RANGE');
+  if (tooLarge) {
+    return {
+      status: 413,
+      code: HTTP_ERROR_CODES.PAYLOAD_TOO_LARGE,
+      message:
+        'the document would be larger than the database accepts (BSON documents are limited to 16 MiB)',
+    };
+  }
+  if (code === 2 && /nested arrays are not supported/.test(text)) {
+    return {
+      status: 400,
+      code: 'PTS_VALIDATION',
+      message: 'the database server cannot store arrays inside arrays (FerretDB)',
+    };
+  }
+  return null;
+}
+
 export function toHttpError(err: unknown): { status: number; code: string; message: string } {
   // The one answer to "is the database down?" (store/db-errors.ts): a transient DatabaseError,
   // or a driver error from outside the store (a connection the service opened itself).
@@ -47,7 +86,9 @@ export function toHttpError(err: unknown): { status: number; code: string; messa
     return { status: 503, code: HTTP_ERROR_CODES.UNAVAILABLE, message: 'database unavailable' };
   }
   if (err instanceof DatabaseError) {
-    return { status: 500, code: err.code, message: 'the database refused the operation' };
+    return (
+      requestRefusal(err) ?? { status: 500, code: err.code, message: 'the database refused the operation' }
+    );
   }
   if (err instanceof PtsError) {
     const status = PTS_STATUS[err.code] ?? 500;

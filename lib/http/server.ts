@@ -18,11 +18,13 @@ import { registerContainerRoutes } from './routes/containers';
 import { registerWorkerRoutes } from './routes/worker';
 import { registerChangesRoutes } from './routes/changes';
 import { registerHealthRoutes } from './routes/health';
+import { registerJsonParser } from './json-body';
+import { resolveTimeouts, type TimeoutOptions } from './timeouts';
 import { trackRouteMethods } from './allowed-methods';
 import * as S from './schemas';
 
 /** Options of {@link buildServer}. */
-export interface ServerOptions {
+export interface ServerOptions extends TimeoutOptions {
   client: Client;
   /** Token authentication, or `false` to disable it (only allowed on loopback hosts by `startServer`). */
   auth?: { tokens: TokenStore } | false;
@@ -139,9 +141,16 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const tokens = opts.auth === false || opts.auth === undefined ? null : opts.auth.tokens;
   if (opts.auth !== false && opts.auth !== undefined && !tokens)
     throw new TypeError('buildServer: auth.tokens is required');
+  const timeouts = resolveTimeouts(opts, opts.sseHeartbeatMs ?? 15_000);
   const app = Fastify({
     logger: loggerOptions(opts.logger),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // node applies requestTimeout and headersTimeout to receiving a request only: a long-poll
+    // claim or an SSE stream is an answer and is not cut (spec/http/bodies.spec.ts).
+    requestTimeout: timeouts.requestTimeout,
+    connectionTimeout: timeouts.connectionTimeout,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
+    http: { headersTimeout: timeouts.headersTimeout, connectionsCheckingInterval: timeouts.checkingIntervalMs },
     // Names may be 512 characters; fully percent-encoded that is 4608 in a path segment.
     routerOptions: { maxParamLength: 4608 },
     // Router-level errors (bad percent-encoding, …) get the same JSON error shape as the rest.
@@ -204,6 +213,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     );
   });
   app.setErrorHandler(errorHandler);
+  registerJsonParser(app);
   // A known path with another method is 405 with `Allow`; an unknown path is 404.
   const routeMethods = trackRouteMethods(app);
   app.setNotFoundHandler((request, reply) => {

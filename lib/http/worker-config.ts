@@ -40,7 +40,7 @@ export async function setWorkerConfig(
   patch: Partial<WorkerConfig>,
 ): Promise<WorkerConfig> {
   if (patch.custom !== undefined) {
-    const custom = validateData(patch.custom, 'custom');
+    const custom = validateData(patch.custom, 'custom', await client.core.dataRules());
     if (custom === null || typeof custom !== 'object' || Array.isArray(custom)) {
       throw new ValidationError('custom must be an object', { path: 'custom' });
     }

@@ -29,6 +29,7 @@ import {
   listTasks,
   ping,
   serverTime,
+  dataRules,
   summarize,
   taskStates,
   totals,
@@ -95,6 +96,7 @@ const OPERATIONS = {
   pruneTombstones,
   serverTime,
   ping,
+  dataRules,
 } as const;
 
 type Bound<F> = F extends (ctx: StoreContext, ...args: infer A) => Promise<infer R> ? (...args: A) => Promise<R> : never;

@@ -11,6 +11,7 @@ import type { StoreContext } from './context';
 import { decodeCursor, encodeCursor } from './cursor';
 import { toContainerRecord, toTaskRecord, type ContainerDoc, type TaskDoc } from './documents';
 import { readyFilter, type ReadyScope } from './filters';
+import type { DataRules } from '../validation';
 
 export function findContainer(ctx: StoreContext, name: string): Promise<ContainerDoc | null> {
   return ctx.cols.containers.findOne({ name });
@@ -189,6 +190,17 @@ export async function serverTime(ctx: StoreContext): Promise<Date> {
   if (!db) throw new DatabaseError('the client is not connected', { op: 'serverTime' }, undefined, true);
   const hello = (await db.admin().command({ hello: 1 })) as { localTime?: unknown };
   return hello.localTime instanceof Date ? hello.localTime : new Date();
+}
+
+/**
+ * What the server can store of user data, from `buildInfo`: FerretDB (which reports
+ * `ferretdbVersion`) refuses arrays inside arrays; MongoDB stores them.
+ */
+export async function dataRules(ctx: StoreContext): Promise<DataRules> {
+  const db = ctx.db();
+  if (!db) throw new DatabaseError('the client is not connected', { op: 'dataRules' }, undefined, true);
+  const info = (await db.command({ buildInfo: 1 })) as { ferretdbVersion?: unknown };
+  return { nestedArrays: info.ferretdbVersion === undefined };
 }
 
 /** Asks the server for a `ping` within `timeoutMs` (readiness checks). */
