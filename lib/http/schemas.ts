@@ -341,7 +341,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   413: 'PTS_PAYLOAD_TOO_LARGE: the body is above the body limit',
   415: 'PTS_BAD_REQUEST: unsupported content type',
   429: 'PTS_TOO_MANY_STREAMS: the token holds its maximum of event streams (see Retry-After)',
-  503: 'PTS_UNAVAILABLE: the database is unreachable, or the server is closing',
+  503: 'PTS_UNAVAILABLE: the database is unreachable, or the server is closing (then, on a new connection, fastify\'s own `{ error: "Service Unavailable", statusCode: 503 }`)',
 };
 
 export const errorSchema = {
@@ -356,10 +356,29 @@ export const errorSchema = {
   },
 } as const;
 
+/**
+ * The 503 fastify itself sends on a connection that arrives while the server is closing
+ * (`return503OnClosing`), before any of our code runs.
+ */
+const closingSchema = {
+  type: 'object',
+  required: ['error', 'statusCode'],
+  properties: {
+    error: { type: 'string', enum: ['Service Unavailable'] },
+    message: { type: 'string' },
+    statusCode: { type: 'integer', enum: [503] },
+  },
+} as const;
+
 /** Error responses `{ error: { code, message } }` for the given statuses. */
 export function errors(...statuses: number[]): Record<number, unknown> {
   return Object.fromEntries(
-    statuses.map((s) => [s, { ...errorSchema, description: ERROR_DESCRIPTIONS[s] ?? 'Error' }]),
+    statuses.map((s) => [
+      s,
+      s === 503
+        ? { description: ERROR_DESCRIPTIONS[s], anyOf: [errorSchema, closingSchema] }
+        : { ...errorSchema, description: ERROR_DESCRIPTIONS[s] ?? 'Error' },
+    ]),
   );
 }
 
@@ -423,9 +442,14 @@ export const healthAnswer = ok('The process answers', { ok: { type: 'boolean', e
 export const readyAnswer = ok('The database answers a ping', { ok: { type: 'boolean', enum: [true] } });
 export const notReadyAnswer = {
   description: 'The database is unreachable (or the server is closing)',
-  type: 'object',
-  required: ['error'],
-  properties: { ok: { type: 'boolean', enum: [false] }, error: errorSchema.properties.error },
+  anyOf: [
+    {
+      type: 'object',
+      required: ['error'],
+      properties: { ok: { type: 'boolean', enum: [false] }, error: errorSchema.properties.error },
+    },
+    closingSchema,
+  ],
 };
 export const metricsAnswer = {
   description: 'Prometheus text exposition format',

@@ -90,8 +90,12 @@ describe('http OpenAPI document', function () {
         if (status === '204') expect(response.content, `${where} 204`).to.equal(undefined);
         else expect(response.content, `${where} ${status}`).to.be.an('object');
         if (Number(status) >= 400 && response.content?.['application/json']) {
-          const schema = response.content['application/json'].schema as { required?: string[] };
-          expect(schema.required, `${where} ${status}: the error envelope`).to.include('error');
+          const schema = response.content['application/json'].schema as {
+            required?: string[];
+            anyOf?: Array<{ required?: string[] }>;
+          };
+          for (const branch of schema.anyOf ?? [schema])
+            expect(branch.required, `${where} ${status}: the error envelope`).to.include('error');
         }
       }
       if (!path.startsWith('/api/v1/')) continue;
