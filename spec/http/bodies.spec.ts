@@ -10,6 +10,8 @@ import mongoose from 'mongoose';
 import { DatabaseError } from '../../lib/errors';
 import { toHttpError } from '../../lib/http/errors';
 import { resolveTimeouts } from '../../lib/http/timeouts';
+import { CliError } from '../../lib/cli/connect';
+import { parseMs } from '../../lib/cli/serve';
 import { MAX_DATA_BYTES } from '../../lib/validation';
 import { useTestDatabase } from '../helpers/db';
 import { startFixture, type HttpFixture } from './support';
@@ -379,5 +381,12 @@ describe('http: timeouts', function () {
       connectionTimeout: 120_000,
     });
     expect(resolveTimeouts({ connectionTimeout: 0 }, 15_000).connectionTimeout).to.equal(0);
+  });
+
+  it('pts serve reads the timeouts as whole milliseconds and refuses others as usage errors', function () {
+    expect(parseMs(undefined, '--request-timeout')).to.equal(undefined);
+    expect(parseMs('1500', '--request-timeout')).to.equal(1500);
+    for (const bad of ['', 'abc', '-1', '1.5', '1e400'])
+      expect(() => parseMs(bad, '--request-timeout'), bad).to.throw(CliError, /--request-timeout/);
   });
 });
