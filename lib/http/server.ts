@@ -245,7 +245,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         description:
           'Every error is `{ "error": { "code", "message" } }` (docs/http.md#errors). Any route may also answer ' +
           '500 PTS_INTERNAL (a bug, logged), and every route 503 while the server is closing. A path that exists ' +
-          'answers other methods with 405 and `Allow`.',
+          'answers other methods with 405 and `Allow`. A request not received within `requestTimeout` is cut ' +
+          'with a bare 408 from node (docs/http.md).',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
