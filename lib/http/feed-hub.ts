@@ -137,7 +137,7 @@ export class FeedHub {
   /** Takes one of `principal`'s stream slots; null when it holds `maxStreamsPerToken` already. */
   acquire(principal: string): (() => void) | null {
     const n = this.perToken.get(principal) ?? 0;
-    if (this.closed || n >= this.opts.maxStreamsPerToken) return null;
+    if (n >= this.opts.maxStreamsPerToken) return null;
     this.perToken.set(principal, n + 1);
     let released = false;
     return () => {
