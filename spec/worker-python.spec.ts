@@ -107,6 +107,10 @@ describe('examples/worker.py against `pts serve`', function () {
     const wrong = await api('POST', `/containers/${c}/tasks`, { tasks: [{ name: 'x', taskData: {} }] });
     expect(wrong.status).to.equal(400);
     expect(wrong.body.error.code).to.equal('PTS_VALIDATION');
+    expect(wrong.body.error.message, 'the refusal names the field').to.contain('"taskData"').and.to.contain('`data`');
+    const other = await api('POST', `/containers/${c}/tasks`, { tasks: [{ name: 'x', priority: 3 }] });
+    expect(other.status).to.equal(400);
+    expect(other.body.error.message).to.contain('unknown field "priority"');
     const numbers: Record<string, number[]> = {
       fetch: [1, 2, 3],
       'split/a': [10, 20],

@@ -79,6 +79,18 @@ function requestRefusal(err: DatabaseError): { status: number; code: string; mes
   return null;
 }
 
+/**
+ * A request-schema failure as one message that names the field: ajv reports an unknown field as
+ * "must NOT have additional properties" with the field's name only in `params`.
+ */
+function schemaMessage(fe: FastifyError): string {
+  const first = (fe.validation as Array<{ keyword?: string; params?: { additionalProperty?: string }; instancePath?: string }>)[0];
+  const extra = first?.keyword === 'additionalProperties' ? first.params?.additionalProperty : undefined;
+  if (extra === undefined) return fe.message;
+  const hint = extra === 'taskData' ? ' (the input of a task is `data` when adding; records call it `taskData`)' : '';
+  return `${fe.message}: unknown field ${JSON.stringify(extra)}${hint}`;
+}
+
 export function toHttpError(err: unknown): { status: number; code: string; message: string } {
   // The one answer to "is the database down?" (store/db-errors.ts): a transient DatabaseError,
   // or a driver error from outside the store (a connection the service opened itself).
@@ -97,7 +109,7 @@ export function toHttpError(err: unknown): { status: number; code: string; messa
   if (err instanceof HttpError) return { status: err.statusCode, code: err.code, message: err.message };
   const fe = err as FastifyError;
   if (fe && Array.isArray(fe.validation)) {
-    return { status: 400, code: 'PTS_VALIDATION', message: fe.message };
+    return { status: 400, code: 'PTS_VALIDATION', message: schemaMessage(fe) };
   }
   if (fe && fe.statusCode === 413)
     return { status: 413, code: HTTP_ERROR_CODES.PAYLOAD_TOO_LARGE, message: fe.message };
