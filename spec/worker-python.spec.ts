@@ -99,6 +99,35 @@ describe('examples/worker.py against `pts serve`', function () {
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
 
+  /** Runs examples/worker.py on one container until it exits by itself (at most 60 s); its exit code and output. */
+  async function runWorker(
+    container: string,
+    env: Record<string, string> = {},
+  ): Promise<{ code: number | null; out: string }> {
+    const worker = spawn('python3', [WORKER], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PTS_URL: base,
+        PTS_TOKEN: tokens.worker,
+        PTS_CONTAINER: container,
+        PTS_OWNER: 'py-spec',
+        PTS_WAIT_MS: '1000',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const untrack = trackResource('python worker', () => worker.kill('SIGKILL'));
+    let out = '';
+    worker.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    worker.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    try {
+      return { code: await exited(worker, 60_000), out };
+    } finally {
+      untrack();
+    }
+  }
+
   it('runs a small pipeline to the end with the results the worker computed, and stops when it is final', async function () {
     const name = 'py pipeline/1';
     const c = encodeURIComponent(name);
@@ -107,7 +136,9 @@ describe('examples/worker.py against `pts serve`', function () {
     const wrong = await api('POST', `/containers/${c}/tasks`, { tasks: [{ name: 'x', taskData: {} }] });
     expect(wrong.status).to.equal(400);
     expect(wrong.body.error.code).to.equal('PTS_VALIDATION');
-    expect(wrong.body.error.message, 'the refusal names the field').to.contain('"taskData"').and.to.contain('`data`');
+    expect(wrong.body.error.message, 'the refusal names the field')
+      .to.contain('"taskData"')
+      .and.to.contain('`data`');
     const other = await api('POST', `/containers/${c}/tasks`, { tasks: [{ name: 'x', priority: 3 }] });
     expect(other.status).to.equal(400);
     expect(other.body.error.message).to.contain('unknown field "priority"');
@@ -133,26 +164,8 @@ describe('examples/worker.py against `pts serve`', function () {
     });
     expect(add.status, JSON.stringify(add.body)).to.equal(200);
 
-    const worker = spawn('python3', [WORKER], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        PTS_URL: base,
-        PTS_TOKEN: tokens.worker,
-        PTS_CONTAINER: name,
-        PTS_OWNER: 'py-spec',
-        PTS_WAIT_MS: '1000',
-        PTS_LEASE_MS: '10000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const untrackWorker = trackResource('python worker', () => worker.kill('SIGKILL'));
-    let out = '';
-    worker.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    worker.stderr.on('data', (b: Buffer) => (out += b.toString()));
     // The worker stops by itself once the container is complete; bounded in time.
-    const code = await exited(worker, 60_000);
-    untrackWorker();
+    const { code, out } = await runWorker(name, { PTS_LEASE_MS: '10000' });
     expect(code, out).to.equal(0);
     expect(out).to.include(`${name} is succeeded`);
 
@@ -198,24 +211,7 @@ describe('examples/worker.py against `pts serve`', function () {
       ],
     });
     expect(add.status, JSON.stringify(add.body)).to.equal(200);
-    const worker = spawn('python3', [WORKER], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        PTS_URL: base,
-        PTS_TOKEN: tokens.worker,
-        PTS_CONTAINER: name,
-        PTS_OWNER: 'py-spec',
-        PTS_WAIT_MS: '1000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const untrackWorker = trackResource('python worker', () => worker.kill('SIGKILL'));
-    let out = '';
-    worker.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    worker.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    const code = await exited(worker, 60_000);
-    untrackWorker();
+    const { code, out } = await runWorker(name);
     expect(code, out).to.equal(0);
     expect(out).to.include(`${name} is failed`);
     const summary = await api('GET', `/containers/${name}`, undefined, tokens.worker);
