@@ -11,6 +11,7 @@ import { createClient, type Client } from '../lib';
 import { TokenStore } from '../lib/server';
 import { useTestDatabase, skipWithReason } from './helpers/db';
 import { trackResource } from './helpers/leaks';
+import { jsonRequest } from './http/support';
 
 const ROOT = path.join(__dirname, '..');
 const MAIN = path.join(ROOT, 'lib', 'cli', 'main.ts');
@@ -86,18 +87,8 @@ describe('examples/worker.py against `pts serve`', function () {
     await client?.close();
   });
 
-  const api = async (method: string, p: string, body?: unknown, token = tokens.admin) => {
-    const res = await fetch(`${base}/api/v1${p}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const api = (method: string, p: string, body?: unknown, token = tokens.admin) =>
+    jsonRequest(`${base}/api/v1${p}`, method, body, token);
 
   /** Runs examples/worker.py on one container until it exits by itself (at most 60 s); its exit code and output. */
   async function runWorker(

@@ -2,13 +2,7 @@ import { expect } from 'chai';
 import http from 'node:http';
 import { useTestDatabase } from '../helpers/db';
 import { trackResource } from '../helpers/leaks';
-import { startFixture, type HttpFixture } from './support';
-
-interface SseEvent {
-  id?: string;
-  event?: string;
-  data?: string;
-}
+import { parseSse, startFixture, type HttpFixture, type SseEvent } from './support';
 
 /** Opens an SSE stream with node:http and collects parsed events until `until` says stop. */
 function openSse(url: string, headers: Record<string, string> = {}) {
@@ -23,20 +17,11 @@ function openSse(url: string, headers: Record<string, string> = {}) {
       status = res.statusCode ?? 0;
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev: SseEvent = {};
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) comments++;
-            else {
-              const k = line.slice(0, line.indexOf(':'));
-              (ev as Record<string, string>)[k] = line.slice(line.indexOf(':') + 2);
-            }
-          }
-          if (ev.data !== undefined) events.push(ev);
+        const parsed = parseSse(buf + chunk);
+        buf = parsed.rest;
+        for (const b of parsed.blocks) {
+          comments += b.comments;
+          if (b.event.data !== undefined) events.push(b.event);
         }
       });
       res.on('end', () => {

@@ -13,12 +13,7 @@ import { TokenStore } from '../../lib/auth';
 import { startServer, type RunningServer, type StartServerOptions } from '../../lib/http/server';
 import { useTestDatabase, type TestDatabase } from '../helpers/db';
 import { trackResource } from '../helpers/leaks';
-
-interface SseEvent {
-  id?: string;
-  event?: string;
-  data?: string;
-}
+import { jsonRequest, parseSse, type SseEvent } from './support';
 
 /** An SSE client on node:http: parsed events, status, end. */
 function openSse(url: string, token: string, agent: http.Agent) {
@@ -36,19 +31,11 @@ function openSse(url: string, token: string, agent: http.Agent) {
       status = res.statusCode ?? 0;
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          if (block === ': connected') connected = true;
-          const ev: SseEvent = {};
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) continue;
-            const k = line.slice(0, line.indexOf(':'));
-            (ev as Record<string, string>)[k] = line.slice(line.indexOf(':') + 2);
-          }
-          if (ev.data !== undefined) events.push(ev);
+        const parsed = parseSse(buf + chunk);
+        buf = parsed.rest;
+        for (const b of parsed.blocks) {
+          if (b.raw === ': connected') connected = true;
+          if (b.event.data !== undefined) events.push(b.event);
         }
       });
       res.on('end', () => {
@@ -133,18 +120,7 @@ async function setup(db: TestDatabase, extra: Partial<StartServerOptions>): Prom
     admin,
     commands,
     agent,
-    async call(method, path, body, token = admin) {
-      const res = await fetch(server.url + path, {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : null };
-    },
+    call: (method, path, body, token = admin) => jsonRequest(server.url + path, method, body, token),
     async close() {
       await server.close();
       untrackServer();

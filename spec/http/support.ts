@@ -73,3 +73,56 @@ export async function startFixture(
     },
   };
 }
+
+/** One server-sent event as the specs read it. */
+export interface SseEvent {
+  id?: string;
+  event?: string;
+  data?: string;
+}
+
+/**
+ * Splits the complete blocks (ended by a blank line) off an SSE text buffer: each block's raw
+ * text, its fields and how many comment lines it had; `rest` is the incomplete tail.
+ */
+export function parseSse(buf: string): {
+  blocks: Array<{ raw: string; event: SseEvent; comments: number }>;
+  rest: string;
+} {
+  const blocks: Array<{ raw: string; event: SseEvent; comments: number }> = [];
+  let i;
+  while ((i = buf.indexOf('\n\n')) >= 0) {
+    const raw = buf.slice(0, i);
+    buf = buf.slice(i + 2);
+    const event: SseEvent = {};
+    let comments = 0;
+    for (const line of raw.split('\n')) {
+      if (line.startsWith(':')) comments++;
+      else
+        (event as Record<string, string>)[line.slice(0, line.indexOf(':'))] = line.slice(
+          line.indexOf(':') + 2,
+        );
+    }
+    blocks.push({ raw, event, comments });
+  }
+  return { blocks, rest: buf };
+}
+
+/** A JSON request with a bearer token: status and parsed body (null when empty). */
+export async function jsonRequest(
+  url: string,
+  method: string,
+  body: unknown,
+  token: string,
+): Promise<{ status: number; body: ReturnType<typeof JSON.parse> }> {
+  const res = await fetch(url, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
