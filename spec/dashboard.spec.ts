@@ -354,7 +354,8 @@ describe('dashboard (headless Chromium)', function () {
     }
     await page.goto(url());
     const row = (n: string) => page.locator(`tr[data-container="${n}"]`);
-    await row(long).waitFor();
+    // All three rows must be there before they are compared (the list can arrive in two renders).
+    for (const n of [rtl, long, 'dash-normal']) await row(n).waitFor();
     // The override is not applied: it is shown as a visible escape in its own element.
     const link = row(rtl).locator('td.name a');
     expect(await link.textContent()).to.equal('dash-rtl-\\u202Egnp.exe');
@@ -362,6 +363,7 @@ describe('dashboard (headless Chromium)', function () {
     expect(await link.locator('.dname').getAttribute('title')).to.equal('dash-rtl-\\u202Egnp.exe');
     const height = (n: string) => row(n).evaluate((el) => el.getBoundingClientRect().height);
     const normal = await height('dash-normal');
+    expect(normal, 'the normal row is laid out').to.be.above(0);
     expect(await height(long)).to.be.at.most(normal + 1);
     expect(await height(rtl)).to.be.at.most(normal + 1);
     // Cut with an ellipsis, the full name on hover.
