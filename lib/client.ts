@@ -8,28 +8,46 @@ import { withCallback } from './callback';
 import { changes, type ChangesPage, type ChangesQuery } from './changes';
 import { TaskContainer } from './container';
 import { Core } from './core';
-import { DatabaseError, NotFoundError, ValidationError } from './errors';
+import { DatabaseError, InputsTooLargeError, NotFoundError, ValidationError } from './errors';
 import type { PtsEventName, PtsListener } from './events';
 import { TaskLease } from './lease';
 import { resolveClientOptions, type ClientOptions } from './options';
 import { recoverStale, type RecoverOptions } from './recovery';
+import { definePipeline, type Pipeline, type PipelineOptions } from './pipeline';
+import { listRuns, stepDurations, toRunRecord, toScheduleRecord, type ListRunsQuery, type RunRecord, type ScheduleRecord } from './runs';
+import { OVERLAP_POLICIES, resolveSchedule, type OverlapPolicy, type ScheduleOptions } from './schedule';
+import { following, Scheduler, startSchedulerLoop, type SchedulerHandle, type SchedulerOptions, type SchedulerReport } from './scheduler';
+import { startWork, type WorkHandle, type WorkOptions } from './work';
+import type { Handlers } from './runner';
+import type { ClockOffset } from './server-clock';
 import { lostLease } from './store/refusals';
 import type { StateCounts } from './states';
 import type { ClaimFilter, ClaimOptions, ContainerOptions, ContainerSummary, FailurePolicy, ListContainersQuery, Page, RecoveryReport } from './types';
-import { validateData, validateName, validateNonNegativeInt, validatePositiveNumber } from './validation';
+import { validateData, validateDeadlineMs, validateName, validateNonNegativeInt, validatePositiveNumber } from './validation';
 
 type Cb<T> = (err: Error | null, value?: T, ...extra: unknown[]) => void;
 
 const POLICIES: readonly FailurePolicy[] = ['continue', 'fail-fast'];
+
+/** A new container's `taskTimeoutMs`/`taskStallMs`, validated; only the ones set (absent: the adding client's default). */
+function containerDeadlines(o: ContainerOptions): { taskTimeoutMs?: number; taskStallMs?: number } {
+  const out: { taskTimeoutMs?: number; taskStallMs?: number } = {};
+  if (o.taskTimeoutMs !== undefined && o.taskTimeoutMs !== null) out.taskTimeoutMs = validateDeadlineMs(o.taskTimeoutMs, 'taskTimeoutMs');
+  if (o.taskStallMs !== undefined && o.taskStallMs !== null) out.taskStallMs = validateDeadlineMs(o.taskStallMs, 'taskStallMs');
+  return out;
+}
 
 export class Client {
   /** @internal */
   readonly core: Core;
   private sweeper: NodeJS.Timeout | null = null;
   private readonly containerIds = new Map<string, ObjectId>();
+  private readonly pipelines = new Map<string, Pipeline>();
+  private readonly scheduler: Scheduler;
 
   constructor(options: ClientOptions = {}) {
     this.core = new Core(resolveClientOptions(options));
+    this.scheduler = new Scheduler(this.core, this.pipelines);
     if (this.core.opts.sweepIntervalMs > 0) this.startSweeper(this.core.opts.sweepIntervalMs);
   }
 
@@ -99,6 +117,7 @@ export class Client {
       const { doc, created } = await this.core.store.getOrCreateContainer(n, {
         failurePolicy: options.failurePolicy ?? 'continue',
         metadata: metadata as Record<string, unknown>,
+        ...containerDeadlines(options),
       });
       if (created) this.core.notify.containerCreated(n);
       return new TaskContainer(this.core, doc, created);
@@ -142,6 +161,28 @@ export class Client {
     await this.core.store.ping(timeoutMs);
   }
 
+  /**
+   * The measured offset of this process's clock to the database server's, which every lease
+   * expiry, deadline and stored time is computed on (see "Time" in docs/api.md). Null while not
+   * measured yet (it is, before the first operation) or with `serverClock: false`.
+   */
+  clockOffset(): ClockOffset | null {
+    return this.core.serverClock?.offset() ?? null;
+  }
+
+  /**
+   * Measures the clock offset now (it is also measured before the first operation, every
+   * `clockSyncIntervalMs` and on reconnect) and resolves to it. With a {@link ManualClock} it is
+   * measured once only (again would undo the test's `advance()`s). Null with `serverClock: false`.
+   */
+  async syncClock(): Promise<ClockOffset | null> {
+    const clock = this.core.serverClock;
+    if (!clock) return null;
+    if (!clock.offset()) await this.core.clockReady();
+    else if (clock.resyncs) await clock.sync();
+    return clock.offset();
+  }
+
   /** The `metadata` of a container (one projected read), or null if there is none. */
   async containerMetadata(name: string): Promise<Record<string, unknown> | null> {
     return this.core.store.containerMetadata(validateName(name, 'container name'));
@@ -173,14 +214,18 @@ export class Client {
     const names = filter.names === undefined ? undefined : Array.isArray(filter.names) ? filter.names.map((n, i) => validateName(n, `names[${i}]`)) : undefined;
     if (filter.names !== undefined && !names) throw new ValidationError('names must be an array', { path: 'names' });
     const key = filter.key === undefined ? undefined : validateName(filter.key, 'key');
-    if (filter.container === undefined) return this.claim({ names, key, owner, leaseMs });
+    if (options.includeInputs !== undefined && typeof options.includeInputs !== 'boolean') {
+      throw new ValidationError('includeInputs must be a boolean', { path: 'includeInputs' });
+    }
+    const inputs = options.includeInputs === true;
+    if (filter.container === undefined) return this.claim({ names, key, owner, leaseMs }, inputs);
     const name = validateName(filter.container, 'container');
     // A worker loop claims from the same container over and over: remember its id. A cached id
     // can only be stale if the container was deleted (and maybe re-created): when a claim with a
     // cached id finds nothing, look the name up again once.
     const cached = this.containerIds.get(name);
     if (cached) {
-      const lease = await this.claim({ containerId: cached, names, key, owner, leaseMs });
+      const lease = await this.claim({ containerId: cached, names, key, owner, leaseMs }, inputs);
       if (lease) return lease;
     }
     const doc = await this.core.store.findContainer(name);
@@ -191,15 +236,26 @@ export class Client {
     if (cached && cached.equals(doc._id)) return null;
     if (this.containerIds.size >= 1000) this.containerIds.clear();
     this.containerIds.set(name, doc._id);
-    return this.claim({ containerId: doc._id, names, key, owner, leaseMs });
+    return this.claim({ containerId: doc._id, names, key, owner, leaseMs }, inputs);
   }
 
-  private async claim(q: Parameters<Core['store']['claimNext']>[0]): Promise<TaskLease | null> {
+  private async claim(q: Parameters<Core['store']['claimNext']>[0], withInputs = false): Promise<TaskLease | null> {
     const r = await this.core.store.claimNext(q);
     for (const e of r.recovered) this.core.notify.transition(e);
     if (!r.claimed) return null;
     this.core.notify.transition(r.claimed);
-    return new TaskLease(this.core, r.claimed.task, r.claimed.task, q.leaseMs);
+    const lease = new TaskLease(this.core, r.claimed.task, r.claimed.task, q.leaseMs);
+    if (withInputs) {
+      try {
+        await lease.loadInputs();
+      } catch (err) {
+        // Too large: the task was failed for good. Any other error (the database went away): the
+        // caller never gets the lease, so hand the task back rather than strand it until expiry.
+        if (!(err instanceof InputsTooLargeError)) await lease.releaseValidated({}).catch(() => undefined);
+        throw err;
+      }
+    }
+    return lease;
   }
 
   /**
@@ -212,7 +268,7 @@ export class Client {
     validateNonNegativeInt(token, 'token');
     const t = await this.core.store.findTask(c._id, validateName(task, 'task'));
     if (!t) throw new NotFoundError(`no task named ${JSON.stringify(task)}`, { container, task });
-    if (t.state !== 'running' || t.fence !== token) throw lostLease({ name: t.name, container, fence: token }, 'lease', t);
+    if (t.state !== 'running' || t.fence !== token) throw lostLease({ name: t.name, container, fence: token }, 'lease', t, this.core.ctx.clock.now());
     // Renew by the duration the lease was granted or last renewed for (stored with it; leases
     // granted before it was stored: as long as the last write that set the expiry).
     const held = t.lease?.ms ?? (t.lease ? t.lease.expiresAt.getTime() - t.updatedAt.getTime() : 0);
@@ -265,9 +321,117 @@ export class Client {
     this.sweeper = null;
   }
 
+  // ---- pipelines and schedules (docs/schedules.md): each method delegates to scheduler.ts / runs.ts / work.ts
+
+  /**
+   * Defines a pipeline on this client: the tasks of each run (or a function of the run's slot
+   * returning them). Every process that schedules, triggers or works on the pipeline defines it.
+   * Defining the same name again replaces the definition (new runs use it; the run history shows
+   * what changed).
+   */
+  definePipeline(name: string, options: PipelineOptions): Pipeline {
+    const p = definePipeline(name, options);
+    this.pipelines.set(p.name, p);
+    return p;
+  }
+
+  /**
+   * Creates or updates the schedule `options.name` (default: the pipeline's name). Calling it
+   * again with the same cron, time zone and jitter keeps the next slot (every process may call it
+   * at start-up without losing the slots missed while all were down); a changed one starts from now.
+   */
+  async schedule(pipeline: string | Pipeline, options: ScheduleOptions): Promise<ScheduleRecord> {
+    const r = resolveSchedule(typeof pipeline === 'string' ? pipeline : pipeline?.name, options);
+    await this.core.ready();
+    return toScheduleRecord((await this.core.store.saveSchedule(r, (from) => following(r, from))).doc);
+  }
+
+  async getSchedule(name: string): Promise<ScheduleRecord | null> {
+    await this.core.ready();
+    const d = await this.core.store.findSchedule(validateName(name, 'schedule'));
+    return d ? toScheduleRecord(d) : null;
+  }
+
+  /** Every schedule (of one pipeline), by name. */
+  async listSchedules(query: { pipeline?: string } = {}): Promise<ScheduleRecord[]> {
+    await this.core.ready();
+    const pipelines = query?.pipeline === undefined ? undefined : [validateName(query.pipeline, 'pipeline')];
+    return (await this.core.store.listSchedules(pipelines)).map(toScheduleRecord);
+  }
+
+  /** Pauses a schedule (its slots are recorded as skipped, reason `paused`). Resolves to false if it was already paused. */
+  async pauseSchedule(name: string, note: string | null = null): Promise<boolean> {
+    if (note !== null && typeof note !== 'string') throw new ValidationError('note must be a string', { path: 'note' });
+    await this.core.ready();
+    const n = validateName(name, 'schedule');
+    const d = await this.core.store.setSchedulePaused(n, true, note);
+    if (!d && !(await this.core.store.findSchedule(n))) throw new NotFoundError(`no schedule named ${JSON.stringify(n)}`, { schedule: n });
+    if (d) this.core.notify.schedulePaused(n, note);
+    return d !== null;
+  }
+
+  /** Unpauses a schedule: the slots due while it was paused are recorded as skipped; the next slot after now fires. */
+  async unpauseSchedule(name: string): Promise<ScheduleRecord> {
+    return toScheduleRecord(await this.scheduler.unpause(validateName(name, 'schedule')));
+  }
+
+  /** Deletes a schedule (its run history and runs are kept). Resolves to false if there was none. */
+  async deleteSchedule(name: string): Promise<boolean> {
+    await this.core.ready();
+    return this.core.store.deleteSchedule(validateName(name, 'schedule'));
+  }
+
+  /** Fires the schedule now (slot: the database clock's current time), under its overlap policy. */
+  async triggerSchedule(name: string): Promise<RunRecord> {
+    return toRunRecord(await this.scheduler.trigger(validateName(name, 'schedule')));
+  }
+
+  /**
+   * Fires the schedule's slots in `[from, to]` (to in the past) through the same path as the
+   * scheduler, under `overlap` (default: the schedule's). A slot already decided keeps its record.
+   */
+  async backfillSchedule(name: string, range: { from: Date; to: Date; overlap?: OverlapPolicy }): Promise<RunRecord[]> {
+    if (range === null || typeof range !== 'object') throw new ValidationError('range must be an object', { path: 'range' });
+    for (const k of ['from', 'to'] as const) {
+      if (!(range[k] instanceof Date) || Number.isNaN(range[k].getTime())) throw new ValidationError(`${k} must be a valid Date`, { path: k });
+    }
+    if (range.from > range.to) throw new ValidationError('from must not be after to', { path: 'from' });
+    if (range.overlap !== undefined && !OVERLAP_POLICIES.includes(range.overlap)) throw new ValidationError(`overlap must be one of ${OVERLAP_POLICIES.join(', ')}`, { path: 'overlap' });
+    return (await this.scheduler.backfill(validateName(name, 'schedule'), range.from, range.to, range.overlap)).map((d) => toRunRecord(d));
+  }
+
+  /**
+   * One scheduler pass (what {@link startScheduler} runs every `intervalMs`): settles the open runs
+   * of this client's pipelines and decides every due slot. Safe from any number of processes.
+   */
+  runSchedulerPass(): Promise<SchedulerReport> {
+    return this.scheduler.pass();
+  }
+
+  /** Runs the scheduler for this client's pipelines until `stop()`. */
+  startScheduler(options: SchedulerOptions = {}): SchedulerHandle {
+    return startSchedulerLoop(this.core, this.scheduler, options);
+  }
+
+  /** Works on the pipeline's runs (containers the schedulers started), oldest first, until `stop()`. */
+  work(pipeline: string | Pipeline, handlers: Handlers, options: WorkOptions = {}): WorkHandle {
+    return startWork(this.core, typeof pipeline === 'string' ? pipeline : pipeline?.name, handlers, options);
+  }
+
+  /** A page of the pipeline's run history, newest slot first: each slot's decision, steps with durations, definition changes. */
+  listRuns(pipeline: string | Pipeline, query: ListRunsQuery = {}): Promise<{ items: RunRecord[]; nextCursor: string | null }> {
+    return listRuns(this.core, typeof pipeline === 'string' ? pipeline : pipeline?.name, query);
+  }
+
+  /** Each step's durations over the pipeline's newest `limit` runs (default 50). */
+  stepDurations(pipeline: string | Pipeline, options: { limit?: number } = {}): Promise<Record<string, Array<{ slot: Date; durationMs: number }>>> {
+    return stepDurations(this.core, typeof pipeline === 'string' ? pipeline : pipeline?.name, options?.limit);
+  }
+
   /** Stops the sweeper and closes the connection if this client opened it. */
   async close(): Promise<void> {
     this.stopSweeper();
+    this.core.close();
     if (this.core.ownsConnection) await this.core.connection.close();
   }
 }

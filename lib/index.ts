@@ -10,12 +10,15 @@
 import { Client, createClient } from './client';
 
 export { Client, createClient };
-export { TaskContainer, type AddTaskOptions } from './container';
+export { TaskContainer, type AddTaskOptions, type PauseOptions } from './container';
 export { Task } from './task';
 export { TaskLease, type ProgressInput } from './lease';
 export type { TaskContext, TaskHandler, Handlers, RunOptions, RunResult } from './runner';
 export { ManualClock, systemClock, type Clock } from './clock';
+export type { ClockOffset } from './server-clock';
 export type { ClientOptions, WriteConcernOptions } from './options';
+export type { TaskInputs } from './inputs';
+export { MAX_PRIORITY } from './validation';
 export {
   TASK_STATES,
   CONTAINER_STATUSES,
@@ -50,6 +53,9 @@ export {
   DuplicateError,
   InvalidTransitionError,
   LeaseLostError,
+  TaskTimeoutError,
+  TaskStalledError,
+  InputsTooLargeError,
   DatabaseError,
   isTransient,
   ERROR_CODES,
@@ -71,6 +77,10 @@ export type {
   ClaimFilter,
   ClaimOptions,
   RecoveryReport,
+  SpawnResult,
+  ChildrenSummary,
+  RerunOptions,
+  RerunPlan,
   BackoffKind,
   FailurePolicy,
 } from './types';
@@ -82,3 +92,9 @@ export type {
 export const client: Client = createClient();
 
 export { changes, type Change, type ChangesQuery, type ChangesPage } from './changes';
+export { runContainerName, type Pipeline, type PipelineOptions, type StepDefinition, type DefinitionChange } from './pipeline';
+export { OVERLAP_POLICIES, type OverlapPolicy, type ScheduleOptions } from './schedule';
+export type { SchedulerHandle, SchedulerOptions, SchedulerReport } from './scheduler';
+export type { WorkHandle, WorkOptions } from './work';
+export type { ScheduleRecord, RunRecord, RunStep, ListRunsQuery } from './runs';
+export type { RunStatus, RunKind } from './store';

@@ -11,9 +11,13 @@ import { toDatabaseError } from './db-errors';
 import { claimNext } from './claims';
 import { bulkAction, deleteContainer, finalizeContainer, setContainerMetadata } from './containers';
 import { reconcileContainer } from './counters';
+import { childCounts } from './children';
 import { readFeed } from './feed';
 import { addTasks, getOrCreateContainer } from './inserts';
+import { setPaused } from './pause';
 import { setKeyLimit } from './keys';
+import { backfillPriority } from './sequence';
+import { readInputs } from './inputs';
 import {
   allTasks,
   containerMetadata,
@@ -29,14 +33,31 @@ import {
   listTasks,
   ping,
   serverTime,
+  serverLocalTime,
   dataRules,
   summarize,
   taskStates,
   totals,
   unfinishedTaskNames,
 } from './queries';
+import { markSucceeded, planRerun, rerunFrom } from './rerun';
+import { spawnBatch, spawnCandidates } from './spawn';
 import { finalizeIfBlocked, sweep } from './sweep';
 import { pruneTombstones } from './tombstones';
+import {
+  advanceSchedule,
+  containerStatuses,
+  deleteSchedule,
+  findSchedule,
+  insertRun,
+  listRuns,
+  listSchedules,
+  moveRun,
+  openRuns,
+  previousDefinedRun,
+  saveSchedule,
+  setSchedulePaused,
+} from './schedules';
 import {
   cancelTask,
   deleteTask,
@@ -48,6 +69,7 @@ import {
   retryTask,
   skipTask,
   succeedTask,
+  timeoutTask,
 } from './transitions';
 
 const OPERATIONS = {
@@ -64,6 +86,7 @@ const OPERATIONS = {
   finalizeContainer,
   bulkAction,
   reconcileContainer,
+  setPaused,
   totals,
   // tasks: reads
   findTask,
@@ -75,12 +98,16 @@ const OPERATIONS = {
   earliestLeaseExpiry,
   earliestReadyAt,
   findOrphans,
+  childCounts,
+  spawnCandidates,
   // tasks: inserts and transitions
   addTasks,
+  spawnBatch,
   claimNext,
   heartbeat,
   succeedTask,
   failTask,
+  timeoutTask,
   releaseTask,
   retryTask,
   cancelTask,
@@ -88,13 +115,33 @@ const OPERATIONS = {
   resetTask,
   patchTask,
   deleteTask,
+  // re-run from a step, mark succeeded by hand
+  planRerun,
+  rerunFrom,
+  markSucceeded,
   // recovery, keys, feed
   sweep,
   finalizeIfBlocked,
   setKeyLimit,
+  backfillPriority,
+  readInputs,
   readFeed,
   pruneTombstones,
+  // schedules and pipeline runs
+  saveSchedule,
+  findSchedule,
+  listSchedules,
+  deleteSchedule,
+  setSchedulePaused,
+  advanceSchedule,
+  insertRun,
+  moveRun,
+  openRuns,
+  containerStatuses,
+  listRuns,
+  previousDefinedRun,
   serverTime,
+  serverLocalTime,
   ping,
   dataRules,
 } as const;
@@ -122,9 +169,12 @@ export function createStore(ctx: StoreContext): Store {
 
 export type { TransitionResult, HeldTask, ProgressPatch, FailureInput, NamedResult } from './transitions';
 export type { BulkResult } from './containers';
+export type { StorePlan, RerunOutcome } from './rerun';
 export type { CounterResult } from './counters';
+export type { PauseResult } from './pause';
 export type { SweepResult } from './sweep';
 export type { ClaimOutcome, ResolvedClaim } from './claims';
 export type { FeedPosition, FeedScope, FeedRead } from './feed';
 export type { ContainerDoc, TaskDoc } from './documents';
 export type { TombstoneDoc } from './models';
+export type { RunDoc, RunKind, RunStatus, ScheduleDoc } from './schedule-docs';

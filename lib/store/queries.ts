@@ -10,7 +10,7 @@ import type { ContainerSummary, ListContainersQuery, ListTasksQuery, Page, TaskR
 import type { StoreContext } from './context';
 import { decodeCursor, encodeCursor } from './cursor';
 import { toContainerRecord, toTaskRecord, type ContainerDoc, type TaskDoc } from './documents';
-import { readyFilter, type ReadyScope } from './filters';
+import { CLAIM_ORDER, readyFilter, type ReadyScope } from './filters';
 import type { DataRules } from '../validation';
 
 export function findContainer(ctx: StoreContext, name: string): Promise<ContainerDoc | null> {
@@ -90,6 +90,11 @@ export async function listTasks(ctx: StoreContext, containerId: ObjectId, q: Lis
   // One state as plain equality: the same index use on MongoDB, and FerretDB pushes only
   // equalities down to SQL (a page of failed tasks at 100k: 0.6 s instead of 25 s on FerretDB/PostgreSQL).
   if (states) filter.state = states.length === 1 ? states[0] : { $in: states };
+  // Children of one spawning task (index container_parent_id), or only the tasks nobody spawned.
+  if (q.parent !== undefined) {
+    if (q.parent !== null && (typeof q.parent !== 'string' || q.parent.length > 512)) throw new ValidationError('parent must be a task name or null', { path: 'parent' });
+    filter.parent = q.parent === null ? { $exists: false } : q.parent;
+  }
   if (after) filter._id = { $gt: after };
   const docs = await ctx.cols.tasks.find(filter).sort({ _id: 1 }).limit(limit + 1).toArray();
   const more = docs.length > limit;
@@ -159,11 +164,11 @@ export async function findOrphans(ctx: StoreContext, containerId: ObjectId, owne
   return ctx.cols.tasks.find({ containerId, state: 'running', 'lease.owner': owner, lastInvokedAt: { $gte: since } }).toArray();
 }
 
-/** The distinct keys of the oldest ready keyed tasks in scope (at most `limit` tasks looked at). */
+/** The distinct keys of the first ready keyed tasks in scope, in claim order (at most `limit` tasks looked at). */
 export async function readyKeys(ctx: StoreContext, scope: Omit<ReadyScope, 'key'>, now: Date, limit = 200): Promise<string[]> {
   const candidates = await ctx.cols.tasks
     .find(readyFilter({ ...scope, key: { $ne: null } }, now), { projection: { key: 1 } })
-    .sort({ _id: 1 })
+    .sort(CLAIM_ORDER)
     .limit(limit)
     .toArray();
   return [...new Set(candidates.map((t) => t.key as string))];
@@ -190,6 +195,14 @@ export async function serverTime(ctx: StoreContext): Promise<Date> {
   if (!db) throw new DatabaseError('the client is not connected', { op: 'serverTime' }, undefined, true);
   const hello = (await db.admin().command({ hello: 1 })) as { localTime?: unknown };
   return hello.localTime instanceof Date ? hello.localTime : new Date();
+}
+
+/** `hello.localTime` of the server, or null when it does not report one (the clock offset, lib/server-clock.ts). */
+export async function serverLocalTime(ctx: StoreContext): Promise<Date | null> {
+  const db = ctx.db();
+  if (!db) throw new DatabaseError('the client is not connected', { op: 'serverLocalTime' }, undefined, true);
+  const hello = (await db.admin().command({ hello: 1 })) as { localTime?: unknown };
+  return hello.localTime instanceof Date ? hello.localTime : null;
 }
 
 /**
