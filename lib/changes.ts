@@ -39,6 +39,8 @@ export interface Change {
   cursor: string;
   /** Container counters (`kind: 'container'` only). */
   counts?: Record<string, number>;
+  /** Whether the container is paused (`kind: 'container'` only; a pause or resume is a container entry). */
+  paused?: boolean;
   total?: number;
   attempts?: number;
   failureCount?: number;
@@ -132,6 +134,7 @@ function containerChange(d: ContainerDoc): Omit<Change, 'cursor'> {
     percentageComplete: Math.min(100, Math.max(0, Math.round(total * 1e6) / 1e6)),
     counts: { ...d.counts },
     total: d.total,
+    paused: d.paused === true,
     rev: d.rev,
     at: d.updatedAt,
   };

@@ -1,19 +1,22 @@
 /**
- * A task container: a named pipeline of tasks. Reads always go to the database (nothing is
- * served from a cached document); every change goes through one transition function.
+ * A task container: a named pipeline of tasks. Reads go to the database; the one exception is
+ * the original API's synchronous `isComplete()`, which answers from the status this handle last
+ * read or wrote (see {@link TaskContainer.isComplete}). Every change goes through one transition
+ * function.
  */
 import type { ObjectId } from 'mongodb';
 import { withCallback } from './callback';
 import type { Core } from './core';
 import { DuplicateError, NotFoundError, ValidationError } from './errors';
 import { Runner, type Handlers, type RunOptions, type RunResult } from './runner';
-import { SATISFYING_TASK_STATES, type ContainerAction } from './states';
-import type { ContainerDoc } from './store';
+import { initialWaitingOn } from './run-when';
+import type { ContainerAction, ContainerStatus } from './states';
+import type { ContainerDoc, CounterResult } from './store';
 import { toTaskRecord } from './store/documents';
 import type { NamedTask } from './store/transitions';
 import { Task } from './task';
-import type { ContainerSummary, ListTasksQuery, Page, TaskRecord, TaskSpec, TaskUpdate } from './types';
-import { checkDependencies, resolveTaskSpec, validateData, validateName, validatePercentage, validateStatusText } from './validation';
+import type { ChildrenSummary, ContainerSummary, ListTasksQuery, Page, RerunOptions, RerunPlan, TaskRecord, TaskSpec, TaskUpdate } from './types';
+import { checkDependencies, resolveTaskSpec, type DeadlineDefaults, validateData, validateName, validatePercentage, validateStatusText } from './validation';
 
 type Cb<T> = (err: Error | null, value?: T) => void;
 
@@ -23,20 +26,55 @@ function sameSet(a: string[], b: string[]): boolean {
 /** Options of `addTask` besides name and data. */
 export type AddTaskOptions = Omit<TaskSpec, 'name' | 'data'>;
 
+/** Options of {@link TaskContainer.pause}. */
+export interface PauseOptions {
+  /** Who pauses (shown as `pausedBy` while paused; the HTTP service passes the token id). @defaultValue null */
+  by?: string | null;
+}
+
+/** What a handle last saw of its container (from any read or write that returned the container document). */
+interface Seen {
+  status: ContainerStatus;
+  paused: boolean;
+  /** The pause holding the container's tasks (0: unknown or not paused). */
+  pauseSeq: number;
+  rev: number;
+}
+
 export class TaskContainer {
   /** @internal */
   readonly _id: ObjectId;
   private readonly containerName: string;
+  private seen: Seen | null = null;
+  /** `timeoutMs`/`stallMs` of added tasks whose spec sets none: the container's, else the client's. */
+  private readonly deadlines: DeadlineDefaults;
 
   /** @internal */
   constructor(
     private readonly core: Core,
-    doc: Pick<ContainerDoc, '_id' | 'name'>,
+    doc: Pick<ContainerDoc, '_id' | 'name'> & Partial<ContainerDoc>,
     /** True if this call created the container. */
     readonly isNew = false,
   ) {
     this._id = doc._id;
     this.containerName = doc.name;
+    this.deadlines = { timeoutMs: doc.taskTimeoutMs ?? core.opts.taskTimeoutMs, stallMs: doc.taskStallMs ?? core.opts.taskStallMs };
+    this.remember(doc);
+  }
+
+  /** Keeps what a read or write returned of the container (never an older revision over a newer one). */
+  private remember(doc: Partial<Pick<ContainerDoc, 'status' | 'paused' | 'pauseSeq' | 'rev'>> | null | undefined): void {
+    if (!doc || doc.status === undefined || typeof doc.rev !== 'number') return;
+    if (this.seen && doc.rev < this.seen.rev) return;
+    const paused = doc.paused === true;
+    const pauseSeq = doc.pauseSeq ?? (paused && this.seen?.paused ? this.seen.pauseSeq : 0);
+    this.seen = { status: doc.status, paused, pauseSeq, rev: doc.rev };
+  }
+
+  /** Passes a counter write's result through, remembering the container it returned. */
+  private counted<R extends { container: CounterResult | null }>(r: R): R {
+    this.remember(r.container?.container);
+    return r;
   }
 
   get id(): string {
@@ -49,6 +87,7 @@ export class TaskContainer {
   private async doc(): Promise<ContainerDoc> {
     const d = await this.core.store.findContainerById(this._id);
     if (!d) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} no longer exists`, { container: this.containerName });
+    this.remember(d);
     return d;
   }
 
@@ -92,7 +131,7 @@ export class TaskContainer {
     if (specs.length === 0) return [];
     if (specs.length > 100_000) throw new ValidationError('at most 100000 tasks per batch', { path: 'tasks' });
     const rules = await this.core.dataRules();
-    const resolved = specs.map((s, i) => resolveTaskSpec(s, `tasks[${i}]`, rules));
+    const resolved = specs.map((s, i) => resolveTaskSpec(s, `tasks[${i}]`, rules, this.deadlines));
     const inBatch = new Set(resolved.map((s) => s.name));
     const external = [...new Set(resolved.flatMap((s) => s.dependsOn).filter((d) => !inBatch.has(d)))];
     // One read: the external dependencies' states, and the batch names that already exist.
@@ -111,7 +150,9 @@ export class TaskContainer {
     const existingNames = new Set(known.map((t) => t.name));
     const out: Task[] = [];
     for (let i = 0; i < ordered.length; i += 1000) {
-      const r = await this.core.store.addTasks({ _id: this._id, name: this.containerName }, ordered.slice(i, i + 1000), existingNames);
+      // New tasks start held if this handle last saw the container paused (the store puts it right if that is stale).
+      const pause = this.seen?.paused ? this.seen.pauseSeq : null;
+      const r = this.counted(await this.core.store.addTasks({ _id: this._id, name: this.containerName, pause }, ordered.slice(i, i + 1000), existingNames));
       for (const t of ordered.slice(i, i + 1000)) existingNames.add(t.name);
       this.core.notify.added(this.containerName, r.tasks, r.created, r.container);
       const byName = new Map(r.tasks.map((t) => [t.name, t]));
@@ -161,28 +202,55 @@ export class TaskContainer {
         isComplete: values.isComplete,
       };
       const t = this.named(name);
-      const r = await this.core.store.patchTask(t, patch);
+      const r = this.counted(await this.core.store.patchTask(t, patch));
       this.core.notify.transition(r, patch);
       return this.task(toTaskRecord(r.task));
     })();
     return withCallback(p, cb);
   }
 
-  /** Deletes a task that is not running and that nothing depends on. */
-  deleteTask(name: string): Promise<boolean>;
-  deleteTask(name: string, cb: Cb<boolean>): void;
-  deleteTask(name: string, cb?: Cb<boolean>): Promise<boolean> | void {
-    const p = (async () => {
-      this.core.notify.transition(await this.core.store.deleteTask(this.named(name)));
-      return true;
+  /**
+   * Deletes a task that is not running and that nothing depends on. Resolves to `true`, or — as
+   * the original API called back `(null, null)` — to `null` when there is no task of that name
+   * (nothing is written). A running task or one with dependents is refused with an error.
+   */
+  deleteTask(name: string): Promise<true | null>;
+  deleteTask(name: string, cb: Cb<true | null>): void;
+  deleteTask(name: string, cb?: Cb<true | null>): Promise<true | null> | void {
+    const p = (async (): Promise<true | null> => {
+      const t = this.named(name);
+      try {
+        this.core.notify.transition(this.counted(await this.core.store.deleteTask(t)));
+        return true;
+      } catch (err) {
+        if (err instanceof NotFoundError) return null;
+        throw err;
+      }
     })();
     return withCallback(p, cb);
   }
 
-  /** True when every task succeeded or was skipped (an empty container is not complete). */
-  isComplete(): Promise<boolean>;
+  /**
+   * The original API's `isComplete()`: true when every task succeeded or was skipped (an empty
+   * container is not complete). Synchronous, as in the 2011 module: it answers from the status
+   * this handle last read or wrote — its creation (`getOrCreateTaskContainer`,
+   * `getTaskContainer`), `summary()`, `checkComplete()`, the end of `run()` and this handle's
+   * own writes (adds, updates, deletes, retry/cancel/skip/reset, pause/resume). Changes made
+   * elsewhere (another handle or process, a worker's `claimNext`) show after the next of those;
+   * ask the database with {@link checkComplete}. `await container.isComplete()` still works
+   * (awaiting a boolean yields it). With a callback it reads the database, like `checkComplete`.
+   */
+  isComplete(): boolean;
   isComplete(cb: Cb<boolean>): void;
-  isComplete(cb?: Cb<boolean>): Promise<boolean> | void {
+  isComplete(cb?: Cb<boolean>): boolean | void {
+    if (typeof cb !== 'function') return this.seen?.status === 'succeeded';
+    withCallback(this.checkComplete(), cb);
+  }
+
+  /** Reads the container and resolves to whether it is complete (what `isComplete()` answers from then on). */
+  checkComplete(): Promise<boolean>;
+  checkComplete(cb: Cb<boolean>): void;
+  checkComplete(cb?: Cb<boolean>): Promise<boolean> | void {
     const p = (async () => (await this.doc()).status === 'succeeded')();
     return withCallback(p, cb);
   }
@@ -192,34 +260,82 @@ export class TaskContainer {
     return this.core.store.summarize(await this.doc());
   }
 
-  /** A page of tasks in insertion order, optionally filtered by state. */
+  /** Whether the container was paused, as of what this handle last read or wrote (like {@link isComplete}). */
+  isPaused(): boolean {
+    return this.seen?.paused === true;
+  }
+
+  /**
+   * Pauses the container: from when this resolves no task of it is claimed — by `run()`,
+   * `client.claimNext()`, keyed claims or HTTP workers — until {@link resume}; tasks already
+   * running finish and are recorded as usual, and tasks added meanwhile wait too. Summaries show
+   * `paused` (with `pausedAt`, `pausedBy`). Idempotent: pausing a paused container changes nothing
+   * (and emits no event) but re-applies the hold to its tasks. Resolves to the summary after it.
+   */
+  async pause(options: PauseOptions = {}): Promise<ContainerSummary> {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new ValidationError('options must be an object', { path: 'options' });
+    for (const k of Object.keys(options)) if (k !== 'by') throw new ValidationError(`unknown option ${JSON.stringify(k)}`, { path: `options.${k}` });
+    const by = options.by === undefined || options.by === null ? null : validateName(options.by, 'by');
+    return this.setPaused(true, by);
+  }
+
+  /** Resumes a paused container: its tasks may be claimed again. Idempotent, like {@link pause}. Resolves to the summary after it. */
+  async resume(): Promise<ContainerSummary> {
+    return this.setPaused(false, null);
+  }
+
+  private async setPaused(paused: boolean, by: string | null): Promise<ContainerSummary> {
+    await this.core.ready();
+    const r = await this.core.store.setPaused(this._id, paused, by);
+    if (!r.container) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} no longer exists`, { container: this.containerName });
+    this.remember(r.container);
+    this.core.notify.pauseChange(this.containerName, r);
+    return this.core.store.summarize(r.container);
+  }
+
+  /** A page of tasks in insertion order, optionally filtered by state or by parent (`parent: null`: the top level only). */
   async listTasks(q: ListTasksQuery = {}): Promise<Page<TaskRecord>> {
     return this.core.store.listTasks(this._id, q);
+  }
+
+  /**
+   * The children each of the named tasks spawned, counted per state ("N of M done": `done` of
+   * `total`). One `$group` over the `parent` index; a task that spawned nothing gets zeros.
+   */
+  async children(name: string): Promise<ChildrenSummary>;
+  async children(names: string[]): Promise<ChildrenSummary[]>;
+  async children(names: string | string[]): Promise<ChildrenSummary | ChildrenSummary[]> {
+    const list = (Array.isArray(names) ? names : [names]).map((n, i) => validateName(n, Array.isArray(names) ? `names[${i}]` : 'task name'));
+    if (list.length > 1000) throw new ValidationError('at most 1000 names', { path: 'names' });
+    const r = await this.core.store.childCounts(this._id, list);
+    return Array.isArray(names) ? r : r[0];
   }
 
   /** Runs the pipeline (see {@link RunOptions}); resumes whatever an earlier run left. */
   async run(handlers: Handlers, options: RunOptions = {}): Promise<RunResult> {
     await this.core.ready();
-    return new Runner(this.core, this._id, this.containerName, handlers, options).execute();
+    const r = await new Runner(this.core, this._id, this.containerName, handlers, options).execute();
+    this.remember(r.summary);
+    return r;
   }
 
   /** Retries a failed or cancelled task (or, without a name, all of them) with a fresh retry budget. */
   async retry(name?: string): Promise<number> {
     if (name === undefined) return this.bulk('retry');
-    this.core.notify.transition(await this.core.store.retryTask(this.named(name)));
+    this.core.notify.transition(this.counted(await this.core.store.retryTask(this.named(name))));
     return 1;
   }
 
   /** Cancels a pending or running task (or, without a name, all of them). */
   async cancel(name?: string): Promise<number> {
     if (name === undefined) return this.bulk('cancel');
-    this.core.notify.transition(await this.core.store.cancelTask(this.named(name)));
+    this.core.notify.transition(this.counted(await this.core.store.cancelTask(this.named(name))));
     return 1;
   }
 
   /** Skips a task that is pending, failed or cancelled: it counts as done and its dependents may run. */
   async skip(name: string): Promise<Task> {
-    const r = await this.core.store.skipTask(this.named(name));
+    const r = this.counted(await this.core.store.skipTask(this.named(name)));
     this.core.notify.transition(r);
     return this.task(toTaskRecord(r.task));
   }
@@ -232,14 +348,52 @@ export class TaskContainer {
     if (!cur) throw new NotFoundError(`no task named ${JSON.stringify(t.name)} in this container`, { task: t.name, op: 'reset' });
     const deps = cur.dependsOn ?? [];
     const states = await this.core.store.taskStates(this._id, deps);
-    const waitingOn = deps.filter((d) => !SATISFYING_TASK_STATES.includes(states.get(d) ?? 'pending'));
-    this.core.notify.transition(await this.core.store.resetTask(t, waitingOn));
+    // By the task's runWhen (a cleanup step waits only on dependencies not final yet: run-when.ts).
+    const waitingOn = initialWaitingOn(cur.runWhen ?? 'succeeded', deps, states);
+    this.core.notify.transition(this.counted(await this.core.store.resetTask(t, waitingOn)));
     return 1;
+  }
+
+  /**
+   * Re-run from a step: resets `name` and (with `downstream`, the default) every task that depends
+   * on it, transitively, whatever their state — a running one too: its worker loses the lease, as
+   * on cancel (Airflow's "clear" does the same) — and keeps every other task as it is. Each planned
+   * task is one conditional write (the `rerun` row of the transition table), in dependency order,
+   * then one counter write; a finished container is running again. Resolves to the plan; with
+   * `dryRun` nothing is written (one read). The plan reads at most 100000 tasks
+   * (`ValidationError` beyond).
+   */
+  async rerun(name: string, options: RerunOptions = {}): Promise<RerunPlan> {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new ValidationError('options must be an object', { path: 'options' });
+    for (const k of Object.keys(options)) if (k !== 'downstream' && k !== 'dryRun') throw new ValidationError(`unknown option ${JSON.stringify(k)}`, { path: `options.${k}` });
+    for (const k of ['downstream', 'dryRun'] as const) {
+      if (options[k] !== undefined && typeof options[k] !== 'boolean') throw new ValidationError(`${k} must be a boolean`, { path: `options.${k}` });
+    }
+    const step = this.named(name).name;
+    const downstream = options.downstream ?? true;
+    await this.core.ready();
+    if (options.dryRun === true) return { ...(await this.core.store.planRerun(this._id, step, downstream)), dryRun: true };
+    const r = await this.core.store.rerunFrom(this._id, step, downstream);
+    this.core.notify.bulk(this.containerName, r);
+    return { ...r.plan, dryRun: false };
+  }
+
+  /**
+   * Marks a task that is pending, failed, cancelled or skipped as succeeded with `result` — for a
+   * step someone fixed by hand. Its dependents may run; a finished container with pending tasks
+   * is running again. A running task is refused (`InvalidTransitionError`): cancel it first.
+   */
+  async markSucceeded(name: string, result?: unknown): Promise<Task> {
+    const t = this.named(name);
+    const value = result === undefined ? null : validateData(result, 'result', await this.core.dataRules());
+    const r = await this.core.store.markSucceeded(t, value);
+    this.core.notify.transition(r);
+    return this.task(toTaskRecord(r.task));
   }
 
   /** A container-wide action: the same transition on every task the table allows it for; resolves to how many moved. */
   private async bulk(action: ContainerAction): Promise<number> {
-    const r = await this.core.store.bulkAction(this._id, action);
+    const r = this.counted(await this.core.store.bulkAction(this._id, action));
     this.core.notify.bulk(this.containerName, r);
     return r.results.length;
   }
@@ -253,6 +407,7 @@ export class TaskContainer {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ValidationError('metadata must be an object', { path: 'metadata' });
     const doc = await this.core.store.setContainerMetadata(this.containerName, value as Record<string, unknown>);
     if (!doc) throw new NotFoundError(`container ${JSON.stringify(this.containerName)} no longer exists`, { container: this.containerName });
+    this.remember(doc);
     return doc.metadata ?? {};
   }
 

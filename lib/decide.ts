@@ -20,10 +20,20 @@ export interface RunnerSnapshot {
   claimMayBeOrphaned: boolean;
   /** The container's counters. */
   counts?: StateCounts;
+  /** The container is paused (read with the counters): nothing of it can be claimed. */
+  paused?: boolean;
+  /** What to do when the container is paused and nothing of this runner's runs: wait (true) or return. */
+  waitWhenPaused?: boolean;
   /** When the soonest lease of a running task (someone else's) expires, ms epoch; null: none. */
   nextLeaseExpiry?: number | null;
   /** When the soonest ready task may be claimed (retry delay), ms epoch; null: none ready. */
   nextReadyAt?: number | null;
+  /**
+   * Under fail-fast, once this runner is idle: the cleanup steps it still runs (released first,
+   * every other pending step counting as blocked: lib/run-when.ts) — pending, waiting on nothing —
+   * and when the soonest of them may be claimed (ms epoch).
+   */
+  cleanups?: { names: string[]; nextReadyAt: number | null };
   /** The outcome of this pass's sweep. */
   swept?: { finalized: boolean; changed: boolean };
   now: number;
@@ -35,7 +45,7 @@ export type RunnerDecision =
   | { kind: 'claim' }
   /** Wait until a handler finishes (or `ms` pass), then a new pass. */
   | { kind: 'wait'; ms: number }
-  | { kind: 'read'; what: 'counts' | 'nextLeaseExpiry' | 'nextReadyAt' }
+  | { kind: 'read'; what: 'counts' | 'nextLeaseExpiry' | 'nextReadyAt' | 'cleanups' }
   /** Look for tasks this runner claimed but never received (lost claim replies) and run them. */
   | { kind: 'adopt' }
   /** Sleep (interrupted by stop), then optionally sweep; then a new pass. */
@@ -43,6 +53,8 @@ export type RunnerDecision =
   | { kind: 'sweep' }
   /** Give the container its final status (fail-fast). */
   | { kind: 'fail-container' }
+  /** The container is paused and this runner has nothing running: return (`RunResult.paused`). */
+  | { kind: 'paused' }
   /** Nothing left that this runner can move: the run is over. */
   | { kind: 'finish' }
   | { kind: 'next-pass' };
@@ -51,11 +63,22 @@ export type RunnerDecision =
 export function decide(s: RunnerSnapshot): RunnerDecision {
   if (s.stopping) return { kind: 'stop' };
   if (!s.failFast && !s.claimsExhausted && s.active < s.concurrency) return { kind: 'claim' };
+  // Fail-fast stops every claim but those of cleanup steps (runWhen 'always'/'failed', like a
+  // `finally`): they still run, then the container fails.
+  if (s.failFast && s.cleanups?.names.length && !s.claimsExhausted && s.active < s.concurrency) return { kind: 'claim' };
   if (s.active > 0) return { kind: 'wait', ms: s.pollMs };
   if (!s.counts) return { kind: 'read', what: 'counts' };
-  if (s.failFast) return { kind: 'fail-container' };
+  if (s.failFast) {
+    if (s.cleanups === undefined) return { kind: 'read', what: 'cleanups' };
+    if (s.cleanups.names.length === 0) return { kind: 'fail-container' };
+    // Cleanup steps left, none claimable now (a retry delay): sleep until the soonest may be.
+    const at = s.cleanups.nextReadyAt ?? s.now + s.pollMs;
+    return { kind: 'sleep', ms: Math.min(s.pollMs, Math.max(5, at - s.now)), sweep: false };
+  }
   const c = s.counts;
   if (c.pending === 0 && c.running === 0) return { kind: 'finish' };
+  // Paused: wait for a resume (one read per poll; sweeping others' leases if they run), or return.
+  if (s.paused) return s.waitWhenPaused === false ? { kind: 'paused' } : { kind: 'sleep', ms: s.pollMs, sweep: c.running > 0 };
   if (c.running > 0) {
     // Other workers hold leases: wait for them to finish or expire, then sweep.
     if (s.claimMayBeOrphaned) return { kind: 'adopt' };

@@ -25,6 +25,13 @@ export interface PtsEventMap {
   'task:deleted': { container: string; task: string };
   /** A worker handed a running task back without a failure (graceful shutdown). */
   'task:released': { container: string; task: TaskRecord };
+  /**
+   * An attempt ran past its `timeoutMs` and was ended (by the runner holding it, or by the sweep);
+   * `task:retrying` or `task:failed` follows. `failure.kind` is `timeout`.
+   */
+  'task:timeout': { container: string; task: TaskRecord; failure: FailureRecord };
+  /** An attempt reported no progress for `stallMs` and was ended; like `task:timeout` (`failure.kind` is `stalled`). */
+  'task:stalled': { container: string; task: TaskRecord; failure: FailureRecord };
   /** A task's lease expired and the sweep took it back (its worker is presumed dead). */
   'lease:expired': { container: string; task: TaskRecord; owner: string };
   /** This process lost a lease it held (expired and taken over, or cancelled): its handler is aborted. */
@@ -37,10 +44,26 @@ export interface PtsEventMap {
   'container:failed': { container: string };
   'container:cancelled': { container: string };
   'container:status': { container: string; from: ContainerStatus; to: ContainerStatus };
+  /** The container was paused: no new claims until it is resumed (running tasks finish). `by`: who, if the pauser said. */
+  'container:paused': { container: string; by: string | null };
+  /** The container was resumed after a pause: its tasks may be claimed again. */
+  'container:resumed': { container: string };
   /** A database call failed for a reason that looks transient (network, server down). */
   'db:unavailable': { error: Error; op: string };
   /** A database call succeeded after `db:unavailable`. */
   'db:available': { op: string };
+  /** A schedule's slot (or a trigger or backfill slot) started a run: its container `container` was created. */
+  'schedule:fired': { schedule: string | null; pipeline: string; slot: Date; container: string; kind: 'scheduled' | 'trigger' | 'backfill' };
+  /** Slots that were due while every scheduler was down, older than `catchupWindowMs`: recorded as skipped, not run. */
+  'schedule:missed': { schedule: string | null; pipeline: string; slot: Date; lastSlot: Date; count: number };
+  /** A slot was not run: `reason` is `overlap` (an earlier run is unfinished) or `paused`. */
+  'schedule:skipped': { schedule: string | null; pipeline: string; slot: Date; lastSlot: Date; count: number; reason: string };
+  /** A slot waits for the unfinished run to end (`overlap: 'bufferOne'`). */
+  'schedule:buffered': { schedule: string | null; pipeline: string; slot: Date };
+  /** A run of a pipeline reached a final status. */
+  'run:finished': { pipeline: string; slot: Date; container: string; outcome: ContainerStatus };
+  /** A schedule was paused (`reason`: `run failed: <container>` for `pauseOnFailure`, or the caller's note). */
+  'schedule:paused': { schedule: string; reason: string | null };
 }
 
 export type PtsEventName = keyof PtsEventMap;

@@ -6,9 +6,10 @@
  */
 import type { TypedEmitter, PtsEventName } from './events';
 import type { TaskOperation } from './states';
-import type { BulkResult, CounterResult, TaskDoc, TransitionResult } from './store';
+import type { BulkResult, CounterResult, PauseResult, TaskDoc, TransitionResult } from './store';
 import { toTaskRecord } from './store/documents';
 import type { ProgressPatch } from './store/transitions';
+import type { RunDoc } from './store/schedule-docs';
 
 /**
  * The task events each operation of the transition table emits (docs/api.md states the same
@@ -16,8 +17,11 @@ import type { ProgressPatch } from './store/transitions';
  * container status events of the counter write (`container:status`, `container:started`, …)
  * come on top, whenever the operation changed the container's status.
  * - `fail`/`expire` emit `task:retrying` when the task goes back to pending, `task:failed` when
- *   it failed for good; `expire` emits `lease:expired` first.
+ *   it failed for good; `expire` emits `lease:expired` first, `timeout` emits `task:timeout` or
+ *   `task:stalled` (by the failure's kind) first.
  * - `heartbeat`, `update` and `complete` emit `task:progress` only when they set progress or status text.
+ * - `bypass` (a `runWhen: 'failed'` step none of whose dependencies failed) comes as the `also`
+ *   of the transition that decided it, and its events after that transition's.
  */
 export const OPERATION_EVENTS: Readonly<Record<TaskOperation, readonly PtsEventName[]>> = Object.freeze({
   claim: ['task:started'],
@@ -26,6 +30,7 @@ export const OPERATION_EVENTS: Readonly<Record<TaskOperation, readonly PtsEventN
   fail: ['task:retrying', 'task:failed'],
   release: ['task:released'],
   expire: ['lease:expired', 'task:retrying', 'task:failed'],
+  timeout: ['task:timeout', 'task:stalled', 'task:retrying', 'task:failed'],
   retry: ['task:retried'],
   cancel: ['task:cancelled'],
   skip: ['task:skipped'],
@@ -33,6 +38,9 @@ export const OPERATION_EVENTS: Readonly<Record<TaskOperation, readonly PtsEventN
   update: ['task:updated', 'task:progress'],
   complete: ['task:succeeded', 'task:progress'],
   delete: ['task:deleted'],
+  rerun: ['task:reset'],
+  markSucceeded: ['task:succeeded'],
+  bypass: ['task:skipped'],
 });
 
 export class Notifier {
@@ -45,12 +53,14 @@ export class Notifier {
   transition(r: TransitionResult, patch?: ProgressPatch): void {
     this.task(r, patch);
     this.containerChange(r.task.container, r.container);
+    for (const a of r.also ?? []) this.transition(a);
   }
 
-  /** Every task event of a bulk action, then the status change of its one counter write. */
-  bulk(container: string, b: BulkResult): void {
+  /** Every task event of a bulk action (or a re-run), then the status change of its one counter write. */
+  bulk(container: string, b: Pick<BulkResult, 'results' | 'container'>): void {
     for (const r of b.results) this.task(r);
     this.containerChange(container, b.container);
+    for (const r of b.results) for (const a of r.also ?? []) this.transition(a);
   }
 
   /** `task:progress` of a heartbeat (a heartbeat is not a state change: it has no TransitionResult). */
@@ -83,6 +93,35 @@ export class Notifier {
     if (to === 'succeeded') this.ev.emit('container:completed', { container });
     if (to === 'failed') this.ev.emit('container:failed', { container });
     if (to === 'cancelled') this.ev.emit('container:cancelled', { container });
+  }
+
+  /** `container:paused` / `container:resumed` of a pause or resume that changed the container (an idempotent repeat emits nothing). */
+  pauseChange(container: string, r: PauseResult): void {
+    if (!r.changed || !r.container) return;
+    if (r.container.paused) this.ev.emit('container:paused', { container, by: r.container.pausedBy ?? null });
+    else this.ev.emit('container:resumed', { container });
+    this.containerChange(container, r.status);
+  }
+
+  /**
+   * The event of a slot this process decided (its run record insert won, or it promoted a
+   * buffered run): `schedule:fired`, `schedule:missed`, `schedule:skipped` or `schedule:buffered`.
+   */
+  runDecided(r: RunDoc): void {
+    const base = { schedule: r.schedule, pipeline: r.pipeline, slot: r.slot };
+    if (r.status === 'started' || r.status === 'starting') this.ev.emit('schedule:fired', { ...base, container: r.container, kind: r.kind });
+    else if (r.status === 'buffered') this.ev.emit('schedule:buffered', base);
+    else if (r.status === 'skipped' && r.reason === 'missed') this.ev.emit('schedule:missed', { ...base, lastSlot: r.lastSlot, count: r.count });
+    else if (r.status === 'skipped') this.ev.emit('schedule:skipped', { ...base, lastSlot: r.lastSlot, count: r.count, reason: r.reason ?? 'skipped' });
+  }
+
+  /** A run this process saw finish (its `started` → `finished` write won). */
+  runFinished(r: RunDoc): void {
+    if (r.outcome) this.ev.emit('run:finished', { pipeline: r.pipeline, slot: r.slot, container: r.container, outcome: r.outcome });
+  }
+
+  schedulePaused(schedule: string, reason: string | null): void {
+    this.ev.emit('schedule:paused', { schedule, reason });
   }
 
   /** This process lost a lease it held: its handler is aborted. */
@@ -121,14 +160,19 @@ export class Notifier {
       case 'succeed':
         this.ev.emit('task:succeeded', { container, task });
         break;
+      case 'markSucceeded':
+        this.ev.emit('task:succeeded', { container, task });
+        break;
       case 'complete':
         this.ev.emit('task:succeeded', { container, task });
         if (patch) this.progress(container, task.name, patch);
         break;
       case 'expire':
+      case 'timeout':
       case 'fail':
         // an expiry is also a failed attempt
         if (r.op === 'expire') this.ev.emit('lease:expired', { container, task, owner: lastFailure?.workerId ?? 'unknown' });
+        if (r.op === 'timeout') this.ev.emit(lastFailure?.kind === 'stalled' ? 'task:stalled' : 'task:timeout', { container, task, failure: lastFailure });
         if (task.state === 'pending') this.ev.emit('task:retrying', { container, task, failure: lastFailure, runAfter: task.runAfter });
         else this.ev.emit('task:failed', { container, task, failure: lastFailure });
         break;
@@ -142,9 +186,11 @@ export class Notifier {
         this.ev.emit('task:cancelled', { container, task });
         break;
       case 'skip':
+      case 'bypass':
         this.ev.emit('task:skipped', { container, task });
         break;
       case 'reset':
+      case 'rerun':
         this.ev.emit('task:reset', { container, task });
         break;
       case 'update':

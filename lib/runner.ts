@@ -7,13 +7,14 @@
 import type { ObjectId } from 'mongodb';
 import type { Core } from './core';
 import { decide, type RunnerSnapshot } from './decide';
-import { isTransient, LeaseLostError, NotFoundError, ValidationError } from './errors';
+import { InputsTooLargeError, isTransient, LeaseLostError, NotFoundError, ValidationError } from './errors';
 import { TaskLease, toFailure, validateProgress } from './lease';
 import { notifySweep } from './recovery';
+import { DeadlineWatch, isDeadlineError } from './deadlines';
 import { Reporter } from './reporter';
 import type { ContainerStatus } from './states';
 import type { ContainerDoc } from './store';
-import type { ContainerSummary, FailurePolicy, TaskRecord } from './types';
+import type { ContainerSummary, FailurePolicy, SpawnResult, TaskRecord, TaskSpec } from './types';
 import { validateData, validateNonNegativeInt, validatePositiveNumber } from './validation';
 
 /** What a handler gets. */
@@ -27,8 +28,24 @@ export interface TaskContext {
   readonly checkpoint: unknown;
   /** 1-based attempt in the current retry cycle. */
   readonly attempt: number;
-  /** Fires when the lease is lost (taken over, cancelled) or the run is stopped: stop work. */
+  /**
+   * The results of the task's dependencies, by dependency name (null for one that stored none,
+   * e.g. skipped); `{}` without dependencies. Read when the task is claimed: one query, none
+   * without dependencies. Over the client's `maxInputsBytes` the handler does not run: the task
+   * fails for good with code `PTS_INPUTS_TOO_LARGE`.
+   */
+  readonly inputs: Readonly<Record<string, unknown>>;
+  /**
+   * Fires when the lease is lost (taken over, cancelled), the run is stopped, or the attempt's
+   * deadline passed — then `signal.reason` is a `TaskTimeoutError` (`timeoutMs`) or
+   * `TaskStalledError` (`stallMs`) and the failure is already recorded: stop work.
+   */
   readonly signal: AbortSignal;
+  /**
+   * When this attempt ends (`timeoutMs`/`stallMs`; progress, status and checkpoints move the
+   * stall part), or null without limits.
+   */
+  readonly deadline: Date | null;
   /** Reports progress (0–100) and optional status text. Throttled; the last value is always written. */
   progress(percentageComplete: number, statusText?: string): void;
   /** Reports status text. Throttled like progress. */
@@ -37,10 +54,19 @@ export interface TaskContext {
   saveCheckpoint(data: unknown): Promise<void>;
   /** Waits until every reported value is stored. */
   flush(): Promise<void>;
+  /**
+   * Adds child tasks under this task's lease (dynamic fan-out, see `TaskLease.spawn`): idempotent
+   * by name across retries, fenced, children may depend on each other; this task's dependents
+   * wait for it and all its children. The runner runs the children like any other task.
+   */
+  spawn(specs: TaskSpec[]): Promise<SpawnResult>;
 }
 
 export type TaskHandler = (ctx: TaskContext) => unknown;
-/** One handler per task name, or one for all. */
+/**
+ * One handler per task name, or one for all. A spawned child without a handler of its own runs
+ * the one keyed `'<parent>/*'` (e.g. `{ split: …, 'split/*': … }`).
+ */
 export type Handlers = Record<string, TaskHandler> | TaskHandler;
 
 /** Options of `container.run()`. */
@@ -64,6 +90,14 @@ export interface RunOptions {
    * hands its task back (pending, checkpoint kept, no retry charged); one that returns succeeds.
    */
   signal?: AbortSignal;
+  /**
+   * What the run does when the container is paused (`container.pause()`) and none of its own
+   * handlers is running: `'wait'` polls (one read per `pollIntervalMs`) until the container is
+   * resumed or `signal` stops the run; `'return'` resolves with `paused: true`. Handlers already
+   * running when the pause lands always finish first.
+   * @defaultValue 'wait'
+   */
+  whenPaused?: 'wait' | 'return';
 }
 
 /** What `run()` resolves to. */
@@ -76,6 +110,8 @@ export interface RunResult {
   failed: string[];
   /** True if `signal` stopped the run before the container finished. */
   stopped: boolean;
+  /** True if the run returned because the container is paused (`whenPaused: 'return'`). */
+  paused: boolean;
 }
 
 interface ResolvedRun {
@@ -87,6 +123,7 @@ interface ResolvedRun {
   pollIntervalMs: number;
   failurePolicy: FailurePolicy | null;
   signal: AbortSignal | null;
+  whenPaused: 'wait' | 'return';
 }
 
 function resolveRun(core: Core, o: RunOptions): ResolvedRun {
@@ -101,7 +138,13 @@ function resolveRun(core: Core, o: RunOptions): ResolvedRun {
     pollIntervalMs: o.pollIntervalMs === undefined ? 1_000 : validatePositiveNumber(o.pollIntervalMs, 'pollIntervalMs'),
     failurePolicy: o.failurePolicy ?? null,
     signal: o.signal ?? null,
+    whenPaused: o.whenPaused === undefined ? 'wait' : validateWhenPaused(o.whenPaused),
   };
+}
+
+function validateWhenPaused(v: unknown): 'wait' | 'return' {
+  if (v !== 'wait' && v !== 'return') throw new ValidationError("whenPaused must be 'wait' or 'return'", { path: 'whenPaused' });
+  return v;
 }
 
 const sleep = (ms: number, signal?: AbortSignal | null): Promise<void> =>
@@ -139,6 +182,8 @@ export class Runner {
   private readonly active = new Map<string, Promise<void>>();
   private wake: (() => void) | null = null;
   private failFastTripped = false;
+  /** Under fail-fast: the cleanup steps still claimed (read by `decide`'s `cleanups`). */
+  private cleanupNames: string[] = [];
   private claimErrorAt: Date | null = null;
   private readonly result: RunResult;
 
@@ -158,17 +203,28 @@ export class Runner {
         if (typeof v !== 'function') throw new ValidationError(`handler for ${JSON.stringify(k)} is not a function`, { path: `handlers.${k}` });
       }
     }
-    this.result = { status: 'pending', summary: null as unknown as ContainerSummary, attempts: {}, succeeded: [], failed: [], stopped: false };
+    this.result = { status: 'pending', summary: null as unknown as ContainerSummary, attempts: {}, succeeded: [], failed: [], stopped: false, paused: false };
   }
 
-  private handlerFor(name: string): TaskHandler | undefined {
-    return typeof this.handlers === 'function' ? this.handlers : Object.prototype.hasOwnProperty.call(this.handlers, name) ? this.handlers[name] : undefined;
+  private handlerFor(name: string, parent: string | null = null): TaskHandler | undefined {
+    if (typeof this.handlers === 'function') return this.handlers;
+    const own = (k: string): TaskHandler | undefined => (Object.prototype.hasOwnProperty.call(this.handlers, k) ? (this.handlers as Record<string, TaskHandler>)[k] : undefined);
+    return own(name) ?? (parent === null ? undefined : own(`${parent}/*`));
+  }
+
+  /** The parents whose spawned children have a `'<parent>/*'` handler. */
+  private childParents(): string[] {
+    return typeof this.handlers === 'function' ? [] : Object.keys(this.handlers).filter((k) => k.endsWith('/*')).map((k) => k.slice(0, -2));
   }
 
   private async checkHandlers(): Promise<void> {
     if (typeof this.handlers === 'function') return;
     const names = await this.core.store.unfinishedTaskNames(this.containerId);
-    const missing = names.filter((n) => !this.handlerFor(n));
+    let missing = names.filter((n) => !this.handlerFor(n));
+    if (missing.length && this.childParents().length) {
+      const parents = new Map((await this.core.store.spawnCandidates(this.containerId, missing)).map((t) => [t.name, t.parent ?? null]));
+      missing = missing.filter((n) => !this.handlerFor(n, parents.get(n) ?? null));
+    }
     if (missing.length) {
       throw new ValidationError(`no handler for task(s) ${missing.slice(0, 10).map((n) => JSON.stringify(n)).join(', ')}`, { path: 'handlers', missing });
     }
@@ -190,7 +246,12 @@ export class Runner {
       this.core.store
         .claimNext({
           containerId: this.containerId,
-          names: typeof this.handlers === 'function' ? undefined : Object.keys(this.handlers),
+          names: this.failFastTripped
+            ? this.cleanupNames.filter((n) => this.handlerFor(n))
+            : typeof this.handlers === 'function'
+              ? undefined
+              : Object.keys(this.handlers),
+          parents: this.childParents(),
           owner: this.run.owner,
           leaseMs: this.run.leaseMs,
         })
@@ -225,6 +286,7 @@ export class Runner {
       claimMayBeOrphaned: this.claimErrorAt !== null,
       now: this.core.ctx.clock.now().getTime(),
       pollMs: this.run.pollIntervalMs,
+      waitWhenPaused: this.run.whenPaused === 'wait',
     });
     let s = fresh();
     for (;;) {
@@ -234,6 +296,10 @@ export class Runner {
         break;
       }
       if (d.kind === 'finish') break;
+      if (d.kind === 'paused') {
+        this.result.paused = true;
+        break;
+      }
       switch (d.kind) {
         case 'claim': {
           const lease = await this.claim();
@@ -251,7 +317,14 @@ export class Runner {
         case 'read':
           if (d.what === 'counts') {
             doc = await this.readDoc();
-            s = { ...s, counts: doc.counts };
+            s = { ...s, counts: doc.counts, paused: doc.paused === true };
+          } else if (d.what === 'cleanups') {
+            // Fail-fast tripped: the cleanup steps that still run before the container fails.
+            const c = await this.db('read', () => this.core.store.haltedCleanups(this.containerId));
+            for (const r of c.decided) this.core.notify.transition(r);
+            this.cleanupNames = c.ready.map((t) => t.name);
+            const at = c.ready.reduce<number | null>((m, t) => (m === null ? t.runAfter.getTime() : Math.min(m, t.runAfter.getTime())), null);
+            s = { ...s, cleanups: { names: this.cleanupNames, nextReadyAt: at } };
           } else if (d.what === 'nextLeaseExpiry') {
             const exp = await this.db('read', () => this.core.store.earliestLeaseExpiry(this.containerId));
             s = { ...s, nextLeaseExpiry: exp?.getTime() ?? null };
@@ -304,7 +377,32 @@ export class Runner {
     this.active.set(lease.task.id, p);
   }
 
+  /**
+   * Reads the task's inputs before its handler runs (`ctx.inputs`; transient errors retried).
+   * False: the handler must not run — the inputs were too large (the task is failed for good,
+   * counted as failed by this run) or the lease was lost meanwhile.
+   */
+  private async loadInputs(lease: TaskLease): Promise<boolean> {
+    try {
+      await persist(this.core, 'read', this.run.pollIntervalMs, () => lease.loadInputs());
+      return true;
+    } catch (err) {
+      if (err instanceof InputsTooLargeError) {
+        this.result.failed.push(lease.task.name);
+        const policy = this.run.failurePolicy ?? (await persist(this.core, 'read', this.run.pollIntervalMs, () => this.policy()));
+        if (policy === 'fail-fast') this.failFastTripped = true;
+        return false;
+      }
+      if (err instanceof LeaseLostError) {
+        this.core.notify.leaseLost(this.containerName, lease.task.name, lease.owner, err.message);
+        return false;
+      }
+      throw err;
+    }
+  }
+
   private async execTask(lease: TaskLease): Promise<void> {
+    if (!(await this.loadInputs(lease))) return;
     const ac = new AbortController();
     let lost: Error | null = null;
     const onStop = (): void => ac.abort(new Error('run stopped'));
@@ -317,9 +415,12 @@ export class Runner {
         lost = err;
         this.core.notify.leaseLost(this.containerName, lease.task.name, lease.owner, err.message);
         ac.abort(err);
+        // Refused for its deadline: stop waiting for the handler (it may ignore the signal).
+        if (isDeadlineError(err)) watch.trip(err);
       },
       this.core,
     );
+    const watch = new DeadlineWatch(lease, this.core.ctx.clock, this.run.heartbeatMs, () => reporter.idle());
     const task = lease.task;
     const ctx: TaskContext = {
       task,
@@ -327,7 +428,11 @@ export class Runner {
       data: task.taskData,
       checkpoint: task.processingData,
       attempt: task.attempts,
+      inputs: lease.inputs ?? {},
       signal: ac.signal,
+      get deadline() {
+        return lease.deadline;
+      },
       progress: (pct, statusText) => reporter.report(validateProgress(statusText === undefined ? { percentageComplete: pct } : { percentageComplete: pct, statusText })),
       status: (statusText) => reporter.report(validateProgress({ statusText })),
       saveCheckpoint: async (data) => {
@@ -339,17 +444,40 @@ export class Runner {
         await reporter.flush();
         if (lost) throw lost;
       },
+      spawn: async (specs) => {
+        if (lost) throw lost;
+        const r = await lease.spawn(specs);
+        this.wake?.();
+        return r;
+      },
     };
-    let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
-    try {
-      const handler = this.handlerFor(task.name)!;
-      outcome = { ok: true, value: await handler(ctx) };
-    } catch (error) {
-      outcome = { ok: false, error };
-    }
+    type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+    const handler = this.handlerFor(task.name, task.parent)!;
+    const ran: Promise<Outcome> = Promise.resolve()
+      .then(() => handler(ctx))
+      .then(
+        (value) => ({ ok: true, value }),
+        (error: unknown) => ({ ok: false, error }),
+      );
+    // At the deadline the attempt ends at once, whether or not the handler heeds its signal.
+    const outcome = await Promise.race([ran, watch.tripped.then((reason) => ({ deadline: reason }))]);
+    watch.stop();
     this.run.signal?.removeEventListener('abort', onStop);
+    if ('deadline' in outcome) {
+      if (!lost) {
+        lost = outcome.deadline;
+        ac.abort(outcome.deadline);
+      }
+      await reporter.stop();
+      await this.endByDeadline(lease);
+      return;
+    }
     const patch = await reporter.stop();
-    if (lost) return; // someone else owns the task now: write nothing
+    if (lost) {
+      // Refused for its deadline: the attempt is a timeout (a no-op if the sweep recorded it).
+      if (isDeadlineError(lost)) await this.endByDeadline(lease);
+      return; // else someone else owns the task now: write nothing
+    }
     try {
       if (outcome.ok) {
         let value: unknown;
@@ -377,9 +505,21 @@ export class Runner {
     } catch (err) {
       if (err instanceof LeaseLostError) {
         this.core.notify.leaseLost(this.containerName, task.name, lease.owner, err.message);
+        // The handler returned past its deadline: the attempt is a timeout (unless swept already).
+        if (isDeadlineError(err)) await this.endByDeadline(lease);
         return;
       }
       throw err;
+    }
+  }
+
+  /** Records the end of an attempt by its deadline (a no-op if the sweep did already). */
+  private async endByDeadline(lease: TaskLease): Promise<void> {
+    const after = await persist(this.core, 'timeout', this.run.pollIntervalMs, () => lease.timeoutValidated());
+    if (after?.state === 'failed') {
+      this.result.failed.push(after.name);
+      const policy = this.run.failurePolicy ?? (await persist(this.core, 'read', this.run.pollIntervalMs, () => this.policy()));
+      if (policy === 'fail-fast') this.failFastTripped = true;
     }
   }
 

@@ -2,6 +2,7 @@
  * Public record and option types. Records are plain objects: nothing the store returns is a
  * Mongoose document or a driver type.
  */
+import type { RunWhen } from './run-when';
 import type { ContainerAction, ContainerStatus, StateCounts, TaskAction, TaskState } from './states';
 
 /** How to pick the time between attempts. */
@@ -17,12 +18,18 @@ export interface FailureRecord {
   at: Date;
   message: string;
   stack: string | null;
-  /** The error's `code` if it had one, or `LEASE_EXPIRED` for an interrupted attempt. */
+  /**
+   * The error's `code` if it had one, `LEASE_EXPIRED` for an interrupted attempt, `TASK_TIMEOUT`
+   * / `TASK_STALLED` for an attempt ended by its deadline.
+   */
   code: string | null;
   /** The worker (lease owner) that ran the attempt. */
   workerId: string | null;
-  /** `error` for a thrown/reported error, `interrupted` for a lease that expired. */
-  kind: 'error' | 'interrupted';
+  /**
+   * `error` for a thrown/reported error, `interrupted` for a lease that expired, `timeout` for an
+   * attempt that ran past `timeoutMs`, `stalled` for one that reported nothing for `stallMs`.
+   */
+  kind: 'error' | 'interrupted' | 'timeout' | 'stalled';
 }
 
 /** Who holds a running task. */
@@ -31,6 +38,15 @@ export interface LeaseInfo {
   /** Fencing token: grows with every claim of the task; writes carrying an older one are rejected. */
   token: number;
   expiresAt: Date;
+  /**
+   * When the attempt ends whatever its heartbeats say: the sooner of {@link timeoutAt} and
+   * {@link stallAt}; null when the task has neither `timeoutMs` nor `stallMs`.
+   */
+  deadline: Date | null;
+  /** Claim time + `timeoutMs` (null: no timeout). */
+  timeoutAt: Date | null;
+  /** Last progress (or the claim) + `stallMs` (null: no stall limit). */
+  stallAt: Date | null;
 }
 
 /** A task as stored, as a plain object. */
@@ -41,8 +57,23 @@ export interface TaskRecord {
   name: string;
   state: TaskState;
   dependsOn: string[];
-  /** Dependencies not yet satisfied (succeeded or skipped). The task is ready when this is empty. */
+  /**
+   * Dependencies that still hold the task back: not yet succeeded or skipped (for a cleanup step:
+   * not yet final). The task is ready when this is empty (a `'failed'` step also waits for its
+   * verdict: see {@link TaskSpec.runWhen}).
+   */
   waitingOn: string[];
+  /** When the task runs, given how its dependencies ended ({@link TaskSpec.runWhen}). */
+  runWhen: RunWhen;
+  /** The task that spawned this one with `ctx.spawn`/`lease.spawn` (null for tasks added with `addTasks`). */
+  parent: string | null;
+  /**
+   * True once the task spawned children: its dependents then wait until it and every child
+   * succeeded or were skipped. Their counts: `container.children(name)`.
+   */
+  spawned: boolean;
+  /** Claim priority: among ready tasks, higher first (see {@link TaskSpec.priority}). */
+  priority: number;
   weight: number;
   percentageComplete: number;
   statusText: string | null;
@@ -57,6 +88,10 @@ export interface TaskRecord {
   retryDelayMs: number;
   backoff: BackoffKind;
   maxRetryDelayMs: number;
+  /** Longest one attempt may run (null: no limit). */
+  timeoutMs: number | null;
+  /** Longest an attempt may go without progress, status or checkpoint (null: no limit). */
+  stallMs: number | null;
   /** Failed attempts, oldest first (the newest `failureHistoryLimit` are kept). */
   failures: FailureRecord[];
   /** Failed attempts over the task's whole life (may exceed `failures.length`). */
@@ -92,6 +127,12 @@ export interface ContainerRecord {
   startedAt: Date | null;
   endedAt: Date | null;
   rev: number;
+  /** True while the container is paused: no new claims, running tasks finish (`container.pause()`). */
+  paused: boolean;
+  /** When the current pause began (null when not paused). */
+  pausedAt: Date | null;
+  /** Who paused it, as the pauser said (`pause({ by })`; the HTTP service: the token id), or null. */
+  pausedBy: string | null;
 }
 
 /** A container with its live weighted percentage complete. */
@@ -111,6 +152,12 @@ export interface TaskSpec {
   dependsOn?: string[];
   /** @defaultValue 1 */
   weight?: number;
+  /**
+   * Claim priority, an integer from -1000 to 1000: among ready tasks, a higher priority is
+   * claimed first, then the task added first (by the database's creation sequence).
+   * @defaultValue 0
+   */
+  priority?: number;
   /** @defaultValue 3 */
   maxRetries?: number;
   /** Base delay between attempts. @defaultValue 30_000 */
@@ -121,12 +168,65 @@ export interface TaskSpec {
   maxRetryDelayMs?: number;
   /** Concurrency key: at most the key's limit of tasks with this key run at once, across all processes. */
   key?: string | null;
+  /**
+   * When the task runs, given how its dependencies ended — cleanup steps (release locks, send the
+   * failure report, delete temp files):
+   * - `'succeeded'`: once every dependency succeeded or was skipped (a failed or cancelled one
+   *   blocks it for good);
+   * - `'always'`: once every dependency is final, whatever it ended as;
+   * - `'failed'`: once every dependency is final, if at least one failed; otherwise it is skipped.
+   *   A cancelled dependency does not count as failed.
+   *
+   * A dependency that can never run because something upstream of it failed counts as failed.
+   * The container's final status still reports the real failure. `container.run()` runs cleanup
+   * steps under `failurePolicy: 'fail-fast'` too. `'always'` and `'failed'` need `dependsOn`.
+   * @defaultValue 'succeeded'
+   */
+  runWhen?: RunWhen;
+  /**
+   * Longest one attempt may run, in ms: then `ctx.signal` aborts with a `TaskTimeoutError`, the
+   * attempt is recorded as a failure of kind `timeout` and the retry policy applies. `null`: no
+   * limit even if a default is set.
+   * @defaultValue the container's `taskTimeoutMs`, else the client's, else none
+   */
+  timeoutMs?: number | null;
+  /**
+   * Longest an attempt may go without reporting progress, status or a checkpoint, in ms (a bare
+   * heartbeat does not count): then it ends like a timeout, with kind `stalled`.
+   * @defaultValue the container's `taskStallMs`, else the client's, else none
+   */
+  stallMs?: number | null;
+}
+
+/** What a spawn did (`ctx.spawn`, `lease.spawn`): the children of the batch, new or existing. */
+export interface SpawnResult {
+  /** Every child of the batch, in the order given (existing ones as they are). */
+  tasks: TaskRecord[];
+  /** How many of them this call created (0 when a retried parent spawns the same names again). */
+  created: number;
+}
+
+/** The children a task spawned, counted per state (`container.children(name)`, from the `parent` index). */
+export interface ChildrenSummary {
+  parent: string;
+  counts: StateCounts;
+  total: number;
+  /** Children that succeeded or were skipped ("N of M done"). */
+  done: number;
 }
 
 /** Options of a container, set when it is created. */
 export interface ContainerOptions {
   /** @defaultValue 'continue' */
   failurePolicy?: FailurePolicy;
+  /**
+   * `timeoutMs` of the tasks added to this container that do not set their own (stored with the
+   * container when it is created; ignored for an existing one).
+   * @defaultValue the client's `taskTimeoutMs`
+   */
+  taskTimeoutMs?: number;
+  /** `stallMs` of the tasks added to this container that do not set their own (like `taskTimeoutMs`). @defaultValue the client's `taskStallMs` */
+  taskStallMs?: number;
   metadata?: Record<string, unknown>;
 }
 
@@ -148,6 +248,11 @@ export interface ListContainersQuery {
 /** Filter of task listings within a container. */
 export interface ListTasksQuery {
   state?: TaskState | TaskState[];
+  /**
+   * Only the children spawned by this task; `null`: only tasks nobody spawned (the top level).
+   * @defaultValue undefined (every task)
+   */
+  parent?: string | null;
   /** @defaultValue 100 (at most 1000) */
   limit?: number;
   cursor?: string | null;
@@ -179,6 +284,13 @@ export interface ClaimOptions {
   owner: string;
   /** @defaultValue the client's `leaseMs` */
   leaseMs?: number;
+  /**
+   * Also read the task's inputs (its dependencies' results) into `lease.inputs`: one more query
+   * when the task has dependencies, none when it has not. Larger than the client's
+   * `maxInputsBytes`: the task is failed for good and the claim rejects with `InputsTooLargeError`.
+   * @defaultValue false (`lease.inputs` is null until `lease.loadInputs()`)
+   */
+  includeInputs?: boolean;
 }
 
 /** Result of {@link Client.recoverStale}. */
@@ -189,4 +301,28 @@ export interface RecoveryReport {
   reconciled: string[];
   /** Tasks whose stale `waitingOn` entries were cleared. */
   unblocked: number;
+}
+
+/** Options of `TaskContainer.rerun`. */
+export interface RerunOptions {
+  /** Also reset every task that depends on the step, transitively. @defaultValue true */
+  downstream?: boolean;
+  /** Only compute the plan; write nothing. @defaultValue false */
+  dryRun?: boolean;
+}
+
+/** What a re-run from a step resets and keeps (`TaskContainer.rerun`; applied unless `dryRun`). */
+export interface RerunPlan {
+  /** The step the re-run starts from. */
+  step: string;
+  /** Whether the step's dependents were planned too. */
+  downstream: boolean;
+  /** True: nothing was written. */
+  dryRun: boolean;
+  /** The tasks reset to pending, whatever their state: the step first, each after the planned tasks it depends on. */
+  reset: string[];
+  /** The planned tasks that were running when the plan was read (a subset of `reset`): their workers lose their leases. */
+  interrupted: string[];
+  /** Every other task of the container, in insertion order: untouched. */
+  kept: string[];
 }

@@ -174,7 +174,7 @@ describe('client', function () {
       expect((await c.summary()).status).to.equal('pending');
     });
 
-    it('reads are never served from a stale cached document', async function () {
+    it('reads go to the database; only the synchronous isComplete() answers from what the handle last saw', async function () {
       const a = await client.getOrCreateTaskContainer('fresh reads');
       const other = createClient({ connection: db.connection });
       const b = await other.getOrCreateTaskContainer('fresh reads');
@@ -183,7 +183,15 @@ describe('client', function () {
       expect((await a.getTask('x'))!.percentageComplete()).to.equal(70);
       expect((await a.summary()).percentageComplete).to.equal(70);
       await b.updateTask('x', { isComplete: true });
-      expect(await a.isComplete()).to.equal(true);
+      // The documented rule: isComplete() is what handle `a` last read or wrote (its summary above).
+      expect(a.isComplete()).to.equal(false);
+      expect(b.isComplete()).to.equal(true); // b's own write returned the container
+      // The awaitable database read, and the callback form (which also reads), see the change...
+      expect(await a.checkComplete()).to.equal(true);
+      // ...and from then on isComplete() answers from it.
+      expect(a.isComplete()).to.equal(true);
+      const fresh = await client.getTaskContainer('fresh reads');
+      expect(fresh!.isComplete()).to.equal(true);
     });
   });
 

@@ -17,6 +17,7 @@ import {
 } from '../states';
 import type { TaskContainer } from '../container';
 import type { ContainerSummary, TaskRecord } from '../types';
+import type { ClockOffset } from '../server-clock';
 import { CliError, EXIT, withClient, type DbOptions } from './connect';
 import { Out, age, displayName, formatDuration, parseDuration, table } from './output';
 import { LiveBlock, containerLine, containerTable, taskTable, watchFrame } from './render';
@@ -65,6 +66,14 @@ async function containerOrFail(client: Client, name: string): Promise<TaskContai
 }
 
 /** `pts status [container]`. */
+/** How far this machine's clock is from the database server's, which lease expiries are computed on. */
+function clockLine(o: ClockOffset | null): string {
+  if (!o) return 'database clock: not measured';
+  if (o.source === 'local') return "database clock: the server does not report its time; this machine's clock is used";
+  const side = o.offsetMs === 0 ? 'in step with' : `${Math.abs(o.offsetMs)} ms ${o.offsetMs > 0 ? 'behind' : 'ahead of'}`;
+  return `database clock: this machine is ${side} the database server (± ${o.errorBoundMs} ms); leases are timed on the server's clock`;
+}
+
 export async function status(name: string | undefined, opts: StatusOptions): Promise<void> {
   const out = new Out();
   await withClient(opts, async (client) => {
@@ -76,9 +85,10 @@ export async function status(name: string | undefined, opts: StatusOptions): Pro
         cursor: opts.cursor ?? null,
       });
       if (opts.json) return out.json(page);
-      if (page.items.length === 0) return out.line('no containers');
-      containerTable(out, page.items);
+      if (page.items.length === 0) out.line('no containers');
+      else containerTable(out, page.items);
       if (page.nextCursor) out.line(out.style('dim', `more: pts status --cursor ${page.nextCursor}`));
+      out.line(out.style('dim', clockLine(client.clockOffset())));
       return;
     }
     const c = await containerOrFail(client, name);
@@ -182,6 +192,7 @@ const PAST: Record<TaskAction, string> = {
   skip: 'skipped',
   reset: 'reset',
   delete: 'deleted',
+  markSucceeded: 'marked succeeded',
 };
 
 /** True for the actions a whole container offers (they take the task name as optional). */
@@ -194,7 +205,8 @@ async function apply(c: TaskContainer, kind: TaskAction, task: string | undefine
   if (isContainerAction(kind)) return c[kind](task);
   if (task === undefined) throw new CliError(`${kind} needs a task name`, EXIT.USAGE);
   if (kind === 'skip') await c.skip(task);
-  else await c.deleteTask(task);
+  else if (kind === 'markSucceeded') await c.markSucceeded(task);
+  else if ((await c.deleteTask(task)) === null) throw new NotFoundError(`no task named ${JSON.stringify(task)}`, { task });
   return 1;
 }
 
@@ -223,6 +235,56 @@ export async function action(
   });
 }
 
+/** `pts rerun <container> --from <step> [--no-downstream] [--dry-run]`: prints (and applies) the plan. */
+export async function rerun(
+  name: string,
+  opts: DbOptions & { from: string; downstream?: boolean; dryRun?: boolean; json?: boolean },
+): Promise<void> {
+  const out = new Out();
+  await withClient(opts, async (client) => {
+    const c = await containerOrFail(client, name);
+    let plan;
+    try {
+      plan = await c.rerun(opts.from, { downstream: opts.downstream !== false, dryRun: opts.dryRun === true });
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new CliError(err.message, EXIT.FAILURE);
+      throw err;
+    }
+    if (opts.json) return out.json({ container: name, ...plan });
+    const names = (list: string[]) => (list.length ? list.map((n) => displayName(out, n, 60)).join(', ') : '(none)');
+    const verb = plan.dryRun ? 'would reset' : 'reset';
+    out.line(`${verb} ${plan.reset.length} task${plan.reset.length === 1 ? '' : 's'} in ${displayName(out, name, 60)}: ${names(plan.reset)}`);
+    if (plan.interrupted.length) out.line(`${plan.dryRun ? 'would interrupt' : 'interrupted'} (running): ${names(plan.interrupted)}`);
+    out.line(`kept ${plan.kept.length} task${plan.kept.length === 1 ? '' : 's'}${plan.kept.length && plan.kept.length <= 20 ? `: ${names(plan.kept)}` : ''}`);
+    if (plan.dryRun) out.line('dry run: nothing changed (run without --dry-run to apply)');
+  });
+}
+
+/** `pts mark-succeeded <container> <task> [--result JSON]`: a step fixed by hand. */
+export async function markSucceeded(name: string, task: string, opts: DbOptions & { result?: string; json?: boolean }): Promise<void> {
+  const out = new Out();
+  let result: unknown = null;
+  if (opts.result !== undefined) {
+    try {
+      result = JSON.parse(opts.result);
+    } catch (err) {
+      throw new CliError(`--result is not valid JSON: ${(err as Error).message}`, EXIT.USAGE);
+    }
+  }
+  await withClient(opts, async (client) => {
+    const c = await containerOrFail(client, name);
+    let t;
+    try {
+      t = await c.markSucceeded(task, result);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new CliError(err.message, EXIT.FAILURE);
+      throw err;
+    }
+    if (opts.json) return out.json(t.toJSON());
+    out.line(`marked ${displayName(out, task, 60)} of ${displayName(out, name, 60)} succeeded`);
+  });
+}
+
 /** `pts resume <container>`: recovers tasks whose worker died (expired leases) so they run again. */
 export async function resume(name: string, opts: DbOptions & { json?: boolean }): Promise<void> {
   const out = new Out();
@@ -237,6 +299,25 @@ export async function resume(name: string, opts: DbOptions & { json?: boolean })
         `recovered ${displayName(out, r.task, 60)} (was held by ${displayName(out, r.owner, 40)}) → ${r.state}`,
       );
     if (report.reconciled.length) out.line(`repaired counters of ${report.reconciled.join(', ')}`);
+  });
+}
+
+/** `pts pause <container>` / `pts unpause <container>` (idempotent). */
+export async function setPaused(name: string, paused: boolean, opts: DbOptions & { json?: boolean }): Promise<void> {
+  const out = new Out();
+  await withClient(opts, async (client) => {
+    const c = await containerOrFail(client, name);
+    const was = c.isPaused(); // as of the lookup just made
+    const summary = paused ? await c.pause({ by: `cli:${process.env.USER ?? 'unknown'}` }) : await c.resume();
+    if (opts.json) return out.json(summary);
+    const what = paused ? 'paused' : 'unpaused';
+    if (was === paused) out.line(`${displayName(out, name, 60)} was already ${what}`);
+    else
+      out.line(
+        paused
+          ? `paused ${displayName(out, name, 60)}: no new claims; ${summary.counts.running} running task(s) will finish`
+          : `unpaused ${displayName(out, name, 60)}: its tasks may be claimed again`,
+      );
   });
 }
 

@@ -22,6 +22,7 @@ const ACTION_HELP: Record<TaskAction, string> = {
   skip: 'skip a task: it counts as done and its dependents may run',
   reset: 'reset tasks to pending as if just added',
   delete: 'delete a task that no other task depends on',
+  markSucceeded: 'mark a task succeeded with a result, for a step fixed by hand',
 };
 
 /** The package version (package.json is found the same way from lib/ and dist/lib/). */
@@ -73,6 +74,7 @@ export function buildProgram(): Command {
 
   // One command per action of the transition table; the container-wide ones take the task as optional.
   for (const kind of TASK_ACTIONS) {
+    if (kind === 'markSucceeded') continue; // `pts mark-succeeded`, below: it takes --result
     const wholeContainer = (CONTAINER_ACTIONS as readonly string[]).includes(kind);
     program
       .command(kind)
@@ -91,11 +93,52 @@ export function buildProgram(): Command {
   }
 
   program
+    .command('rerun')
+    .description(
+      'reset a step and every task that depends on it (transitively, whatever their state; running ones lose their lease); independent tasks are kept',
+    )
+    .argument('<container>', 'container name')
+    .requiredOption('--from <step>', 'the step to re-run from')
+    .option('--no-downstream', 'reset only the step itself')
+    .option('--dry-run', 'only print the plan; change nothing')
+    .option('--json', 'machine-readable output (the plan)')
+    .action((name: string, _o, cmd: Command) => commands().then((m) => m.rerun(name, all(cmd) as never)));
+
+  program
+    .command('mark-succeeded')
+    .description(
+      `${ACTION_HELP.markSucceeded} (from ${TRANSITIONS.markSucceeded.from.join(', ')}); its dependents may run`,
+    )
+    .argument('<container>', 'container name')
+    .argument('<task>', 'task name')
+    .option('--result <json>', 'the result to store, as JSON (default: null)')
+    .option('--json', 'machine-readable output (the task)')
+    .action((name: string, task: string, _o, cmd: Command) =>
+      commands().then((m) => m.markSucceeded(name, task, all(cmd) as never)),
+    );
+
+  program
     .command('resume')
     .description('recover tasks whose worker died (expired leases) so a runner picks them up again')
     .argument('<container>', 'container name')
     .option('--json', 'machine-readable output')
     .action((name: string, _o, cmd: Command) => commands().then((m) => m.resume(name, all(cmd))));
+
+  for (const [verb, paused] of [
+    ['pause', true],
+    ['unpause', false],
+  ] as const) {
+    program
+      .command(verb)
+      .description(
+        paused
+          ? 'pause a container: no task of it is claimed until `pts unpause`; running tasks finish'
+          : 'unpause a paused container: its tasks may be claimed again',
+      )
+      .argument('<container>', 'container name')
+      .option('--json', 'machine-readable output (the container summary)')
+      .action((name: string, _o, cmd: Command) => commands().then((m) => m.setPaused(name, paused, all(cmd))));
+  }
 
   program
     .command('prune')

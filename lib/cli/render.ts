@@ -29,7 +29,12 @@ const ICON: Record<string, string> = {
 
 /** The header line of a container: name, status, bar, counts. */
 export function containerLine(out: Out, c: ContainerSummary): string {
-  return `${out.style('bold', displayName(out, c.name, 60))}  ${stateText(out, c.status)}  ${bar(out, c.percentageComplete, 30, c.status)}  ${countsText(out, c)}`;
+  return `${out.style('bold', displayName(out, c.name, 60))}  ${stateText(out, c.status)}${pausedText(out, c)}  ${bar(out, c.percentageComplete, 30, c.status)}  ${countsText(out, c)}`;
+}
+
+/** ` paused` after the status of a paused container (nothing otherwise). */
+function pausedText(out: Out, c: ContainerSummary): string {
+  return c.paused ? ` ${out.style('yellow', 'paused')}` : '';
 }
 
 /** Lines describing each task (one per task, with its bar when the output is a terminal). */
@@ -52,15 +57,18 @@ export function taskLines(out: Out, tasks: TaskRecord[], now = Date.now()): stri
 
 /** Static table of tasks for `pts status <container>`. */
 export function taskTable(out: Out, tasks: TaskRecord[], now = Date.now()): void {
+  // A PRIORITY column only when some task on the page has a priority other than the default 0.
+  const prio = tasks.some((t) => (t.priority ?? 0) !== 0);
   table(
     out,
-    ['TASK', 'STATE', 'PROGRESS', 'ATTEMPTS', 'DURATION', 'DEPENDS ON', 'STATUS'],
+    ['TASK', 'STATE', 'PROGRESS', 'ATTEMPTS', 'DURATION', ...(prio ? ['PRIORITY'] : []), 'DEPENDS ON', 'STATUS'],
     tasks.map((t) => [
       displayName(out, t.name),
       stateText(out, t.state),
       `${t.percentageComplete.toFixed(0)}%`,
       String(t.invokeCount),
       formatDuration(taskDuration(t, now)),
+      ...(prio ? [String(t.priority ?? 0)] : []),
       t.dependsOn.map((d) => displayName(out, d, 24)).join(',') || '-',
       clip(t.statusText, 60) || '-',
     ]),
@@ -74,7 +82,7 @@ export function containerTable(out: Out, items: ContainerSummary[], now = Date.n
     ['CONTAINER', 'STATUS', 'PROGRESS', 'TASKS', 'COUNTS', 'AGE', 'UPDATED'],
     items.map((c) => [
       displayName(out, c.name),
-      stateText(out, c.status),
+      stateText(out, c.status) + pausedText(out, c),
       `${c.percentageComplete.toFixed(1)}%`,
       String(c.total),
       countsText(out, c),

@@ -15,6 +15,8 @@ import { CONTAINER_ACTIONS, CONTAINER_STATUSES, TASK_ACTIONS, TASK_STATES } from
 import { MAX_LEASE_MS, MAX_NAME_LENGTH, MAX_STATUS_TEXT_LENGTH } from '../validation';
 
 const YEAR_MS = 365 * 86_400_000;
+/** A `timeoutMs`/`stallMs` (lib/store/deadlines.ts). */
+const DEADLINE_MS = { type: 'integer', minimum: 1, maximum: YEAR_MS } as const;
 /**
  * A name (validateName): no control character (U+0000–U+001F, U+007F) and at least one character
  * that `String.prototype.trim` keeps.
@@ -113,6 +115,8 @@ export const listTasksQuery = query({
   },
   limit: LIMIT,
   cursor: CURSOR,
+  parent: { ...NAME, description: 'Only the children spawned by this task.' },
+  topLevel: { type: 'boolean', description: 'Only the tasks nobody spawned (wins over `parent`).' },
 });
 
 export const changesQuery = query({ since: CURSOR, limit: LIMIT });
@@ -122,6 +126,8 @@ export const putContainerBody = optionalBody(
   body({
     failurePolicy: { type: 'string', enum: ['continue', 'fail-fast'] },
     metadata: { type: 'object', additionalProperties: true, ...DATA },
+    taskTimeoutMs: { ...DEADLINE_MS, description: '`timeoutMs` of its tasks that set none (stored when the container is created).' },
+    taskStallMs: { ...DEADLINE_MS, description: '`stallMs` of its tasks that set none (stored when the container is created).' },
   }),
 );
 
@@ -139,17 +145,54 @@ const taskSpec = body(
     // A numeric exclusiveMinimum is draft-07 (what Ajv checks); the OpenAPI 3.0 document gets
     // `minimum: 0, exclusiveMinimum: true` (toOpenApi30).
     weight: { type: 'number', exclusiveMinimum: 0, maximum: 1e6 },
+    priority: {
+      type: 'integer',
+      minimum: -1000,
+      maximum: 1000,
+      description: 'Claim priority (default 0): among ready tasks, higher first, then the task added first.',
+    },
     maxRetries: { type: 'integer', minimum: 0, maximum: 1000 },
     retryDelayMs: { type: 'integer', minimum: 0, maximum: YEAR_MS },
     backoff: { type: 'string', enum: ['fixed', 'exponential'] },
     maxRetryDelayMs: { type: 'integer', minimum: 0, maximum: YEAR_MS },
     key: { ...NAME, nullable: true },
+    timeoutMs: {
+      ...DEADLINE_MS,
+      nullable: true,
+      description: 'Longest one attempt may run; then it fails with kind `timeout` (null: none, whatever the defaults).',
+    },
+    stallMs: {
+      ...DEADLINE_MS,
+      nullable: true,
+      description: 'Longest an attempt may go without progress, status or checkpoint; then it fails with kind `stalled`.',
+    },
   },
   ['name'],
 );
 
 export const addTasksBody = body({ tasks: { type: 'array', items: taskSpec, maxItems: 100_000 } }, ['tasks']);
+export const spawnBody = body(
+  {
+    token: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'The lease token of the spawning task' },
+    tasks: {
+      type: 'array',
+      items: taskSpec,
+      maxItems: 100_000,
+      description: 'The children: idempotent by name; `dependsOn` may name only other children of the same parent.',
+    },
+  },
+  ['token', 'tasks'],
+);
 export const actionBody = optionalBody(body({ task: NAME }));
+export const rerunBody = body(
+  {
+    task: { ...NAME, description: 'The step to re-run from.' },
+    downstream: { type: 'boolean', description: 'Also reset every task that depends on the step, transitively (default true).' },
+    dryRun: { type: 'boolean', description: 'Only compute the plan; write nothing (default false).' },
+  },
+  ['task'],
+);
+export const markSucceededBody = optionalBody(body({ result: { ...DATA, description: `The result to store (default null). ${DATA.description}` } }));
 
 const LEASE_MS = { type: 'integer', minimum: 1, maximum: MAX_LEASE_MS } as const;
 export const claimBody = body(
@@ -160,6 +203,11 @@ export const claimBody = body(
     owner: NAME,
     leaseMs: LEASE_MS,
     waitMs: { type: 'integer', minimum: 0, maximum: 30_000 },
+    includeInputs: {
+      type: 'boolean',
+      description:
+        "Also answer the task's inputs (its dependencies' results, by name): one more query when it has dependencies. Default false.",
+    },
   },
   ['owner'],
 );
@@ -208,7 +256,7 @@ const failureRecord = {
     stack: { type: 'string', nullable: true },
     code: { type: 'string', nullable: true },
     workerId: { type: 'string', nullable: true },
-    kind: { type: 'string', enum: ['error', 'interrupted'] },
+    kind: { type: 'string', enum: ['error', 'interrupted', 'timeout', 'stalled'] },
   },
 } as const;
 
@@ -226,7 +274,10 @@ export const taskRecordSchema = {
     state: { type: 'string', enum: TASK_STATES },
     dependsOn: { type: 'array', items: { type: 'string' } },
     waitingOn: { type: 'array', items: { type: 'string' } },
+    parent: { type: 'string', nullable: true, description: 'The task that spawned this one (null: added with addTasks).' },
+    spawned: { type: 'boolean', description: 'True once the task spawned children (GET …/tasks/:task/children counts them).' },
     weight: { type: 'number' },
+    priority: { type: 'integer', description: 'Claim priority: among ready tasks, higher first.' },
     percentageComplete: { type: 'number' },
     statusText: { type: 'string', nullable: true },
     taskData: { description: 'The task input (free-form JSON).' },
@@ -238,13 +289,22 @@ export const taskRecordSchema = {
     retryDelayMs: COUNT,
     backoff: { type: 'string', enum: ['fixed', 'exponential'] },
     maxRetryDelayMs: COUNT,
+    timeoutMs: { type: 'integer', nullable: true },
+    stallMs: { type: 'integer', nullable: true },
     failures: { type: 'array', items: failureRecord },
     failureCount: COUNT,
     lease: {
       type: 'object',
       nullable: true,
       additionalProperties: true,
-      properties: { owner: { type: 'string' }, token: COUNT, expiresAt: DATE },
+      properties: {
+        owner: { type: 'string' },
+        token: COUNT,
+        expiresAt: DATE,
+        deadline: { ...NULLABLE_DATE, description: 'The sooner of timeoutAt and stallAt: past it the attempt is over (null: no limits).' },
+        timeoutAt: NULLABLE_DATE,
+        stallAt: NULLABLE_DATE,
+      },
     },
     key: { type: 'string', nullable: true },
     runAfter: DATE,
@@ -289,6 +349,9 @@ export const containerSummarySchema = {
     startedAt: NULLABLE_DATE,
     endedAt: NULLABLE_DATE,
     rev: COUNT,
+    paused: { type: 'boolean', description: 'True while the container is paused: no new claims; running tasks finish.' },
+    pausedAt: { ...NULLABLE_DATE, description: 'When the current pause began (null when not paused).' },
+    pausedBy: { type: 'string', nullable: true, description: 'Who paused it (the token id over HTTP), or null.' },
     percentageComplete: { type: 'number' },
     isComplete: { type: 'boolean' },
     allowedActions: {
@@ -319,6 +382,7 @@ export const changeSchema = {
     cursor: { type: 'string' },
     counts: stateCounts,
     total: COUNT,
+    paused: { type: 'boolean' },
     attempts: COUNT,
     failureCount: COUNT,
   },
@@ -337,9 +401,10 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   401: 'PTS_UNAUTHORIZED: no token, or an unknown or revoked one',
   403: "PTS_FORBIDDEN: the token's scope is too weak, or the container is outside its prefix",
   404: 'PTS_NOT_FOUND: no such container or task',
-  409: 'PTS_INVALID_TRANSITION, PTS_LEASE_LOST or PTS_DUPLICATE: refused, nothing written',
+  409: 'PTS_INVALID_TRANSITION, PTS_LEASE_LOST (PTS_TASK_TIMEOUT / PTS_TASK_STALLED: the lease ended at its deadline) or PTS_DUPLICATE: refused, nothing written',
   413: 'PTS_PAYLOAD_TOO_LARGE: the body is above the body limit',
   415: 'PTS_BAD_REQUEST: unsupported content type',
+  422: "PTS_INPUTS_TOO_LARGE: the claimed task's inputs are above maxInputsBytes; the task was failed for good (claim again)",
   429: 'PTS_TOO_MANY_STREAMS: the token holds its maximum of event streams (see Retry-After)',
   503: 'PTS_UNAVAILABLE: the database is unreachable, or the server is closing (then, on a new connection, fastify\'s own `{ error: "Service Unavailable", statusCode: 503 }`)',
 };
@@ -406,7 +471,25 @@ export const tasksAnswer = ok('The tasks of the batch (existing ones as they are
   tasks: { type: 'array', items: TASK },
 });
 export const oneTaskAnswer = ok('The task after the transition', { task: TASK });
+export const spawnAnswer = ok('The children of the batch (existing ones as they are) and how many this call created', {
+  tasks: { type: 'array', items: TASK },
+  created: COUNT,
+});
+export const childrenAnswer = ok('The children the task spawned, counted per state', {
+  parent: { type: 'string' },
+  counts: stateCounts,
+  total: COUNT,
+  done: { ...COUNT, description: 'Children that succeeded or were skipped' },
+});
 export const affectedAnswer = ok('How many tasks moved', { affected: COUNT });
+export const rerunAnswer = ok('The plan of the re-run (applied unless dryRun)', {
+  step: { type: 'string' },
+  downstream: { type: 'boolean' },
+  dryRun: { type: 'boolean', description: 'True: nothing was written.' },
+  reset: { ...{ type: 'array', items: { type: 'string' } }, description: 'Tasks reset to pending, whatever their state, in dependency order (the step first).' },
+  interrupted: { ...{ type: 'array', items: { type: 'string' } }, description: 'Planned tasks that were running: their workers lose their leases.' },
+  kept: { ...{ type: 'array', items: { type: 'string' } }, description: 'Every other task of the container: untouched.' },
+});
 export const resumeAnswer = ok('What the recovery sweep did', {
   affected: COUNT,
   reconciled: { type: 'boolean' },
@@ -426,9 +509,19 @@ export const claimAnswer = ok('The claimed task and its lease', {
   task: TASK,
   token: { ...COUNT, description: 'The fencing token: send it with every heartbeat/succeed/fail' },
   leaseExpiresAt: NULLABLE_DATE,
+  deadline: { ...NULLABLE_DATE, description: 'When the attempt ends whatever its heartbeats say (`timeoutMs`/`stallMs`); null: no limits.' },
   config: { type: 'object', nullable: true, additionalProperties: true, properties: workerConfig },
+  inputs: {
+    type: 'object',
+    additionalProperties: true,
+    description:
+      "Only with `includeInputs: true`: each dependency's `result` by dependency name (null if it stored none); `{}` without dependencies.",
+  },
+}, ['task', 'token', 'leaseExpiresAt', 'config']);
+export const heartbeatAnswer = ok('The renewed lease', {
+  leaseExpiresAt: DATE,
+  deadline: { ...NULLABLE_DATE, description: 'The attempt\'s deadline after this heartbeat (progress moves the stall part); null: no limits.' },
 });
-export const heartbeatAnswer = ok('The renewed lease', { leaseExpiresAt: DATE });
 export const changesAnswer = ok('A page of the changes feed', {
   changes: { type: 'array', items: { $ref: 'Change#' } },
   next: { type: 'string', description: 'Pass as `since` to continue' },
@@ -439,7 +532,27 @@ export const eventStream = {
   content: { 'text/event-stream': { schema: { type: 'string' } } },
 };
 export const healthAnswer = ok('The process answers', { ok: { type: 'boolean', enum: [true] } });
-export const readyAnswer = ok('The database answers a ping', { ok: { type: 'boolean', enum: [true] } });
+export const readyAnswer = ok(
+  'The database answers a ping',
+  {
+    ok: { type: 'boolean', enum: [true] },
+    clock: {
+      type: 'object',
+      nullable: true,
+      description:
+        "The service's measured offset to the database server's clock, which every lease expiry, deadline and stored time is computed on (null: not measured yet, or serverClock off)",
+      properties: {
+        offsetMs: { type: 'number', description: 'Server time minus this process clock (ms)' },
+        errorBoundMs: { type: 'number', nullable: true, description: 'The true offset is within offsetMs ± errorBoundMs' },
+        rttMs: { type: 'number', description: 'Round trip of the sample used (ms)' },
+        sampledAt: DATE,
+        source: { type: 'string', enum: ['server', 'local'] },
+      },
+      required: ['offsetMs', 'errorBoundMs', 'rttMs', 'sampledAt', 'source'],
+    },
+  },
+  ['ok'],
+);
 export const notReadyAnswer = {
   description: 'The database is unreachable (or the server is closing)',
   anyOf: [

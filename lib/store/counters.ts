@@ -9,6 +9,7 @@ import { deriveContainerStatus, emptyCounts, TASK_STATES, type ContainerStatus, 
 import type { StoreContext } from './context';
 import { stamp } from './context';
 import type { ContainerDoc } from './documents';
+import { syncPause } from './holds';
 
 export interface CounterDelta {
   counts: Partial<StateCounts>;
@@ -184,22 +185,25 @@ export const RECONCILE_SETTLE_MS = 250;
  * {@link RECONCILE_SETTLE_MS} with the container's revision unchanged, and the write is
  * conditional on that revision. (Without transactions this narrows, not closes, the window: a
  * transition whose two writes straddle the final check can still be counted twice, until the
- * next reconcile.) Returns true if it repaired something.
+ * next reconcile.) It also makes the tasks' pause holds agree with the container (pause.ts).
+ * Returns true if it repaired something.
  */
 export async function reconcileContainer(ctx: StoreContext, containerId: ObjectId, settleMs = RECONCILE_SETTLE_MS): Promise<boolean> {
+  let synced = 0;
   for (let attempt = 0; attempt < 5; attempt++) {
     const before = await ctx.cols.containers.findOne({ _id: containerId });
-    if (!before) return false;
+    if (!before) return synced > 0;
+    if (attempt === 0) synced = await syncPause(ctx, before);
     if (matches(before, await countFromTasks(ctx, containerId))) {
       await settleStatus(ctx, before, deriveContainerStatus(before.counts, before.status));
-      return false;
+      return synced > 0;
     }
     await new Promise((r) => setTimeout(r, settleMs));
     const again = await ctx.cols.containers.findOne({ _id: containerId });
     if (!again) return false;
     if (again.rev !== before.rev) continue; // a counter write landed meanwhile: look again
     const truth = await countFromTasks(ctx, containerId);
-    if (matches(again, truth)) return false;
+    if (matches(again, truth)) return synced > 0;
     const now = ctx.clock.now();
     const updated = await ctx.cols.containers.findOneAndUpdate(
       { _id: containerId, rev: before.rev },
@@ -215,5 +219,5 @@ export async function reconcileContainer(ctx: StoreContext, containerId: ObjectI
       return true;
     }
   }
-  return false;
+  return synced > 0;
 }

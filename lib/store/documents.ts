@@ -4,6 +4,7 @@
  * @internal
  */
 import type { ObjectId, Timestamp } from 'mongodb';
+import { visibleWaitingOn, type RunWhen } from '../run-when';
 import { allowedActions, type ContainerStatus, type StateCounts, type TaskState } from '../states';
 import type { BackoffKind, ContainerRecord, FailurePolicy, FailureRecord, TaskRecord } from '../types';
 
@@ -26,6 +27,18 @@ export interface ContainerDoc {
   endedAt?: Date | null;
   rev: number;
   changedAt: Timestamp;
+  /** Default `timeoutMs` of tasks added to it (deadlines.ts); absent = the adding client's default. */
+  taskTimeoutMs?: number;
+  /** Default `stallMs` of tasks added to it; absent = the adding client's default. */
+  taskStallMs?: number;
+  /** True while the container is paused (pause.ts); absent on containers never paused (= false). */
+  paused?: boolean;
+  /** When the current pause began; null/absent when not paused. */
+  pausedAt?: Date | null;
+  /** Who paused it (the caller's `by`, e.g. an HTTP token id); null/absent when not paused or not said. */
+  pausedBy?: string | null;
+  /** Incremented by every pause and resume; its tasks' `pause` holds the value of the pause that holds them. Absent = 0. */
+  pauseSeq?: number;
 }
 
 export type FailureDoc = FailureRecord;
@@ -42,6 +55,14 @@ export interface LeaseDoc {
   slot?: string | null;
   /** Claim id under which the slot is held. */
   claim?: ObjectId | null;
+  /** Claim time + the task's `timeoutMs` (deadlines.ts); absent: no timeout. */
+  timeoutAt?: Date;
+  /** Last progress/status/checkpoint (or the claim) + the task's `stallMs`; absent: no stall limit. */
+  stallAt?: Date;
+  /** The sooner of `timeoutAt` and `stallAt`: past it, heartbeats are refused and the sweep ends the attempt. Absent: none. */
+  deadline?: Date;
+  /** The task's `stallMs` as claimed (a progress heartbeat moves `stallAt` to now + this). */
+  stallMs?: number;
 }
 
 export interface TaskDoc {
@@ -54,6 +75,22 @@ export interface TaskDoc {
   waitingOn: string[];
   /** False when no task depends on this one (so finishing it needs no unblock write); absent = unknown. */
   hasDependents?: boolean;
+  /** When the task runs (lib/run-when.ts); absent = `'succeeded'` (stored only for cleanup steps). */
+  runWhen?: RunWhen;
+  /**
+   * True when a cleanup step (`runWhen` `'always'`/`'failed'`) depends on this task, so that
+   * failing, cancelling or retrying it updates their `waitingOn` (run-when.ts); absent = none.
+   * Set like `hasDependents`, never reset.
+   */
+  hasCleanupDependents?: boolean;
+  /** Name of the task that spawned this one (`ctx.spawn`); absent on tasks added by `addTasks`. */
+  parent?: string;
+  /** True once the task spawned children (set by the fenced write that starts a spawn); absent = none. */
+  spawned?: boolean;
+  /** Claim order: higher first (sequence.ts). Absent on tasks stored before 2.0.0-alpha.2 (= 0, backfilled once). */
+  priority?: number;
+  /** Creation number from the database's sequence (sequence.ts): claims of equal priority go lowest first. Absent on tasks stored before 2.0.0-alpha.2 (sort first). */
+  seq?: number;
   weight: number;
   percentageComplete: number;
   statusText: string | null;
@@ -66,6 +103,10 @@ export interface TaskDoc {
   retryDelayMs: number;
   backoff: BackoffKind;
   maxRetryDelayMs: number;
+  /** Longest one attempt may run, ms; absent = no limit. */
+  timeoutMs?: number;
+  /** Longest an attempt may go without progress, ms; absent = no limit. */
+  stallMs?: number;
   /** Ring buffer: slot `failureCount % limit` holds the newest failure. */
   failures: Array<FailureDoc | null> | Record<string, FailureDoc>;
   failureCount: number;
@@ -82,6 +123,8 @@ export interface TaskDoc {
   durationMs: number | null;
   rev: number;
   changedAt: Timestamp;
+  /** The `pauseSeq` of the container pause that holds this task (not claimable); absent when not held (pause.ts). */
+  pause?: number;
 }
 
 export function toTaskRecord(d: TaskDoc): TaskRecord {
@@ -97,7 +140,11 @@ export function toTaskRecord(d: TaskDoc): TaskRecord {
     name: d.name,
     state: d.state,
     dependsOn: d.dependsOn ?? [],
-    waitingOn: d.waitingOn ?? [],
+    waitingOn: visibleWaitingOn(d.waitingOn),
+    runWhen: d.runWhen ?? 'succeeded',
+    parent: d.parent ?? null,
+    spawned: d.spawned === true,
+    priority: d.priority ?? 0,
     weight: d.weight,
     percentageComplete: d.percentageComplete,
     statusText: d.statusText ?? null,
@@ -110,9 +157,20 @@ export function toTaskRecord(d: TaskDoc): TaskRecord {
     retryDelayMs: d.retryDelayMs,
     backoff: d.backoff,
     maxRetryDelayMs: d.maxRetryDelayMs,
+    timeoutMs: d.timeoutMs ?? null,
+    stallMs: d.stallMs ?? null,
     failures: failures.map((f) => ({ ...f })),
     failureCount: d.failureCount,
-    lease: d.lease ? { owner: d.lease.owner, token: d.fence, expiresAt: d.lease.expiresAt } : null,
+    lease: d.lease
+      ? {
+          owner: d.lease.owner,
+          token: d.fence,
+          expiresAt: d.lease.expiresAt,
+          deadline: d.lease.deadline ?? null,
+          timeoutAt: d.lease.timeoutAt ?? null,
+          stallAt: d.lease.stallAt ?? null,
+        }
+      : null,
     key: d.key ?? null,
     runAfter: d.runAfter,
     createdAt: d.createdAt,
@@ -141,5 +199,8 @@ export function toContainerRecord(d: ContainerDoc): ContainerRecord {
     startedAt: d.startedAt ?? null,
     endedAt: d.endedAt ?? null,
     rev: d.rev,
+    paused: d.paused === true,
+    pausedAt: d.paused === true ? (d.pausedAt ?? null) : null,
+    pausedBy: d.paused === true ? (d.pausedBy ?? null) : null,
   };
 }

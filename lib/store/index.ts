@@ -42,7 +42,7 @@ import {
 } from './queries';
 import { markSucceeded, planRerun, rerunFrom } from './rerun';
 import { spawnBatch, spawnCandidates } from './spawn';
-import { finalizeIfBlocked, sweep } from './sweep';
+import { finalizeIfBlocked, haltedCleanups, sweep } from './sweep';
 import { pruneTombstones } from './tombstones';
 import {
   advanceSchedule,
@@ -122,6 +122,7 @@ const OPERATIONS = {
   // recovery, keys, feed
   sweep,
   finalizeIfBlocked,
+  haltedCleanups,
   setKeyLimit,
   backfillPriority,
   readInputs,

@@ -13,7 +13,13 @@ import { stamp } from './context';
 import { addDeltas, applyCounters, isNoop, moveDelta, type CounterResult } from './counters';
 import type { ContainerDoc, TaskDoc } from './documents';
 import { driverCode } from './db-errors';
-import { unblockDependents } from './transitions';
+import { reserveSequence } from './sequence';
+import { heldBackParents } from './children';
+import { alignAdded } from './holds';
+import { decideUndecided, unblockDependents } from './transitions';
+import { isCleanup, UNDECIDED } from '../run-when';
+import { markCleanupDependencies, releaseCleanupWaiters, runWhenFields } from './run-when';
+import { taskStates } from './queries';
 
 /** True for a duplicate-key error (E11000) on a unique index. */
 export function isDuplicateKey(err: unknown): boolean {
@@ -24,7 +30,7 @@ export function isDuplicateKey(err: unknown): boolean {
 export async function getOrCreateContainer(
   ctx: StoreContext,
   name: string,
-  init: { failurePolicy: FailurePolicy; metadata: Record<string, unknown> },
+  init: { failurePolicy: FailurePolicy; metadata: Record<string, unknown>; taskTimeoutMs?: number; taskStallMs?: number },
 ): Promise<{ doc: ContainerDoc; created: boolean }> {
   const now = ctx.clock.now();
   const st = stamp(now);
@@ -34,6 +40,9 @@ export async function getOrCreateContainer(
     status: 'pending',
     failurePolicy: init.failurePolicy,
     metadata: init.metadata,
+    // Deadline defaults of its tasks (deadlines.ts): stored only when set.
+    ...(init.taskTimeoutMs !== undefined ? { taskTimeoutMs: init.taskTimeoutMs } : {}),
+    ...(init.taskStallMs !== undefined ? { taskStallMs: init.taskStallMs } : {}),
     counts: emptyCounts(),
     weights: emptyCounts(),
     total: 0,
@@ -59,12 +68,16 @@ export async function getOrCreateContainer(
   }
 }
 
+/** The container an add writes to: id, name, and the pause its handle last saw holding it (pause.ts). */
+export type AddTarget = Pick<ContainerDoc, '_id' | 'name'> & { pause?: number | null };
+
 function newTaskDoc(
-  container: Pick<ContainerDoc, '_id' | 'name'>,
+  container: AddTarget,
   spec: ResolvedTaskSpec,
   waitingOn: string[],
   hasDependents: boolean,
   now: Date,
+  parent?: string,
 ): Omit<TaskDoc, '_id' | 'changedAt' | 'rev' | 'updatedAt'> {
   return {
     containerId: container._id,
@@ -74,7 +87,9 @@ function newTaskDoc(
     dependsOn: spec.dependsOn,
     waitingOn,
     hasDependents,
+    ...(parent === undefined ? {} : { parent }),
     weight: spec.weight,
+    priority: spec.priority,
     percentageComplete: 0,
     statusText: null,
     taskData: spec.data,
@@ -86,6 +101,9 @@ function newTaskDoc(
     retryDelayMs: spec.retryDelayMs,
     backoff: spec.backoff,
     maxRetryDelayMs: spec.maxRetryDelayMs,
+    // Deadlines (deadlines.ts) are stored only when set: absent = no limit.
+    ...(spec.timeoutMs !== null ? { timeoutMs: spec.timeoutMs } : {}),
+    ...(spec.stallMs !== null ? { stallMs: spec.stallMs } : {}),
     failures: [],
     failureCount: 0,
     lease: null,
@@ -96,6 +114,8 @@ function newTaskDoc(
     lastInvokedAt: null,
     endedAt: null,
     durationMs: null,
+    // Held from the start if the handle knew the container paused (`alignAdded` puts it right if not).
+    ...(container.pause ? { pause: container.pause } : {}),
   };
 }
 
@@ -111,14 +131,17 @@ export interface AddResult {
  * all their dependencies; the ones already satisfied are pulled right after the insert. The
  * order — mark the dependencies `hasDependents`, insert, then re-read their states — means a
  * dependency that succeeds concurrently is either seen here as satisfied or, having seen the
- * mark, unblocks the new task itself. One upsert command for the batch, one counter write, and
+ * mark, unblocks the new task itself. One sequence reservation (when some name is new), one
+ * upsert command for the batch, one counter write, and
  * for dependencies on tasks that already exist: one mark, one read, at most one pull each.
  */
 export async function addTasks(
   ctx: StoreContext,
-  container: Pick<ContainerDoc, '_id' | 'name'>,
+  container: AddTarget,
   specs: ResolvedTaskSpec[],
   existing: ReadonlySet<string>,
+  /** The spawning task (spawn.ts): stored as each new task's `parent`. */
+  parent?: string,
 ): Promise<AddResult> {
   const now = ctx.clock.now();
   const depended = new Set(specs.flatMap((s) => s.dependsOn));
@@ -130,7 +153,19 @@ export async function addTasks(
       { writeConcern: ctx.writeConcern },
     );
   }
-  const docs = specs.map((s) => newTaskDoc(container, s, [...s.dependsOn], depended.has(s.name), now));
+  // Cleanup steps (run-when.ts): their dependencies are marked too, so failing one updates them.
+  const cleanupDepended = new Set(specs.filter((s) => isCleanup(s.runWhen)).flatMap((s) => s.dependsOn));
+  const cleanupPreexisting = [...cleanupDepended].filter((d) => existing.has(d));
+  if (cleanupPreexisting.length > 0) await markCleanupDependencies(ctx, container._id, cleanupPreexisting);
+  const docs = specs.map((s) => newTaskDoc(container, s, [...s.dependsOn], depended.has(s.name), now, parent));
+  docs.forEach((d, i) => Object.assign(d, runWhenFields(specs[i], cleanupDepended.has(specs[i].name))));
+  // Creation numbers for the claim order, in batch order (sequence.ts): one reservation for the
+  // names not known to exist (none when every name exists: an idempotent re-add costs nothing).
+  const unseen = docs.filter((d) => !existing.has(d.name));
+  if (unseen.length > 0) {
+    const first = await reserveSequence(ctx, unseen.length);
+    unseen.forEach((d, i) => (d.seq = first + i));
+  }
   const created: boolean[] = [];
   const tasks: TaskDoc[] = [];
   if (docs.length === 1) {
@@ -147,10 +182,15 @@ export async function addTasks(
     if (created[i]) delta = addDeltas(delta, moveDelta(null, 'pending', t.weight, 0, 0));
   });
   const c = isNoop(delta) ? { container: null, statusChange: null } : await applyCounters(ctx, container._id, delta);
+  // A pause or resume the handle had not seen: the counter write returned the container as it is now.
+  await alignAdded(ctx, c.container, tasks.filter((_, i) => created[i]));
   if (preexisting.length > 0 && created.some(Boolean)) {
-    const done = await ctx.cols.tasks
+    const satisfied = await ctx.cols.tasks
       .find({ containerId: container._id, name: { $in: preexisting }, state: { $in: [...SATISFYING_TASK_STATES] } }, { projection: { name: 1 } })
       .toArray();
+    // A parent whose spawned children are not all done holds its dependents back (children.ts).
+    const held = await heldBackParents(ctx, container._id, satisfied.map((d) => d.name));
+    const done = satisfied.filter((d) => !held.has(d.name));
     for (const d of done) await unblockDependents(ctx, container._id, d.name);
     if (done.length > 0) {
       const fresh = await ctx.cols.tasks.find({ _id: { $in: tasks.map((t) => t._id) } }).toArray();
@@ -158,7 +198,26 @@ export async function addTasks(
       tasks.forEach((t, i) => (tasks[i] = byId.get(t._id.toHexString()) ?? t));
     }
   }
+  if (cleanupPreexisting.length > 0 && tasks.some((t, i) => created[i] && isCleanup(t.runWhen))) await settleAddedCleanups(ctx, container._id, cleanupPreexisting, tasks);
   return { tasks, created, container: c };
+}
+
+/**
+ * New cleanup steps depending on tasks that had already ended: released from the failed or
+ * cancelled ones, and `'failed'` steps whose dependencies all ended get their verdict (bypassed
+ * if none failed: no event is emitted for such a bypass). Re-reads the batch if anything changed.
+ */
+async function settleAddedCleanups(ctx: StoreContext, containerId: ObjectId, deps: string[], tasks: TaskDoc[]): Promise<void> {
+  const states = await taskStates(ctx, containerId, deps);
+  let changed = 0;
+  for (const [name, state] of states) {
+    if (state === 'failed' || state === 'cancelled') changed += await releaseCleanupWaiters(ctx, containerId, name, state);
+  }
+  changed += (await decideUndecided(ctx, containerId)).length;
+  if (changed === 0 && !tasks.some((t) => t.waitingOn?.length === 1 && t.waitingOn[0] === UNDECIDED)) return;
+  const fresh = await ctx.cols.tasks.find({ _id: { $in: tasks.map((t) => t._id) } }).toArray();
+  const byId = new Map(fresh.map((t) => [t._id.toHexString(), t]));
+  tasks.forEach((t, i) => (tasks[i] = byId.get(t._id.toHexString()) ?? t));
 }
 
 /**

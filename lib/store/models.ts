@@ -7,6 +7,7 @@
 import mongoose, { type Connection, type Model, Schema } from 'mongoose';
 import type { Collection, Timestamp } from 'mongodb';
 import type { ContainerDoc, TaskDoc } from './documents';
+import type { RunDoc, ScheduleDoc } from './schedule-docs';
 
 const Mixed = Schema.Types.Mixed;
 const countsShape = { pending: Number, running: Number, succeeded: Number, failed: Number, skipped: Number, cancelled: Number };
@@ -23,12 +24,18 @@ function containerSchema(): Schema {
       total: Number,
       weightTotal: Number,
       progressSum: Number,
+      taskTimeoutMs: Number,
+      taskStallMs: Number,
       createdAt: Date,
       updatedAt: Date,
       startedAt: Date,
       endedAt: Date,
       rev: Number,
       changedAt: Schema.Types.Mixed,
+      paused: Boolean,
+      pausedAt: Date,
+      pausedBy: String,
+      pauseSeq: Number,
     },
     { autoIndex: false, autoCreate: false, versionKey: false, strict: true, minimize: false },
   );
@@ -48,6 +55,12 @@ function taskSchema(): Schema {
       dependsOn: [String],
       waitingOn: [String],
       hasDependents: Boolean,
+      runWhen: String,
+      hasCleanupDependents: Boolean,
+      parent: String,
+      priority: Number,
+      seq: Number,
+      spawned: Boolean,
       weight: Number,
       percentageComplete: Number,
       statusText: String,
@@ -60,6 +73,8 @@ function taskSchema(): Schema {
       retryDelayMs: Number,
       backoff: String,
       maxRetryDelayMs: Number,
+      timeoutMs: Number,
+      stallMs: Number,
       failures: [Mixed],
       failureCount: Number,
       lease: Mixed,
@@ -74,14 +89,22 @@ function taskSchema(): Schema {
       durationMs: Number,
       rev: Number,
       changedAt: Schema.Types.Mixed,
+      pause: Number,
     },
     { autoIndex: false, autoCreate: false, versionKey: false, strict: true, minimize: false },
   );
   s.index({ containerId: 1, name: 1 }, { unique: true, name: 'container_name_unique' });
   s.index({ containerId: 1, state: 1, _id: 1 }, { name: 'container_state_id' });
-  s.index({ state: 1, key: 1, _id: 1 }, { name: 'state_key_id' });
+  // The claim order (filters.ts CLAIM_ORDER) after an equality on the container or on the key.
+  s.index({ containerId: 1, state: 1, priority: -1, seq: 1, _id: 1 }, { name: 'container_state_priority_seq' });
+  s.index({ state: 1, key: 1, priority: -1, seq: 1, _id: 1 }, { name: 'state_key_priority_seq' });
   s.index({ state: 1, 'lease.expiresAt': 1 }, { name: 'state_leaseExpiry' });
+  // The sweep's query of attempts past their deadline (deadlines.ts); tasks without one have no lease.deadline.
+  s.index({ state: 1, 'lease.deadline': 1 }, { name: 'state_leaseDeadline' });
   s.index({ containerId: 1, waitingOn: 1 }, { name: 'container_waitingOn' });
+  // Spawned children (spawn.ts, children.ts): "any child not done yet?" and pages of a parent's children.
+  s.index({ containerId: 1, parent: 1, state: 1 }, { name: 'container_parent_state' });
+  s.index({ containerId: 1, parent: 1, _id: 1 }, { name: 'container_parent_id' });
   s.index({ containerId: 1, changedAt: 1 }, { name: 'container_changedAt' });
   s.index({ changedAt: 1 }, { name: 'changedAt' });
   return s;
@@ -130,6 +153,76 @@ export interface TombstoneDoc {
   changedAt: Timestamp;
 }
 
+/** The creation sequence (sequence.ts): `_id: 'tasks'`, `next` = the last number handed out. */
+function sequenceSchema(): Schema {
+  return new Schema({ _id: String, next: Number, priorityBackfilled: Boolean }, { autoIndex: false, autoCreate: false, versionKey: false });
+}
+
+/** A sequence counter (sequence.ts). */
+export interface SequenceDoc {
+  _id: string;
+  next: number;
+  /** Set once tasks stored without `priority` were given `priority: 0`. */
+  priorityBackfilled?: boolean;
+}
+
+/** Schedules (schedules.ts): one per name. */
+function scheduleSchema(): Schema {
+  const s = new Schema(
+    {
+      _id: Schema.Types.ObjectId,
+      name: String,
+      pipeline: String,
+      cron: String,
+      timezone: String,
+      overlap: String,
+      catchupWindowMs: Number,
+      jitterMs: Number,
+      paused: Boolean,
+      note: String,
+      pauseOnFailure: Boolean,
+      nextSlot: Date,
+      nextFireAt: Date,
+      createdAt: Date,
+      updatedAt: Date,
+      rev: Number,
+    },
+    { autoIndex: false, autoCreate: false, versionKey: false, strict: true },
+  );
+  s.index({ name: 1 }, { unique: true, name: 'name_unique' });
+  s.index({ pipeline: 1 }, { name: 'pipeline' });
+  return s;
+}
+
+/** Pipeline runs (schedules.ts): the unique {pipeline, slot} index is what fires each slot exactly once. */
+function runSchema(): Schema {
+  const s = new Schema(
+    {
+      _id: Schema.Types.ObjectId,
+      pipeline: String,
+      schedule: String,
+      slot: Date,
+      lastSlot: Date,
+      count: Number,
+      kind: String,
+      status: String,
+      reason: String,
+      container: String,
+      definitionHash: String,
+      steps: [Mixed],
+      outcome: String,
+      decidedAt: Date,
+      startedAt: Date,
+      finishedAt: Date,
+      updatedAt: Date,
+    },
+    { autoIndex: false, autoCreate: false, versionKey: false, strict: true },
+  );
+  s.index({ pipeline: 1, slot: 1 }, { unique: true, name: 'pipeline_slot_unique' });
+  s.index({ pipeline: 1, status: 1, slot: 1 }, { name: 'pipeline_status_slot' });
+  return s;
+}
+
 function keyLimitSchema(): Schema {
   return new Schema({ _id: String, limit: Number, updatedAt: Date }, { autoIndex: false, autoCreate: false, versionKey: false });
 }
@@ -156,6 +249,9 @@ export interface Models {
   keySlots: Model<unknown>;
   keyLimits: Model<unknown>;
   tombstones: Model<unknown>;
+  schedules: Model<unknown>;
+  runs: Model<unknown>;
+  sequences: Model<unknown>;
 }
 
 export interface Collections {
@@ -164,6 +260,9 @@ export interface Collections {
   keySlots: Collection<KeySlotDoc>;
   keyLimits: Collection<KeyLimitDoc>;
   tombstones: Collection<TombstoneDoc>;
+  schedules: Collection<ScheduleDoc>;
+  runs: Collection<RunDoc>;
+  sequences: Collection<SequenceDoc>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -180,6 +279,9 @@ export function getModels(conn: Connection, prefix: string): Models {
     keySlots: model(conn, `${prefix}key_slots`, keySlotSchema),
     keyLimits: model(conn, `${prefix}key_limits`, keyLimitSchema),
     tombstones: model(conn, `${prefix}tombstones`, tombstoneSchema),
+    schedules: model(conn, `${prefix}schedules`, scheduleSchema),
+    runs: model(conn, `${prefix}runs`, runSchema),
+    sequences: model(conn, `${prefix}sequences`, sequenceSchema),
   };
 }
 
@@ -195,9 +297,12 @@ export function getCollections(models: Models): Collections {
     keySlots: models.keySlots.collection as unknown as Collection<KeySlotDoc>,
     keyLimits: models.keyLimits.collection as unknown as Collection<KeyLimitDoc>,
     tombstones: models.tombstones.collection as unknown as Collection<TombstoneDoc>,
+    schedules: models.schedules.collection as unknown as Collection<ScheduleDoc>,
+    runs: models.runs.collection as unknown as Collection<RunDoc>,
+    sequences: models.sequences.collection as unknown as Collection<SequenceDoc>,
   };
 }
 
 export async function ensureIndexes(models: Models): Promise<void> {
-  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits, models.tombstones].map((m) => m.createIndexes()));
+  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits, models.tombstones, models.schedules, models.runs].map((m) => m.createIndexes()));
 }

@@ -68,7 +68,7 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
 
   app.put<{
     Params: NameParams;
-    Body: { failurePolicy?: 'continue' | 'fail-fast'; metadata?: Record<string, unknown> };
+    Body: { failurePolicy?: 'continue' | 'fail-fast'; metadata?: Record<string, unknown>; taskTimeoutMs?: number; taskStallMs?: number };
   }>(
     '/api/v1/containers/:name',
     {
@@ -149,7 +149,7 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
 
   app.get<{
     Params: NameParams;
-    Querystring: { state?: TaskState | TaskState[]; limit?: number; cursor?: string };
+    Querystring: { state?: TaskState | TaskState[]; limit?: number; cursor?: string; parent?: string; topLevel?: boolean };
   }>(
     '/api/v1/containers/:name/tasks',
     {
@@ -165,7 +165,8 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     async (request) => {
       const c = await containerOf(ctx, request, request.params.name);
       const q = request.query;
-      return c.listTasks({ state: q.state, limit: q.limit, cursor: q.cursor });
+      const parent = q.topLevel ? null : q.parent;
+      return c.listTasks({ state: q.state, limit: q.limit, cursor: q.cursor, ...(parent === undefined ? {} : { parent }) });
     },
   );
 
@@ -192,6 +193,26 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     },
   );
 
+  app.get<{ Params: TaskParams }>(
+    '/api/v1/containers/:name/tasks/:task/children',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        summary: 'Counts per state of the children the task spawned ("N of M done"); list them with GET …/tasks?parent=',
+        params: S.params('name', 'task'),
+        querystring: S.readQuery,
+        response: { 200: S.childrenAnswer, ...S.authErrors(403, 404) },
+      },
+    },
+    async (request) => {
+      const c = await containerOf(ctx, request, request.params.name);
+      if (!(await c.getTask(request.params.task)))
+        throw new NotFoundError(`no task named ${JSON.stringify(request.params.task)}`, { task: request.params.task });
+      return c.children(request.params.task);
+    },
+  );
+
   // The container-wide actions of the transition table; each also takes one task by name.
   for (const action of CONTAINER_ACTIONS) {
     app.post<{ Params: NameParams; Body: { task?: string } | undefined }>(
@@ -214,6 +235,25 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     );
   }
 
+  app.post<{ Params: NameParams; Body: { task: string; downstream?: boolean; dryRun?: boolean } }>(
+    '/api/v1/containers/:name/actions/rerun',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary: 'Re-run from a step: reset it and (downstream) every task that depends on it; dryRun: only the plan',
+        params: S.params('name'),
+        body: S.rerunBody,
+        response: { 200: S.rerunAnswer, ...S.authErrors(403, 404, 413, 415) },
+      },
+    },
+    async (request) => {
+      const c = await containerOf(ctx, request, request.params.name);
+      const { task, downstream, dryRun } = request.body;
+      return c.rerun(task, { downstream, dryRun });
+    },
+  );
+
   app.post<{ Params: NameParams; Body: undefined }>(
     '/api/v1/containers/:name/actions/resume',
     {
@@ -232,6 +272,32 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
       return { affected: report.recovered.length, reconciled: report.reconciled.length > 0, unblocked: report.unblocked };
     },
   );
+
+  // Pause and unpause (not `resume`: that name is the recovery sweep's, above).
+  for (const [action, paused] of [
+    ['pause', true],
+    ['unpause', false],
+  ] as const) {
+    app.post<{ Params: NameParams; Body: undefined }>(
+      `/api/v1/containers/:name/actions/${action}`,
+      {
+        config: { scope: 'admin' },
+        preValidation: emptyBody,
+        schema: {
+          tags,
+          summary: paused
+            ? 'Pause the container: no new claims until unpaused; running tasks finish (idempotent)'
+            : 'Unpause a paused container: its tasks may be claimed again (idempotent)',
+          params: S.params('name'),
+          response: { 200: S.containerAnswer, ...S.authErrors(403, 404, 413, 415) },
+        },
+      },
+      async (request) => {
+        const c = await containerOf(ctx, request, request.params.name);
+        return paused ? c.pause({ by: principalOf(request).id }) : c.resume();
+      },
+    );
+  }
 
   app.get(
     '/api/v1/whoami',
@@ -267,6 +333,25 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     },
   );
 
+  app.post<{ Params: TaskParams; Body: { result?: unknown } }>(
+    '/api/v1/containers/:name/tasks/:task/mark-succeeded',
+    {
+      config: { scope: 'admin' },
+      preValidation: emptyBody,
+      schema: {
+        tags,
+        summary: 'Mark a pending, failed, cancelled or skipped task succeeded with a result (a step fixed by hand)',
+        params: S.params('name', 'task'),
+        body: S.markSucceededBody,
+        response: { 200: S.oneTaskAnswer, ...S.authErrors(403, 404, 409, 413, 415) },
+      },
+    },
+    async (request) => {
+      const c = await containerOf(ctx, request, request.params.name);
+      return { task: (await c.markSucceeded(request.params.task, request.body?.result)).toJSON() };
+    },
+  );
+
   app.delete<{ Params: TaskParams }>(
     '/api/v1/containers/:name/tasks/:task',
     {
@@ -280,7 +365,11 @@ export function registerContainerRoutes(app: FastifyInstance, ctx: HttpContext):
     },
     async (request, reply) => {
       const c = await containerOf(ctx, request, request.params.name);
-      await c.deleteTask(request.params.task);
+      // The library resolves null for a missing name (the original API); over HTTP that is a 404.
+      if ((await c.deleteTask(request.params.task)) === null)
+        throw new NotFoundError(`no task named ${JSON.stringify(request.params.task)}`, {
+          task: request.params.task,
+        });
       return reply.code(204).send();
     },
   );
