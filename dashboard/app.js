@@ -462,6 +462,7 @@ function taskCard(container, t, open, onAction) {
         ? [h('dt', 'Waiting on'), h('dd', displayNames(t.waitingOn))]
         : null,
       t.lease ? [h('dt', 'Worker'), h('dd', displayName(t.lease.owner))] : null,
+      t.priority ? [h('dt', 'Priority'), h('dd', String(t.priority))] : null,
     ),
     t.taskData !== null && t.taskData !== undefined ? payload(t, open, 'input', 'Input', t.taskData) : null,
     t.processingData !== null && t.processingData !== undefined

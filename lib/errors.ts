@@ -9,6 +9,9 @@ export const ERROR_CODES = Object.freeze({
   DUPLICATE: 'PTS_DUPLICATE',
   INVALID_TRANSITION: 'PTS_INVALID_TRANSITION',
   LEASE_LOST: 'PTS_LEASE_LOST',
+  TASK_TIMEOUT: 'PTS_TASK_TIMEOUT',
+  TASK_STALLED: 'PTS_TASK_STALLED',
+  INPUTS_TOO_LARGE: 'PTS_INPUTS_TOO_LARGE',
   DATABASE: 'PTS_DATABASE',
 } as const);
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -64,8 +67,42 @@ export class InvalidTransitionError extends PtsError {
  * another worker). Nothing was written; the caller must stop working on the task.
  */
 export class LeaseLostError extends PtsError {
+  constructor(message: string, details: Record<string, unknown> = {}, code: ErrorCode = ERROR_CODES.LEASE_LOST) {
+    super(code, message, details);
+  }
+}
+
+/**
+ * The attempt ran past its `timeoutMs` (code `PTS_TASK_TIMEOUT`): the lease is over. It is the
+ * abort reason of the handler's `ctx.signal`, and what a heartbeat, succeed or fail after the
+ * deadline rejects with (HTTP 409). The failure is recorded with `kind: 'timeout'`, code `TASK_TIMEOUT`.
+ */
+export class TaskTimeoutError extends LeaseLostError {
   constructor(message: string, details: Record<string, unknown> = {}) {
-    super(ERROR_CODES.LEASE_LOST, message, details);
+    super(message, details, ERROR_CODES.TASK_TIMEOUT);
+  }
+}
+
+/**
+ * The attempt reported no progress, status or checkpoint for `stallMs` (code `PTS_TASK_STALLED`):
+ * the lease is over. Like {@link TaskTimeoutError}; the failure has `kind: 'stalled'`, code `TASK_STALLED`.
+ */
+export class TaskStalledError extends LeaseLostError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(message, details, ERROR_CODES.TASK_STALLED);
+  }
+}
+
+/**
+ * A claimed task's inputs (its dependencies' results, `ctx.inputs`) are larger than the
+ * client's `maxInputsBytes` (BSON bytes). The task has been failed for good with a failure of
+ * code `PTS_INPUTS_TOO_LARGE` (no retry: the same results would not fit again), so no lease is
+ * left held. `details`: `container`, `task`, `bytes` (measured so far), `limit`, `dependency`
+ * (the one that crossed the limit).
+ */
+export class InputsTooLargeError extends PtsError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ERROR_CODES.INPUTS_TOO_LARGE, message, details);
   }
 }
 

@@ -62,6 +62,7 @@ export {
   type ErrorCode,
 } from './errors';
 export type { PtsEventMap, PtsEventName, PtsListener } from './events';
+export { RUN_WHEN, isRunWhen, verdict as runWhenVerdict, type RunWhen, type RunVerdict, type DependencyOutcome } from './run-when';
 export type {
   TaskRecord,
   ContainerRecord,

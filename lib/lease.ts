@@ -6,7 +6,9 @@
 import type { Core } from './core';
 import type { FailureInput, HeldTask, ProgressPatch, TaskDoc } from './store';
 import { toTaskRecord } from './store/documents';
-import type { TaskRecord } from './types';
+import { readTaskInputs, type TaskInputs } from './inputs';
+import { spawnChildren } from './spawn';
+import type { SpawnResult, TaskRecord, TaskSpec } from './types';
 import { ValidationError } from './errors';
 import { MAX_LEASE_MS, MONGODB_RULES, type DataRules, validateData, validatePercentage, validatePositiveNumber, validateStatusText } from './validation';
 
@@ -78,6 +80,7 @@ export function toFailure(error: unknown, retryable?: boolean): FailureInput {
 
 export class TaskLease {
   private current: TaskRecord;
+  private loadedInputs: TaskInputs | null = null;
   /** Lease duration this task was claimed with; heartbeats renew it by as much. */
   readonly leaseMs: number;
 
@@ -104,6 +107,33 @@ export class TaskLease {
     return this.held.lease?.owner ?? '';
   }
 
+  /**
+   * The task's inputs: each dependency's `result` by dependency name (null for one that stored
+   * none, e.g. skipped); `{}` for a task without dependencies. Null until loaded: claim with
+   * `claimNext(filter, { includeInputs: true })` or call {@link loadInputs}.
+   */
+  get inputs(): TaskInputs | null {
+    return this.loadedInputs;
+  }
+
+  /**
+   * Reads the task's inputs (no command without dependencies, else one query projecting only
+   * the results) and keeps them as {@link inputs}. Larger than the client's `maxInputsBytes`:
+   * the task is failed for good (failure code `PTS_INPUTS_TOO_LARGE`, not retried) and this
+   * rejects with `InputsTooLargeError`.
+   */
+  async loadInputs(): Promise<TaskInputs> {
+    this.loadedInputs = await readTaskInputs(this.core, this.held, this.current, (f) => this.failValidated(f, {}));
+    return this.loadedInputs;
+  }
+  /**
+   * When this attempt ends whatever its heartbeats say (`timeoutMs`/`stallMs`; progress moves the
+   * stall part), or null without limits. Past it, writes reject with `TaskTimeoutError`/`TaskStalledError`.
+   */
+  get deadline(): Date | null {
+    return this.held.lease?.deadline ?? null;
+  }
+
   /** Renews the lease and stores progress/status/checkpoint, in one command. Returns the new expiry. */
   async heartbeat(progress?: ProgressInput, leaseMs: number = this.leaseMs): Promise<Date> {
     const patch = validateProgress(progress, await this.core.dataRules());
@@ -116,7 +146,7 @@ export class TaskLease {
     this.current = {
       ...this.current,
       ...patch,
-      lease: this.current.lease ? { ...this.current.lease, expiresAt } : null,
+      lease: this.current.lease ? { ...this.current.lease, expiresAt, deadline: this.deadline, stallAt: this.held.lease?.stallAt ?? null } : null,
     } as TaskRecord;
     this.core.notify.progress(this.held.container, this.held.name, patch);
     return expiresAt;
@@ -158,6 +188,33 @@ export class TaskLease {
       // A permanent failure may leave the rest of the container blocked for good.
       this.core.notify.containerChange(this.held.container, await this.core.store.finalizeIfBlocked(r.task.containerId));
     }
+    return this.current;
+  }
+
+  /**
+   * Adds child tasks under this lease (dynamic fan-out): ordinary tasks of the container with
+   * `parent` set to this task, counted in its counters and percentage at once. Idempotent by
+   * name (a retried parent spawning the same names creates nothing new); fenced (rejects with
+   * LeaseLostError, nothing written, once the lease is lost). Children may depend on each other;
+   * this task's dependents wait until it and every child succeeded or were skipped. At most
+   * 100000 per call, written in batches of 1000 (each fenced).
+   */
+  async spawn(specs: TaskSpec[]): Promise<SpawnResult> {
+    return spawnChildren(this.core, this.held, this.current, specs);
+  }
+
+  /**
+   * Ends this attempt because its deadline passed (`timeoutMs`/`stallMs`): a failure of kind
+   * `timeout`/`stalled`, through the retry policy. Null when nothing was written: the deadline
+   * moved (a progress heartbeat landed first) or the lease is gone (the sweep ended it already).
+   * @internal
+   */
+  async timeoutValidated(): Promise<TaskRecord | null> {
+    const r = await this.core.store.timeoutTask(this.held);
+    if (!r) return null;
+    this.core.notify.transition(r);
+    this.current = toTaskRecord(r.task);
+    if (r.task.state === 'failed') this.core.notify.containerChange(this.held.container, await this.core.store.finalizeIfBlocked(r.task.containerId));
     return this.current;
   }
 

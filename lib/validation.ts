@@ -5,6 +5,7 @@
  */
 import mongoose from 'mongoose';
 import { ValidationError } from './errors';
+import { isRunWhen, RUN_WHEN, type RunWhen } from './run-when';
 import type { BackoffKind, TaskSpec } from './types';
 
 const BSON = mongoose.mongo.BSON;
@@ -164,6 +165,43 @@ function isBsonValue(v: object): boolean {
   return typeof (v as { _bsontype?: unknown })._bsontype === 'string';
 }
 
+/** The range of `TaskSpec.priority`. */
+export const MAX_PRIORITY = 1000;
+
+/** A task priority: an integer from -{@link MAX_PRIORITY} to {@link MAX_PRIORITY}. */
+export function validatePriority(v: unknown, path = 'priority'): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < -MAX_PRIORITY || v > MAX_PRIORITY) {
+    throw new ValidationError(`${path} must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}, got ${describe(v)}`, { path });
+  }
+  return v === 0 ? 0 : v; // -0 is stored as 0
+}
+
+/** Longest `timeoutMs`/`stallMs`: 365 days. */
+export const MAX_DEADLINE_MS = 365 * 86_400_000;
+
+/** A `timeoutMs`/`stallMs`: a whole number of ms from 1 to {@link MAX_DEADLINE_MS}. */
+export function validateDeadlineMs(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_DEADLINE_MS) {
+    throw new ValidationError(`${path} must be a whole number of ms from 1 to ${MAX_DEADLINE_MS}, got ${describe(v)}`, { path });
+  }
+  return v;
+}
+
+/** The `timeoutMs`/`stallMs` a task gets when its spec sets none (the container's, else the client's; null: none). */
+export interface DeadlineDefaults {
+  timeoutMs: number | null;
+  stallMs: number | null;
+}
+
+export const NO_DEADLINES: DeadlineDefaults = Object.freeze({ timeoutMs: null, stallMs: null });
+
+/** A spec's `timeoutMs`/`stallMs`: its own (`null`: none), else the default. */
+function resolveDeadlineMs(v: unknown, fallback: number | null, path: string): number | null {
+  if (v === undefined) return fallback;
+  if (v === null) return null;
+  return validateDeadlineMs(v, path);
+}
+
 const BACKOFFS: readonly BackoffKind[] = ['fixed', 'exponential'];
 
 /** A task spec with every default applied. */
@@ -172,16 +210,22 @@ export interface ResolvedTaskSpec {
   data: unknown;
   dependsOn: string[];
   weight: number;
+  priority: number;
   maxRetries: number;
   retryDelayMs: number;
   backoff: BackoffKind;
   maxRetryDelayMs: number;
   key: string | null;
+  /** @defaultValue 'succeeded' */
+  runWhen: RunWhen;
+  /** null: no limit. */
+  timeoutMs: number | null;
+  stallMs: number | null;
 }
 
-const SPEC_KEYS = new Set(['name', 'data', 'dependsOn', 'weight', 'maxRetries', 'retryDelayMs', 'backoff', 'maxRetryDelayMs', 'key']);
+const SPEC_KEYS = new Set(['name', 'data', 'dependsOn', 'weight', 'priority', 'maxRetries', 'retryDelayMs', 'backoff', 'maxRetryDelayMs', 'key', 'runWhen', 'timeoutMs', 'stallMs']);
 
-export function resolveTaskSpec(spec: unknown, path = 'task', rules: DataRules = MONGODB_RULES): ResolvedTaskSpec {
+export function resolveTaskSpec(spec: unknown, path = 'task', rules: DataRules = MONGODB_RULES, deadlines: DeadlineDefaults = NO_DEADLINES): ResolvedTaskSpec {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
     throw new ValidationError(`${path} must be an object, got ${describe(spec)}`, { path });
   }
@@ -200,17 +244,28 @@ export function resolveTaskSpec(spec: unknown, path = 'task', rules: DataRules =
   const backoff = s.backoff ?? 'exponential';
   if (!BACKOFFS.includes(backoff)) throw new ValidationError(`${path}.backoff must be 'fixed' or 'exponential'`, { path: `${path}.backoff` });
   const key = s.key === undefined || s.key === null ? null : validateName(s.key, `${path}.key`);
+  const runWhen = s.runWhen === undefined ? 'succeeded' : s.runWhen;
+  if (!isRunWhen(runWhen)) {
+    throw new ValidationError(`${path}.runWhen must be one of ${RUN_WHEN.map((r) => `'${r}'`).join(', ')}, got ${describe(runWhen)}`, { path: `${path}.runWhen` });
+  }
+  if (runWhen !== 'succeeded' && dependsOn.length === 0) {
+    throw new ValidationError(`${path}.runWhen '${runWhen}' needs dependsOn: a cleanup step runs after the steps it names`, { path: `${path}.runWhen` });
+  }
   return {
     name,
     data: validateData(s.data, `${path}.data`, rules),
     dependsOn: [...dependsOn],
     weight: s.weight === undefined ? 1 : validatePositiveNumber(s.weight, `${path}.weight`, 1e6),
+    priority: s.priority === undefined ? 0 : validatePriority(s.priority, `${path}.priority`),
     maxRetries: s.maxRetries === undefined ? 3 : validateNonNegativeInt(s.maxRetries, `${path}.maxRetries`, 1000),
     retryDelayMs: s.retryDelayMs === undefined ? 30_000 : validateNonNegativeInt(s.retryDelayMs, `${path}.retryDelayMs`, 365 * 86_400_000),
     backoff,
     maxRetryDelayMs:
       s.maxRetryDelayMs === undefined ? 3_600_000 : validateNonNegativeInt(s.maxRetryDelayMs, `${path}.maxRetryDelayMs`, 365 * 86_400_000),
     key,
+    runWhen,
+    timeoutMs: resolveDeadlineMs(s.timeoutMs, deadlines.timeoutMs, `${path}.timeoutMs`),
+    stallMs: resolveDeadlineMs(s.stallMs, deadlines.stallMs, `${path}.stallMs`),
   };
 }
 

@@ -117,12 +117,17 @@ function leaseContext(
     data: lease.task.taskData,
     checkpoint: lease.task.processingData ?? null,
     attempt: lease.task.attempts,
+    inputs: lease.inputs ?? {},
     signal,
+    get deadline() {
+      return lease.deadline;
+    },
     progress: (percentageComplete, statusText) =>
       void beat({ percentageComplete, statusText }).catch(() => undefined),
     status: (statusText) => void beat({ statusText }).catch(() => undefined),
     saveCheckpoint: (processingData) => beat({ processingData }),
     flush: () => chain.then(() => undefined),
+    spawn: (specs) => lease.spawn(specs),
     stop: () => clearInterval(timer),
   };
 }
@@ -145,7 +150,7 @@ export async function demoWorker(
       let lease: TaskLease | null = null;
       const deadline = Date.now() + 30_000;
       while (
-        !(lease = await client.claimNext({ container: opts.container, names: [name] }, { owner, leaseMs }))
+        !(lease = await client.claimNext({ container: opts.container, names: [name] }, { owner, leaseMs, includeInputs: true }))
       ) {
         if (Date.now() > deadline)
           throw new CliError(`demo worker: ${name} never became ready`, EXIT.FAILURE);

@@ -37,6 +37,11 @@ const PTS_STATUS: Record<string, number> = {
   PTS_DUPLICATE: 409,
   PTS_INVALID_TRANSITION: 409,
   PTS_LEASE_LOST: 409,
+  // The lease ended at its deadline (timeoutMs / stallMs): a lost lease with the reason.
+  PTS_TASK_TIMEOUT: 409,
+  PTS_TASK_STALLED: 409,
+  // A claim whose task's inputs exceed maxInputsBytes: the task was failed for good.
+  PTS_INPUTS_TOO_LARGE: 422,
   // A DatabaseError that is not transient: the server refused the operation.
   PTS_DATABASE: 500,
 };

@@ -6,15 +6,19 @@
  * @internal
  */
 import type { Filter, ObjectId, UpdateFilter } from 'mongodb';
-import { TRANSITIONS, type TaskOperation, type TaskState } from '../states';
+import { SATISFYING_TASK_STATES, TRANSITIONS, type TaskOperation, type TaskState } from '../states';
+import { hasOpenChildren } from './children';
 import type { StoreContext } from './context';
 import { stamp } from './context';
 import { applyCounters, isNoop, moveDelta, type CounterDelta, type CounterResult } from './counters';
 import type { FailureDoc, LeaseDoc, TaskDoc } from './documents';
-import { heldFilter, readyFilter } from './filters';
+import { CLAIM_ORDER, heldFilter, readyFilter } from './filters';
+import { armDeadline, beatDeadline, deadlineFailure, keepDeadline, overdueKind, withinDeadline } from './deadlines';
 import { dependentRefusal, fencedFailure, namedFailure, refusal } from './refusals';
 import { releaseSlot, renewSlot, type SlotGrant } from './slots';
 import { withdrawTombstone, writeTombstone } from './tombstones';
+import { UNDECIDED } from '../run-when';
+import { decideStep, releaseCleanupWaiters, rewaitCleanups, undecidedSteps, type UndecidedStep } from './run-when';
 
 /** The outcome of a transition: the task after it, the state it left and the counter write's result. */
 export interface TransitionResult {
@@ -22,6 +26,8 @@ export interface TransitionResult {
   task: TaskDoc;
   from: TaskState;
   container: CounterResult;
+  /** Transitions this one caused, in order: cleanup steps it decided (`bypass`, run-when.ts). */
+  also?: TransitionResult[];
 }
 
 /** What a worker knows about a task it holds: the task as claimed. Its fence is the lease token. */
@@ -42,6 +48,8 @@ export type HeldTask = Pick<
   | 'maxRetryDelayMs'
   | 'startedAt'
   | 'key'
+  | 'timeoutMs'
+  | 'stallMs'
 > & { lease: LeaseDoc | null };
 
 const AFTER = { returnDocument: 'after' as const };
@@ -66,10 +74,12 @@ async function counters(ctx: StoreContext, containerId: ObjectId, delta: Counter
 export interface ClaimQuery {
   containerId?: ObjectId;
   names?: string[];
+  /** With `names`: also children spawned by these tasks. */
+  parents?: string[];
   key?: string | null;
 }
 
-/** pending → running: takes the oldest ready task matching the query and leases it to `owner` for `leaseMs`. */
+/** pending → running: takes the first ready task in {@link CLAIM_ORDER} matching the query and leases it to `owner` for `leaseMs`. */
 export async function claimTask(
   ctx: StoreContext,
   q: ClaimQuery,
@@ -86,8 +96,10 @@ export async function claimTask(
     $inc: { ...st.$inc, fence: 1, invokeCount: 1, attempts: 1 },
     $currentDate: st.$currentDate,
   };
-  const task = await ctx.cols.tasks.findOneAndUpdate(readyFilter(q, now), update, { ...AFTER, sort: { _id: 1 }, writeConcern: ctx.writeConcern });
-  if (!task) return null;
+  const claimed = await ctx.cols.tasks.findOneAndUpdate(readyFilter(q, now), update, { ...AFTER, sort: CLAIM_ORDER, writeConcern: ctx.writeConcern });
+  if (!claimed) return null;
+  // A task with timeoutMs/stallMs gets its lease deadline in a second, fenced write (deadlines.ts).
+  const task = await armDeadline(ctx, claimed, now);
   const container = await counters(ctx, task.containerId, moveDelta('pending', 'running', task.weight, wp(task), wp(task)), true);
   return { op: 'claim', task, from: 'pending', container };
 }
@@ -116,13 +128,16 @@ export async function heartbeat(ctx: StoreContext, held: HeldTask, patch: Progre
   const now = ctx.clock.now();
   const expiresAt = new Date(now.getTime() + leaseMs);
   const st = stamp(now);
+  // Refused past the lease's deadline; progress moves the stall deadline — in this same command.
+  const dl = beatDeadline(held, patch, now);
   const update: UpdateFilter<TaskDoc> = {
-    $set: { ...st.$set, ...patchFields(patch), 'lease.expiresAt': expiresAt, 'lease.ms': leaseMs },
+    $set: { ...st.$set, ...patchFields(patch), 'lease.expiresAt': expiresAt, 'lease.ms': leaseMs, ...dl.set },
     $inc: st.$inc,
     $currentDate: st.$currentDate,
   };
-  const r = await ctx.cols.tasks.updateOne(heldFilter(held), update, { writeConcern: ctx.writeConcern });
+  const r = await ctx.cols.tasks.updateOne({ ...heldFilter(held), ...dl.filter }, update, { writeConcern: ctx.writeConcern });
   if (r.matchedCount === 0) await fencedFailure(ctx, held, 'heartbeat');
+  keepDeadline(held, dl.lease);
   await renewSlot(ctx, held.lease, expiresAt);
   return expiresAt;
 }
@@ -136,6 +151,24 @@ export async function unblockDependents(ctx: StoreContext, containerId: ObjectId
     { writeConcern: ctx.writeConcern },
   );
   return r.modifiedCount;
+}
+
+/**
+ * A task became satisfied (succeeded, skipped, completed): its dependents stop waiting on it —
+ * unless it spawned children that are not all done (children.ts) — and, for a spawned child, its
+ * parent's dependents stop waiting once the parent and every child are done. Each check reads
+ * after its own write, so of two racing finishers (the last child and the parent, or the last two
+ * children) the later one sees both done; a crash in between is repaired by the sweep
+ * (`unblockSatisfied`, sweep.ts).
+ */
+export async function releaseDependents(ctx: StoreContext, t: Pick<TaskDoc, 'containerId' | 'name' | 'hasDependents' | 'spawned' | 'parent'>): Promise<number> {
+  let n = 0;
+  if (t.hasDependents !== false && !(t.spawned && (await hasOpenChildren(ctx, t.containerId, t.name)))) n += await unblockDependents(ctx, t.containerId, t.name);
+  if (t.parent && !(await hasOpenChildren(ctx, t.containerId, t.parent))) {
+    const p = await ctx.cols.tasks.findOne({ containerId: t.containerId, name: t.parent }, { projection: { state: 1, hasDependents: 1 } });
+    if (p && SATISFYING_TASK_STATES.includes(p.state) && p.hasDependents !== false) n += await unblockDependents(ctx, t.containerId, t.parent);
+  }
+  return n;
 }
 
 /** running → succeeded, by the lease holder. Stores the result and the last reported progress. */
@@ -157,12 +190,12 @@ export async function succeedTask(ctx: StoreContext, held: HeldTask, result: unk
     $inc: st.$inc,
     $currentDate: st.$currentDate,
   };
-  const task = await ctx.cols.tasks.findOneAndUpdate(heldFilter(held), update, { ...AFTER, writeConcern: ctx.writeConcern });
+  const task = await ctx.cols.tasks.findOneAndUpdate({ ...heldFilter(held), ...withinDeadline(now) }, update, { ...AFTER, writeConcern: ctx.writeConcern });
   if (!task) return fencedFailure(ctx, held, 'succeed');
   await releaseSlot(ctx, held.lease);
   const container = await counters(ctx, task.containerId, moveDelta('running', 'succeeded', task.weight, 0, wp(task)));
-  if (task.hasDependents !== false) await unblockDependents(ctx, task.containerId, task.name);
-  return { op: 'succeed', task, from: 'running', container };
+  await releaseDependents(ctx, task);
+  return { op: 'succeed', task, from: 'running', container, ...(await settleCleanups(ctx, task)) };
 }
 
 /** A failure to record. */
@@ -180,7 +213,7 @@ export function retryDelay(t: Pick<TaskDoc, 'retryDelayMs' | 'backoff' | 'maxRet
   return Math.min(t.retryDelayMs * 2 ** Math.max(0, attempts - 1), t.maxRetryDelayMs);
 }
 
-/** The write of a failed attempt: back to pending after the backoff while retries remain, else failed. */
+/** The write of a failed attempt: back to pending after the backoff while retries remain, else failed (also of a timeout). */
 function failureUpdate(ctx: StoreContext, held: HeldTask, f: FailureDoc, now: Date, retryable: boolean): { update: UpdateFilter<TaskDoc>; set: Record<string, unknown>; to: TaskState } {
   const retry = retryable && held.attempts <= held.maxRetries;
   const to: TaskState = retry ? 'pending' : 'failed';
@@ -209,12 +242,12 @@ export async function failTask(ctx: StoreContext, held: HeldTask, failure: Failu
   };
   const { update, set, to } = failureUpdate(ctx, held, f, now, failure.retryable !== false);
   Object.assign(set, patchFields(patch));
-  const filter: Filter<TaskDoc> = { ...heldFilter(held), failureCount: held.failureCount };
+  const filter: Filter<TaskDoc> = { ...heldFilter(held), ...withinDeadline(now), failureCount: held.failureCount };
   const task = await ctx.cols.tasks.findOneAndUpdate(filter, update, { ...AFTER, writeConcern: ctx.writeConcern });
   if (!task) return fencedFailure(ctx, held, 'fail');
   await releaseSlot(ctx, held.lease);
   const container = await counters(ctx, task.containerId, moveDelta('running', to, task.weight, 0, wp(task)));
-  return { op: 'fail', task, from: 'running', container };
+  return { op: 'fail', task, from: 'running', container, ...(await settleCleanups(ctx, task)) };
 }
 
 /**
@@ -230,7 +263,7 @@ export async function releaseTask(ctx: StoreContext, held: HeldTask, patch: Prog
     $inc: { ...st.$inc, attempts: -1 },
     $currentDate: st.$currentDate,
   };
-  const task = await ctx.cols.tasks.findOneAndUpdate(heldFilter(held), update, { ...AFTER, writeConcern: ctx.writeConcern });
+  const task = await ctx.cols.tasks.findOneAndUpdate({ ...heldFilter(held), ...withinDeadline(now) }, update, { ...AFTER, writeConcern: ctx.writeConcern });
   if (!task) return fencedFailure(ctx, held, 'release');
   await releaseSlot(ctx, held.lease);
   const container = await counters(ctx, task.containerId, moveDelta('running', 'pending', task.weight, 0, wp(task)));
@@ -260,7 +293,29 @@ export async function expireLease(ctx: StoreContext, seen: HeldTask): Promise<Tr
   if (!task) return null;
   await releaseSlot(ctx, seen.lease);
   const container = await counters(ctx, task.containerId, moveDelta('running', to, task.weight, 0, wp(task)));
-  return { op: 'expire', task, from: 'running', container };
+  return { op: 'expire', task, from: 'running', container, ...(await settleCleanups(ctx, task)) };
+}
+
+/**
+ * running → pending (retry after its backoff) / failed (out of retries) for an attempt past its
+ * deadline (`lease.deadline`, deadlines.ts): a failure of kind `timeout` or `stalled`, through
+ * the retry policy like a handler's. Run by the sweep for every overdue task, and by the runner
+ * holding the lease at the deadline. The filter carries the token and failure count read and the
+ * deadline passed at `now`, so a progress heartbeat that moved the stall deadline first wins and
+ * nothing is written (null).
+ */
+export async function timeoutTask(ctx: StoreContext, seen: HeldTask): Promise<TransitionResult | null> {
+  const now = ctx.clock.now();
+  const kind = overdueKind(seen.lease, now);
+  if (!kind) return null;
+  const f = deadlineFailure(seen, kind, now);
+  const { update, to } = failureUpdate(ctx, seen, f, now, true);
+  const filter: Filter<TaskDoc> = { ...heldFilter(seen), failureCount: seen.failureCount, 'lease.deadline': { $lte: now } };
+  const task = await ctx.cols.tasks.findOneAndUpdate(filter, update, { ...AFTER, writeConcern: ctx.writeConcern });
+  if (!task) return null;
+  await releaseSlot(ctx, seen.lease);
+  const container = await counters(ctx, task.containerId, moveDelta('running', to, task.weight, 0, wp(task)));
+  return { op: 'timeout', task, from: 'running', container, ...(await settleCleanups(ctx, task)) };
 }
 
 /** Arguments of the admin transitions, which address a task by container and name. */
@@ -323,21 +378,75 @@ async function namedTransition(
   return { op, task, from: before.state, container };
 }
 
-/** failed|cancelled → pending, with a fresh retry budget. */
-export function retryTask(ctx: StoreContext, t: NamedTask, opts?: NamedOptions): Promise<NamedResult> {
-  return namedTransition(ctx, t, 'retry', (now) => ({ set: { attempts: 0, runAfter: now, endedAt: null, durationMs: null, lease: null }, to: 'pending' }), opts);
+/** failed|cancelled → pending, with a fresh retry budget. Pending cleanup steps behind it wait for it again (run-when.ts). */
+export async function retryTask(ctx: StoreContext, t: NamedTask, opts?: NamedOptions): Promise<NamedResult> {
+  const r = await namedTransition(ctx, t, 'retry', (now) => ({ set: { attempts: 0, runAfter: now, endedAt: null, durationMs: null, lease: null }, to: 'pending' }), opts);
+  if (r.task.hasCleanupDependents) await rewaitCleanups(ctx, t.containerId, t.name);
+  return r;
 }
 
-/** pending|running → cancelled. A running task's holder loses its lease (the fence moves on). */
-export function cancelTask(ctx: StoreContext, t: NamedTask, opts?: NamedOptions): Promise<NamedResult> {
-  return namedTransition(ctx, t, 'cancel', (now) => ({ set: { lease: null, endedAt: now }, inc: { fence: 1 }, to: 'cancelled' }), opts);
+/** pending|running → cancelled. A running task's holder loses its lease (the fence moves on). Cleanup steps behind it stop waiting on it. */
+export async function cancelTask(ctx: StoreContext, t: NamedTask, opts?: NamedOptions): Promise<NamedResult> {
+  const r = await namedTransition(ctx, t, 'cancel', (now) => ({ set: { lease: null, endedAt: now }, inc: { fence: 1 }, to: 'cancelled' }), opts);
+  return { ...r, ...(await settleCleanups(ctx, r.task)) };
 }
 
 /** pending|failed|cancelled → skipped (counts as done: dependents may run). */
 export async function skipTask(ctx: StoreContext, t: NamedTask): Promise<NamedResult> {
   const r = await namedTransition(ctx, t, 'skip', (now) => ({ set: { lease: null, endedAt: now, waitingOn: [], percentageComplete: 100 }, to: 'skipped' }));
-  if (r.task.hasDependents !== false) await unblockDependents(ctx, t.containerId, t.name);
-  return r;
+  await releaseDependents(ctx, r.task);
+  return { ...r, ...(await settleCleanups(ctx, r.task)) };
+}
+
+/**
+ * After a task became final: the cleanup steps behind it (run-when.ts), only if it has some
+ * (`hasCleanupDependents`). A failed or cancelled task releases the cleanup steps waiting on it;
+ * then (not after a failure, which decides them to run) the `'failed'` steps left waiting on
+ * nothing but their verdict get it, and those none of whose dependencies failed are bypassed.
+ * Returns the bypasses as `also` (for the events).
+ */
+async function settleCleanups(ctx: StoreContext, task: Pick<TaskDoc, 'containerId' | 'name' | 'state' | 'hasCleanupDependents'>): Promise<{ also?: TransitionResult[] }> {
+  if (!task.hasCleanupDependents || task.state === 'pending' || task.state === 'running') return {};
+  if (task.state === 'failed' || task.state === 'cancelled') await releaseCleanupWaiters(ctx, task.containerId, task.name, task.state);
+  if (task.state === 'failed') return {};
+  const also = await decideUndecided(ctx, task.containerId);
+  return also.length > 0 ? { also } : {};
+}
+
+/**
+ * Takes the verdict of every undecided `'failed'` step of the container (run-when.ts
+ * `undecidedSteps`): run (its marker pulled) or bypass. Also the sweep's repair after a crash
+ * between a dependency's write and this one.
+ */
+export async function decideUndecided(ctx: StoreContext, containerId: ObjectId): Promise<TransitionResult[]> {
+  const out: TransitionResult[] = [];
+  for (const step of await undecidedSteps(ctx, containerId)) {
+    if ((await decideStep(ctx, containerId, step)) !== 'skip') continue;
+    const r = await bypassTask(ctx, containerId, step);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+/**
+ * pending → skipped, by the system: a `runWhen: 'failed'` step all of whose dependencies ended
+ * without a failure (run-when.ts). Conditional on the step still pending and waiting on nothing
+ * but its verdict. Its dependents then proceed as after a skip.
+ */
+export async function bypassTask(ctx: StoreContext, containerId: ObjectId, step: Pick<UndecidedStep, '_id'>): Promise<TransitionResult | null> {
+  const now = ctx.clock.now();
+  const st = stamp(now);
+  const set: Partial<TaskDoc> = { ...st.$set, state: 'skipped', lease: null, endedAt: now, waitingOn: [], percentageComplete: 100 };
+  const before = await ctx.cols.tasks.findOneAndUpdate(
+    { _id: step._id, containerId, state: { $in: from('bypass') }, runWhen: 'failed', waitingOn: [UNDECIDED] as never },
+    { $set: set, $inc: st.$inc, $currentDate: st.$currentDate },
+    { returnDocument: 'before', writeConcern: ctx.writeConcern },
+  );
+  if (!before) return null;
+  const task = { ...before, ...set, rev: before.rev + 1 } as TaskDoc;
+  const container = await counters(ctx, containerId, moveDelta(before.state, 'skipped', before.weight, wp(before), wp(task)));
+  await releaseDependents(ctx, task);
+  return { op: 'bypass', task, from: before.state, container, ...(await settleCleanups(ctx, task)) };
 }
 
 /** The fields a reset sets (besides `state: 'pending'`): the task as if just added. */
@@ -372,7 +481,38 @@ export async function resetTask(ctx: StoreContext, t: NamedTask, waitingOn: stri
       { writeConcern: ctx.writeConcern },
     );
   }
+  // Cleanup steps (run-when.ts): those that stopped waiting on a failed or cancelled task wait
+  // again; a reset `'failed'` step whose dependencies all ended already gets its verdict now.
+  if (!opts?.deferCounters && (r.from === 'failed' || r.from === 'cancelled') && r.task.hasCleanupDependents) await rewaitCleanups(ctx, t.containerId, t.name);
+  if (!opts?.deferCounters && waitingOn.length === 1 && waitingOn[0] === UNDECIDED) {
+    const also = await decideUndecided(ctx, t.containerId);
+    if (also.length > 0) return { ...r, also };
+  }
   return r;
+}
+
+/**
+ * Any state → pending, as a task of a re-run plan (lib/store/rerun.ts): the fields of a reset,
+ * `waitingOn` as the plan computed it, and the fence moved on so that the holder of a running
+ * task loses its lease (its late writes are refused). Counters are the caller's (one write for
+ * the whole plan: `delta`).
+ */
+export function rerunTask(ctx: StoreContext, t: NamedTask, waitingOn: string[]): Promise<NamedResult> {
+  return namedTransition(ctx, t, 'rerun', (now) => ({ set: resetFields(now, waitingOn), inc: { fence: 1 }, to: 'pending' }), { deferCounters: true });
+}
+
+/**
+ * pending|failed|cancelled|skipped → succeeded with `result`, by an admin (a step someone fixed
+ * by hand): progress 100, nothing waited on, `endedAt` now; then its dependents are unblocked.
+ */
+export async function markSucceededTask(ctx: StoreContext, t: NamedTask, result: unknown): Promise<NamedResult> {
+  const r = await namedTransition(ctx, t, 'markSucceeded', (now) => ({
+    set: { result: result === undefined ? null : result, percentageComplete: 100, lease: null, waitingOn: [], endedAt: now, durationMs: null },
+    to: 'succeeded',
+    min: { startedAt: now },
+  }));
+  if (r.task.hasDependents !== false) await unblockDependents(ctx, t.containerId, t.name);
+  return { ...r, ...(await settleCleanups(ctx, r.task)) };
 }
 
 /**
@@ -387,8 +527,9 @@ export async function patchTask(ctx: StoreContext, t: NamedTask, patch: Progress
   const r = await namedTransition(ctx, t, complete ? 'complete' : 'update', (now) =>
     complete ? { set: { ...set, percentageComplete: 100, lease: null, waitingOn: [], endedAt: now }, to: 'succeeded', min: { startedAt: now } } : { set, to: null },
   );
-  if (complete && r.task.hasDependents !== false) await unblockDependents(ctx, t.containerId, t.name);
-  return r;
+  if (!complete) return r;
+  await releaseDependents(ctx, r.task);
+  return { ...r, ...(await settleCleanups(ctx, r.task)) };
 }
 
 /** Removes a task that is not running and that no other task depends on. */

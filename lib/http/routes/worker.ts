@@ -1,11 +1,13 @@
 /**
  * The worker protocol: long-poll claim, then heartbeat / succeed / fail carrying the lease token.
  * Stateless on the server: each call re-attaches to the lease with `client.lease(...)`, which
- * rejects a stale token with PTS_LEASE_LOST (409).
+ * rejects a stale token with PTS_LEASE_LOST (409) — PTS_TASK_TIMEOUT / PTS_TASK_STALLED when the
+ * attempt's deadline ended it (a heartbeat past the deadline is refused by the database).
  * @internal
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TaskLease } from '../../lease';
+import type { TaskSpec } from '../../types';
 import { HttpError, HTTP_ERROR_CODES } from '../errors';
 import { principalOf, requireContainer, type HttpContext } from '../context';
 import * as S from '../schemas';
@@ -19,6 +21,7 @@ interface ClaimBody {
   owner: string;
   leaseMs?: number;
   waitMs?: number;
+  includeInputs?: boolean;
 }
 interface Progress {
   percentageComplete?: number;
@@ -71,7 +74,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
         tags,
         summary: 'Claim the next ready task (long-poll up to waitMs; 204 when none)',
         body: S.claimBody,
-        response: { 200: S.claimAnswer, 204: S.noContent, ...S.authErrors(403, 413, 415) },
+        response: { 200: S.claimAnswer, 204: S.noContent, ...S.authErrors(403, 413, 415, 422) },
       },
     },
     async (request, reply) => {
@@ -98,7 +101,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
         for (;;) {
           const lease: TaskLease | null = await client.claimNext(
             { container: b.container, names: b.names, key: b.key },
-            { owner: b.owner, leaseMs: b.leaseMs },
+            { owner: b.owner, leaseMs: b.leaseMs, includeInputs: b.includeInputs },
           );
           if (lease) {
             // The client went away while the claim ran: nobody will ever see this lease, so give
@@ -117,7 +120,9 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
               task: lease.task,
               token: lease.token,
               leaseExpiresAt: lease.task.lease?.expiresAt ?? null,
+              deadline: lease.deadline,
               config,
+              ...(b.includeInputs ? { inputs: lease.inputs ?? {} } : {}),
             };
           }
           const left = deadline - Date.now();
@@ -156,7 +161,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
     async (request) => {
       const lease = await attach(request.params, request.body.token, request);
       const leaseExpiresAt = await lease.heartbeat(progressOf(request.body), request.body.leaseMs);
-      return { leaseExpiresAt };
+      return { leaseExpiresAt, deadline: lease.deadline };
     },
   );
 
@@ -175,6 +180,24 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
     async (request) => {
       const lease = await attach(request.params, request.body.token, request);
       return { task: await lease.succeed(request.body.result ?? null, progressOf(request.body)) };
+    },
+  );
+
+  app.post<{ Params: TaskParams; Body: { token: number; tasks: TaskSpec[] } }>(
+    '/api/v1/containers/:name/tasks/:task/spawn',
+    {
+      config: { scope: 'worker' },
+      schema: {
+        tags,
+        summary: 'Add child tasks under the held task (dynamic fan-out; idempotent by name, fenced by the token)',
+        params: S.params('name', 'task'),
+        body: S.spawnBody,
+        response: { 200: S.spawnAnswer, ...S.authErrors(403, 404, 409, 413, 415) },
+      },
+    },
+    async (request) => {
+      const lease = await attach(request.params, request.body.token, request);
+      return lease.spawn(request.body.tasks);
     },
   );
 
