@@ -78,7 +78,10 @@ export function decide(s: RunnerSnapshot): RunnerDecision {
   const c = s.counts;
   if (c.pending === 0 && c.running === 0) return { kind: 'finish' };
   // Paused: wait for a resume (one read per poll; sweeping others' leases if they run), or return.
-  if (s.paused) return s.waitWhenPaused === false ? { kind: 'paused' } : { kind: 'sleep', ms: s.pollMs, sweep: c.running > 0 };
+  if (s.paused) {
+    if (c.running > 0 && s.claimMayBeOrphaned) return { kind: 'adopt' };
+    return s.waitWhenPaused === false ? { kind: 'paused' } : { kind: 'sleep', ms: s.pollMs, sweep: c.running > 0 };
+  }
   if (c.running > 0) {
     // Other workers hold leases: wait for them to finish or expire, then sweep.
     if (s.claimMayBeOrphaned) return { kind: 'adopt' };

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import mongoose from 'mongoose';
 import { createClient, ManualClock, ValidationError, type Client, type TaskContainer } from '../lib';
 import { useTestDatabase } from './helpers/db';
+import { decide } from '../lib/decide';
 import { CommandCounter, expectConsistent } from './helpers/consistency';
 import { startFixture, type HttpFixture } from './http/support';
 
@@ -275,12 +276,45 @@ describe('pause', function () {
     const r = await c.run(() => undefined); // nothing ready: its sweep repairs the holds, then it runs everything
     expect(r.status).to.equal('succeeded');
     expect(await tasks.countDocuments({ pause: { $exists: true } })).to.equal(0);
+    // A claim that finds the container paused (its counter write returns the container) holds the rest.
+    const c3 = await pipeline(client, 'crash 3');
+    await containers.updateOne({ name: 'crash 3' }, { $set: { paused: true }, $inc: { pauseSeq: 1, rev: 1 } });
+    const slipped = await client.claimNext({ container: 'crash 3' });
+    expect(slipped, 'the one claim the crashed pause let through').to.not.equal(null);
+    expect(await client.claimNext({ container: 'crash 3' })).to.equal(null);
+    expect(await tasks.countDocuments({ container: 'crash 3', pause: { $exists: false } })).to.equal(0);
+    await slipped!.succeed();
+    expect((await c3.summary()).counts.succeeded).to.equal(1);
     // A repeated pause() re-applies the hold even though the container already says paused.
     const c2 = await pipeline(client, 'crash 2');
     await containers.updateOne({ name: 'crash 2' }, { $set: { paused: true }, $inc: { pauseSeq: 1, rev: 1 } });
     await c2.pause();
     expect(await tasks.countDocuments({ container: 'crash 2', pause: { $exists: false } })).to.equal(0);
     expect(await client.claimNext({})).to.equal(null);
+  });
+
+  describe('the runner decides (decide.ts)', function () {
+    const idle = {
+      stopping: false,
+      failFast: false,
+      active: 0,
+      concurrency: 2,
+      claimsExhausted: true,
+      claimMayBeOrphaned: false,
+      counts: { pending: 2, running: 0, succeeded: 1, failed: 0, skipped: 0, cancelled: 0 },
+      paused: true,
+      now: 0,
+      pollMs: 500,
+    };
+    it('waits (polling) or returns when paused and idle; finishes running handlers first; finishes when nothing is left', function () {
+      expect(decide({ ...idle, waitWhenPaused: true })).to.deep.equal({ kind: 'sleep', ms: 500, sweep: false });
+      expect(decide({ ...idle, waitWhenPaused: false })).to.deep.equal({ kind: 'paused' });
+      expect(decide({ ...idle, counts: { ...idle.counts, running: 1 }, waitWhenPaused: true })).to.deep.equal({ kind: 'sleep', ms: 500, sweep: true });
+      expect(decide({ ...idle, counts: { ...idle.counts, running: 1 }, claimMayBeOrphaned: true })).to.deep.equal({ kind: 'adopt' });
+      expect(decide({ ...idle, active: 1, waitWhenPaused: false })).to.deep.equal({ kind: 'wait', ms: 500 });
+      expect(decide({ ...idle, counts: { ...idle.counts, pending: 0 } })).to.deep.equal({ kind: 'finish' });
+      expect(decide({ ...idle, paused: false, waitWhenPaused: false })).to.deep.equal({ kind: 'read', what: 'nextReadyAt' });
+    });
   });
 
   describe('over HTTP', function () {

@@ -5,6 +5,7 @@
  */
 import type { ObjectId } from 'mongodb';
 import type { StoreContext } from './context';
+import { syncPause } from './holds';
 import { acquireSlot } from './keys';
 import { readyKeys } from './queries';
 import { bindSlot, releaseSlot } from './slots';
@@ -14,6 +15,8 @@ import { claimTask, type ClaimQuery, type TransitionResult } from './transitions
 export interface ResolvedClaim {
   containerId?: ObjectId;
   names?: string[];
+  /** With `names`: also children spawned by these tasks (the runner's `'parent/*'` handlers). */
+  parents?: string[];
   key?: string;
   owner: string;
   leaseMs: number;
@@ -41,9 +44,9 @@ async function claimWithKey(ctx: StoreContext, q: ClaimQuery, key: string, owner
 
 /** Claims one ready task: unkeyed first, then keyed ones whose key has a free slot. */
 export async function claimNext(ctx: StoreContext, c: ResolvedClaim): Promise<ClaimOutcome> {
-  const q: ClaimQuery = { containerId: c.containerId, names: c.names };
+  const q: ClaimQuery = { containerId: c.containerId, names: c.names, ...(c.parents?.length ? { parents: c.parents } : {}) };
   const recovered: TransitionResult[] = [];
-  if (c.key !== undefined) return { claimed: await claimWithKey(ctx, q, c.key, c.owner, c.leaseMs, recovered), recovered };
+  if (c.key !== undefined) return healed(ctx, { claimed: await claimWithKey(ctx, q, c.key, c.owner, c.leaseMs, recovered), recovered });
   let r = await claimTask(ctx, { ...q, key: null }, c.owner, c.leaseMs);
   if (!r) {
     for (const key of await readyKeys(ctx, q, ctx.clock.now())) {
@@ -51,5 +54,17 @@ export async function claimNext(ctx: StoreContext, c: ResolvedClaim): Promise<Cl
       if (r) break;
     }
   }
-  return { claimed: r, recovered };
+  return healed(ctx, { claimed: r, recovered });
+}
+
+/**
+ * A claim whose counter write found its container paused took a task the pause had not held
+ * yet — a pause in progress, or one that crashed between its two writes (pause.ts): hold the
+ * container's other tasks now. The claimed task runs (it was claimed before the hold). No
+ * command unless the container is paused.
+ */
+async function healed(ctx: StoreContext, o: ClaimOutcome): Promise<ClaimOutcome> {
+  const doc = o.claimed?.container.container;
+  if (doc?.paused) await syncPause(ctx, doc);
+  return o;
 }
