@@ -70,8 +70,14 @@ export function deriveContainerStatus(counts: StateCounts, current: ContainerSta
  * Every operation that changes a task, as the transition table reads it.
  * - `claim`, `heartbeat`, `succeed`, `fail`, `release`: by the lease holder (fenced by its token);
  * - `expire`: by the recovery sweep, when a lease ran out;
+ * - `timeout`: by the recovery sweep (or the runner holding the lease), when an attempt ran past
+ *   its deadline (`timeoutMs`/`stallMs`, lib/store/deadlines.ts);
  * - `retry`, `cancel`, `skip`, `reset`, `update`, `complete`, `delete`: by name (admin, or the
- *   original API's `updateTask`/`deleteTask`).
+ *   original API's `updateTask`/`deleteTask`);
+ * - `rerun`: by an admin's re-run from a step, on each task of its plan (`container.rerun`);
+ * - `markSucceeded`: by an admin, for a step fixed by hand (`container.markSucceeded`);
+ * - `bypass`: by the system (the write that finished a dependency, or the sweep), for a
+ *   `runWhen: 'failed'` cleanup step none of whose dependencies failed (lib/run-when.ts).
  */
 export const TASK_OPERATIONS = Object.freeze([
   'claim',
@@ -80,6 +86,7 @@ export const TASK_OPERATIONS = Object.freeze([
   'fail',
   'release',
   'expire',
+  'timeout',
   'retry',
   'cancel',
   'skip',
@@ -87,6 +94,9 @@ export const TASK_OPERATIONS = Object.freeze([
   'update',
   'complete',
   'delete',
+  'rerun',
+  'markSucceeded',
+  'bypass',
 ] as const);
 export type TaskOperation = (typeof TASK_OPERATIONS)[number];
 
@@ -125,6 +135,9 @@ export const TRANSITIONS: Readonly<Record<TaskOperation, TransitionRule>> = Obje
   fail: rule('worker', ['running'], ['pending', 'failed']),
   release: rule('worker', ['running'], ['pending']),
   expire: rule('sweep', ['running'], ['pending', 'failed']),
+  // An attempt past its deadline (lib/store/deadlines.ts): a failure of kind timeout/stalled,
+  // through the retry policy like a handler's; fenced by the token read and the deadline passed.
+  timeout: rule('sweep', ['running'], ['pending', 'failed']),
   retry: rule('admin', ['failed', 'cancelled'], ['pending']),
   cancel: rule('admin', ['pending', 'running'], ['cancelled']),
   skip: rule('admin', ['pending', 'failed', 'cancelled'], ['skipped']),
@@ -132,10 +145,18 @@ export const TRANSITIONS: Readonly<Record<TaskOperation, TransitionRule>> = Obje
   update: rule('admin', ['pending', 'running'], ['pending', 'running']),
   complete: rule('admin', ['pending', 'running'], ['succeeded']),
   delete: rule('admin', NOT_RUNNING, []),
+  // Re-run from a step (lib/store/rerun.ts): every task of the plan, a running one too (its
+  // worker loses the lease, as on cancel; Airflow's "clear" does the same), back to pending.
+  rerun: rule('admin', TASK_STATES, ['pending']),
+  // A step someone fixed by hand: succeeded with the given result; dependents may run.
+  markSucceeded: rule('admin', ['pending', 'failed', 'cancelled', 'skipped'], ['succeeded']),
+  // A `runWhen: 'failed'` cleanup step whose dependencies all ended without a failure (lib/run-when.ts):
+  // skipped by the system; conditional on it still waiting on nothing but its verdict.
+  bypass: rule('sweep', ['pending'], ['skipped']),
 });
 
 /** The by-name actions an operator can take on one task (HTTP, CLI, dashboard buttons). */
-export const TASK_ACTIONS = Object.freeze(['retry', 'cancel', 'skip', 'reset', 'delete'] as const);
+export const TASK_ACTIONS = Object.freeze(['retry', 'cancel', 'skip', 'reset', 'delete', 'markSucceeded'] as const);
 export type TaskAction = (typeof TASK_ACTIONS)[number];
 
 /** The actions a whole container offers (applied to every task the table allows). */

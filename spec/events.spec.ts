@@ -38,6 +38,8 @@ const ALL_EVENTS: PtsEventName[] = [
   'task:retried',
   'task:updated',
   'task:deleted',
+  'task:timeout',
+  'task:stalled',
   'lease:expired',
   'lease:lost',
   'container:created',
@@ -47,6 +49,8 @@ const ALL_EVENTS: PtsEventName[] = [
   'container:failed',
   'container:cancelled',
   'container:status',
+  'container:paused',
+  'container:resumed',
   'db:unavailable',
   'db:available',
 ];
@@ -59,7 +63,7 @@ function documentedTable(): Map<string, string[]> {
   const rows = new Map<string, string[]>();
   for (const line of m[1].split('\n')) {
     const cells = line.split('|').map((c) => c.trim());
-    if (cells.length < 4 || !/^`[a-z]+`$/.test(cells[1])) continue;
+    if (cells.length < 4 || !/^`[a-zA-Z]+`$/.test(cells[1])) continue;
     rows.set(
       cells[1].slice(1, -1),
       [...cells[2].matchAll(/`([a-z]+:[a-z]+)`/g)].map((x) => x[1]),
@@ -184,6 +188,26 @@ describe('events', function () {
           return evs;
         },
       ],
+      timeout: [
+        async () => {
+          const c = await client.getOrCreateTaskContainer(`ev-${++n}`);
+          await c.addTasks([{ name: 't0', timeoutMs: 1_000, retryDelayMs: 0, maxRetries: 1 }]);
+          await claim(c);
+          clock.advance(1_001);
+          const evs = await taskEvents(() => client.recoverStale({ container: c.name() }));
+          expect(evs).to.deep.equal(['task:timeout', 'task:retrying']);
+          return evs;
+        },
+        async () => {
+          const c = await client.getOrCreateTaskContainer(`ev-${++n}`);
+          await c.addTasks([{ name: 't0', stallMs: 1_000, maxRetries: 0 }]);
+          await claim(c);
+          clock.advance(1_001);
+          const evs = await taskEvents(() => client.recoverStale({ container: c.name() }));
+          expect(evs).to.deep.equal(['task:stalled', 'task:failed']);
+          return evs;
+        },
+      ],
       retry: [
         async () => {
           const c = await container();
@@ -207,6 +231,20 @@ describe('events', function () {
         async () => {
           const c = await container();
           return taskEvents(() => c.reset('t0'));
+        },
+      ],
+      rerun: [
+        async () => {
+          const c = await container();
+          await (await claim(c)).succeed('ok');
+          return taskEvents(() => c.rerun('t0'));
+        },
+      ],
+      markSucceeded: [
+        async () => {
+          const c = await container();
+          await c.cancel('t0');
+          return taskEvents(() => c.markSucceeded('t0', { fixed: true }));
         },
       ],
       update: [

@@ -32,6 +32,8 @@ import { useTestDatabase } from './helpers/db';
 
 const TASK = 't';
 const LEASE_MS = 60_000;
+/** `timeoutMs` of the task of the `timeout` cells (shorter than the lease: the deadline ends it, not the expiry). */
+const TIMEOUT_MS = 5_000;
 
 describe('states table (every cell of TRANSITIONS × TASK_STATES against the store)', function () {
   this.timeout(30_000);
@@ -107,7 +109,12 @@ describe('states table (every cell of TRANSITIONS × TASK_STATES against the sto
   ): Promise<TaskContainer> {
     const c = await client.getOrCreateTaskContainer(`${label} #${++seq}`);
     await c.addTasks(
-      names.map((name) => ({ name, maxRetries: failing.includes(name) ? 0 : 3, retryDelayMs: 1000 })),
+      names.map((name) => ({
+        name,
+        maxRetries: failing.includes(name) ? 0 : 3,
+        retryDelayMs: 1000,
+        ...(label.startsWith('timeout ') ? { timeoutMs: TIMEOUT_MS } : {}),
+      })),
     );
     return c;
   }
@@ -131,6 +138,9 @@ describe('states table (every cell of TRANSITIONS × TASK_STATES against the sto
         case 'expire':
           clock.advance(LEASE_MS + 1);
           return client.recoverStale({ container: c.name() });
+        case 'timeout':
+          clock.advance(TIMEOUT_MS + 1);
+          return client.recoverStale({ container: c.name() });
         case 'retry':
         case 'cancel':
         case 'reset':
@@ -143,6 +153,10 @@ describe('states table (every cell of TRANSITIONS × TASK_STATES against the sto
           return c.updateTask(TASK, { isComplete: true });
         case 'delete':
           return c.deleteTask(TASK);
+        case 'rerun':
+          return c.rerun(TASK);
+        case 'markSucceeded':
+          return c.markSucceeded(TASK, { fixedBy: 'hand' });
       }
     };
     try {
@@ -181,7 +195,7 @@ describe('states table (every cell of TRANSITIONS × TASK_STATES against the sto
               expect(out.value, `${cell}: the table allows it, but claimNext found nothing`).to.not.equal(
                 null,
               );
-            if (op === 'expire') {
+            if (op === 'expire' || op === 'timeout') {
               const report = out.value as { recovered: Array<{ task: string }> };
               expect(
                 report.recovered.map((r) => r.task),
@@ -211,7 +225,7 @@ describe('states table (every cell of TRANSITIONS × TASK_STATES against the sto
               'value' in out && out.value,
               `${cell}: the table refuses it, but claimNext handed out the task`,
             ).to.equal(null);
-          } else if (op === 'expire') {
+          } else if (op === 'expire' || op === 'timeout') {
             if ('error' in out) expect.fail(`${cell}: recoverStale threw ${describeError(out.error)}`);
             const report = out.value as { recovered: unknown[] };
             expect(
