@@ -21,6 +21,7 @@ export interface RecoverOptions {
 /** Emits the events of a sweep: the expiries and the containers it finalized. */
 export function notifySweep(core: Core, s: SweepResult): void {
   for (const r of s.expired) core.notify.transition(r);
+  for (const r of s.decided ?? []) core.notify.transition(r);
   for (const f of s.finalized) core.notify.containerChange(f.name, f.result);
 }
 

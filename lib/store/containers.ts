@@ -5,6 +5,7 @@
  * of their counter changes in one write.
  * @internal
  */
+import { initialWaitingOn, type RunWhen } from '../run-when';
 import type { ObjectId } from 'mongodb';
 import { InvalidTransitionError } from '../errors';
 import { TRANSITIONS, type ContainerAction, type ContainerStatus } from '../states';
@@ -43,8 +44,8 @@ export async function bulkAction(ctx: StoreContext, containerId: ObjectId, actio
   let delta = moveDelta(null, null, 0, 0, 0);
   let after: ObjectId | null = null;
   for (;;) {
-    const page: Array<{ _id: ObjectId; name: string; dependsOn?: string[] }> = await ctx.cols.tasks
-      .find({ containerId, state: { $in: allowed }, ...(after ? { _id: { $gt: after } } : {}) }, { projection: { _id: 1, name: 1, dependsOn: 1 } })
+    const page: Array<{ _id: ObjectId; name: string; dependsOn?: string[]; runWhen?: RunWhen }> = await ctx.cols.tasks
+      .find({ containerId, state: { $in: allowed }, ...(after ? { _id: { $gt: after } } : {}) }, { projection: { _id: 1, name: 1, dependsOn: 1, runWhen: 1 } })
       .sort({ _id: 1 })
       .limit(BATCH)
       .toArray();
@@ -57,7 +58,7 @@ export async function bulkAction(ctx: StoreContext, containerId: ObjectId, actio
             : action === 'cancel'
               ? await cancelTask(ctx, named, { deferCounters: true })
               : // Every task that is not running is reset too, so each waits on all its dependencies.
-                await resetTask(ctx, named, t.dependsOn ?? [], { deferCounters: true });
+                await resetTask(ctx, named, initialWaitingOn(t.runWhen ?? 'succeeded', t.dependsOn ?? []), { deferCounters: true });
         results.push(r);
         if (r.delta) delta = addDeltas(delta, r.delta);
       } catch (err) {

@@ -62,7 +62,7 @@ export async function endOverdueAttempts(ctx: StoreContext, containerId?: Object
  * Clears `waitingOn` entries naming dependencies that already succeeded or were skipped (a
  * crash between a succeed and its unblock write, or a reset racing a dependency).
  */
-export async function unblockSatisfied(ctx: StoreContext, containerId: ObjectId, decided: TransitionResult[] = []): Promise<number> {
+export async function unblockSatisfied(ctx: StoreContext, containerId: ObjectId, decided: TransitionResult[] = [], seen: { cleanups?: boolean } = {}): Promise<number> {
   const blocked = await ctx.cols.tasks
     .find({ containerId, state: 'pending', 'waitingOn.0': { $exists: true } }, { projection: { waitingOn: 1, runWhen: 1 } })
     .limit(5000)
@@ -74,6 +74,7 @@ export async function unblockSatisfied(ctx: StoreContext, containerId: ObjectId,
   const held = await heldBackParents(ctx, containerId, satisfied);
   let n = 0;
   for (const name of satisfied) if (!held.has(name)) n += await unblockDependents(ctx, containerId, name);
+  seen.cleanups = blocked.some((t) => isCleanup(t.runWhen));
   n += await repairCleanups(ctx, containerId, blocked, states, decided);
   return n;
 }
@@ -153,9 +154,10 @@ export async function finalizeIfBlocked(ctx: StoreContext, containerId: ObjectId
   // A task held by a pause is not blocked for good: it moves once the container is resumed.
   const movable = await ctx.cols.tasks.findOne(readyFilter({ containerId, includeHeld: true }), { projection: { _id: 1 } });
   if (movable) return null;
-  if ((await unblockSatisfied(ctx, containerId, out.decided)) > 0) return null;
+  const seen: { cleanups?: boolean } = {};
+  if ((await unblockSatisfied(ctx, containerId, out.decided, seen)) > 0) return null;
   // Cleanup steps behind the blocked ones run before the container gets its final status.
-  const released = await releaseStuckCleanups(ctx, containerId, false, out.decided);
+  const released = seen.cleanups ? await releaseStuckCleanups(ctx, containerId, false, out.decided) : 0;
   out.unblocked += released;
   if (released > 0) return null;
   doc = await ctx.cols.containers.findOne({ _id: containerId });
