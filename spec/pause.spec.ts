@@ -3,6 +3,8 @@
  * paused, running tasks finish and are recorded, tasks added meanwhile wait, resume lets claims
  * go, pause/resume are idempotent, and a crash between a pause's two writes is repaired.
  */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { expect } from 'chai';
 import mongoose from 'mongoose';
 import { createClient, ManualClock, ValidationError, type Client, type TaskContainer } from '../lib';
@@ -10,6 +12,7 @@ import { useTestDatabase } from './helpers/db';
 import { decide } from '../lib/decide';
 import { CommandCounter, expectConsistent } from './helpers/consistency';
 import { startFixture, type HttpFixture } from './http/support';
+import { trackResource } from './helpers/leaks';
 
 describe('pause', function () {
   const db = useTestDatabase();
@@ -349,6 +352,52 @@ describe('pause', function () {
       expect(claimed.status).to.equal(200);
       expect(claimed.body.task.name).to.equal('one');
       expect((await f.call('POST', '/api/v1/containers/nope/actions/pause')).status).to.equal(404);
+    });
+  });
+  describe('pts pause / unpause (the CLI as a process)', function () {
+    this.timeout(120_000);
+    const MAIN = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
+    function pts(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+      return new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+          cwd: path.join(__dirname, '..'),
+          env: { ...process.env, NO_COLOR: '1', MONGODB_URI: db.uri, USER: 'tester' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        const untrack = trackResource(`pts ${args.join(' ')}`, () => child.kill('SIGKILL'));
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+        child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => {
+          untrack();
+          resolve({ code, stdout, stderr });
+        });
+      });
+    }
+
+    it('pauses, shows it in pts status, unpauses (idempotent); pts delete of a missing task still fails', async function () {
+      const client = createClient({ connection: db.connection });
+      const c = await client.getOrCreateTaskContainer('cli-paused');
+      await c.addTasks([{ name: 'step' }]);
+      const [paused, missing] = await Promise.all([pts(['pause', 'cli-paused']), pts(['delete', 'cli-paused', 'nope'])]);
+      expect(paused.code, paused.stderr).to.equal(0);
+      expect(paused.stdout).to.include('paused cli-paused');
+      expect(missing.code).to.equal(1);
+      expect(missing.stderr).to.include('no task named "nope"');
+      const s = (await client.summary('cli-paused'))!;
+      expect(s.paused).to.equal(true);
+      expect(s.pausedBy).to.equal('cli:tester');
+      expect(await client.claimNext({ container: 'cli-paused' })).to.equal(null);
+      const [again, status, list] = await Promise.all([pts(['pause', 'cli-paused']), pts(['status', 'cli-paused']), pts(['status', '--prefix', 'cli-paused'])]);
+      expect(again.stdout).to.include('was already paused');
+      expect(status.stdout).to.match(/cli-paused\s+pending paused/);
+      expect(list.stdout).to.match(/pending paused/);
+      const un = await pts(['unpause', 'cli-paused', '--json']);
+      expect(un.code, un.stderr).to.equal(0);
+      expect(JSON.parse(un.stdout).paused).to.equal(false);
+      expect((await client.claimNext({ container: 'cli-paused' }))!.task.name).to.equal('step');
     });
   });
 });
