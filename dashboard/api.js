@@ -77,12 +77,16 @@ export const api = {
   task: (name, task) => request('GET', `/containers/${enc(name)}/tasks/${enc(task)}`),
   action: (name, action, task) =>
     request('POST', `/containers/${enc(name)}/actions/${action}`, task === undefined ? {} : { task }),
-  /** One of TASK_ACTIONS on one task: skip and delete have routes of their own, the others take `{ task }`. */
-  taskAction: (name, action, task) => {
+  /** One of TASK_ACTIONS on one task: skip, delete and markSucceeded (`extra`: the result) have routes of their own, the others take `{ task }`. */
+  taskAction: (name, action, task, extra) => {
     if (action === 'skip') return request('POST', `/containers/${enc(name)}/tasks/${enc(task)}/skip`, {});
     if (action === 'delete') return request('DELETE', `/containers/${enc(name)}/tasks/${enc(task)}`);
+    if (action === 'markSucceeded')
+      return request('POST', `/containers/${enc(name)}/tasks/${enc(task)}/mark-succeeded`, { result: extra ?? null });
     return request('POST', `/containers/${enc(name)}/actions/${enc(action)}`, { task });
   },
+  /** Re-run from `task`: `{ dryRun: true }` answers the plan only. */
+  rerun: (name, task, opts = {}) => request('POST', `/containers/${enc(name)}/actions/rerun`, { task, ...opts }),
   /** URL of an SSE stream (token in the query string: EventSource cannot send headers). */
   eventsUrl: (name) =>
     `${BASE}${name ? `/containers/${enc(name)}/events` : '/events'}${qs({ access_token: auth.token })}`,

@@ -24,6 +24,13 @@ import { subscribe, throttle } from './live.js';
 // no copy of the states or of the transition table.
 import { CONTAINER_ACTIONS, CONTAINER_STATUSES, TASK_ACTIONS, TASK_STATES } from './states.js';
 
+/** The "paused" badge of a paused container (tooltip: since when and by whom). */
+function pausedBadge(c) {
+  const since = c.pausedAt ? `since ${localIso(c.pausedAt)}` : '';
+  const by = c.pausedBy ? ` by ${c.pausedBy}` : '';
+  return h('span.badge.s-paused', { title: `paused ${since}${by}: no new claims; running tasks finish` }, 'paused');
+}
+
 /** Label, tooltip and confirmation of each per-task action; which are enabled is the API's `allowedActions`. */
 const TASK_BUTTONS = {
   retry: { label: 'Retry', title: 'run again with a fresh retry budget' },
@@ -37,7 +44,44 @@ const TASK_BUTTONS = {
     confirm: (container, task) =>
       `Delete task ${visibleName(task)} of ${visibleName(container)}? Its progress and failure history are lost.`,
   },
+  markSucceeded: {
+    label: 'Mark succeeded',
+    title: 'a step fixed by hand: succeeded with the result you give; its dependents may run',
+    // Asks for the result; undefined: the admin cancelled, or the JSON was not valid.
+    ask: (container, task) => {
+      const text = prompt(
+        `Mark task ${visibleName(task)} of ${visibleName(container)} succeeded with this result (JSON):`,
+        'null',
+      );
+      if (text === null) return undefined;
+      try {
+        return JSON.parse(text);
+      } catch (err) {
+        toast(`not valid JSON: ${err.message}`, 'error');
+        return undefined;
+      }
+    },
+  },
 };
+
+/** The plan of a re-run as the confirmation shows it (names capped: a plan can be long). */
+function planText(container, plan) {
+  const list = (names) =>
+    names.length === 0
+      ? '(none)'
+      : names.slice(0, 20).map(visibleName).join(', ') + (names.length > 20 ? `, … (${names.length - 20} more)` : '');
+  return [
+    `Re-run ${visibleName(container)} from ${visibleName(plan.step)}?`,
+    '',
+    `Reset to pending (${plan.reset.length}): ${list(plan.reset)}`,
+    plan.interrupted.length
+      ? `Interrupted, their workers lose the lease (${plan.interrupted.length}): ${list(plan.interrupted)}`
+      : null,
+    `Kept as they are (${plan.kept.length}): ${list(plan.kept)}`,
+  ]
+    .filter((l) => l !== null)
+    .join('\n');
+}
 
 /** The same for the container-wide actions (applied to every task the table allows). */
 const CONTAINER_BUTTONS = {
@@ -221,7 +265,7 @@ function renderContainers() {
           'tr',
           { dataset: { container: c.name } },
           h('td.name', h('a', { href }, displayName(c.name))),
-          h('td', badge(c.status)),
+          h('td', badge(c.status), c.paused ? [' ', pausedBadge(c)] : null),
           h('td.progress', progressBar(c.percentageComplete, c.status)),
           h('td.num', (c.total || 0).toLocaleString()),
           h('td.counts', countsChips(c.counts)),
@@ -440,11 +484,31 @@ function taskCard(container, t, open, onAction) {
             dataset: { action },
             disabled: !allowed.includes(action),
             title: b.title,
-            onclick: () => (!b.confirm || confirm(b.confirm(container, t.name))) && onAction(action, t.name),
+            onclick: () => {
+              if (b.confirm && !confirm(b.confirm(container, t.name))) return;
+              const extra = b.ask ? b.ask(container, t.name) : null;
+              if (b.ask && extra === undefined) return;
+              onAction(action, t.name, extra);
+            },
           },
           b.label,
         );
       });
+  // Re-run from here: any state (the plan is shown first, see `rerunFrom`).
+  if (auth.admin)
+    actions.push(
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'small',
+          dataset: { rerun: 'from-here' },
+          title: 'reset this step and everything that depends on it (shows the plan first)',
+          onclick: () => onAction('rerun', t.name),
+        },
+        'Re-run from here',
+      ),
+    );
   return h(
     `article.task.s-${cls(t.state)}`,
     { dataset: { task: t.name, state: t.state } },
@@ -518,10 +582,34 @@ function renderContainer(name) {
     pager,
   );
 
-  async function act(action, task) {
+  /** Re-run from `task`: fetch the plan (dry run), show it, apply it once confirmed. */
+  async function rerunFrom(task) {
+    try {
+      const plan = await api.rerun(name, task, { dryRun: true });
+      if (!confirm(planText(name, plan))) return;
+      const done = await api.rerun(name, task);
+      const n = done.reset.length;
+      toast(`re-run from ${visibleName(task)}: ${n} task${n === 1 ? '' : 's'} reset`);
+    } catch (err) {
+      toast(`re-run failed: ${err.message}`, 'error');
+    }
+    refresh();
+  }
+
+  async function act(action, task, extra) {
+    if (action === 'rerun') return rerunFrom(task);
+    if (action === 'pause' || action === 'unpause') {
+      try {
+        await api.action(name, action);
+        toast(action === 'pause' ? 'paused: no new claims; running tasks finish' : 'unpaused: tasks may be claimed again');
+      } catch (err) {
+        toast(`${action} failed: ${err.message}`, 'error');
+      }
+      return refresh();
+    }
     try {
       const r =
-        task === undefined ? await api.action(name, action) : await api.taskAction(name, action, task);
+        task === undefined ? await api.action(name, action) : await api.taskAction(name, action, task, extra);
       const n = r && typeof r.affected === 'number' ? r.affected : 1;
       toast(`${action}: ${n} task${n === 1 ? '' : 's'}${task ? ` (${visibleName(task)})` : ''}`);
     } catch (err) {
@@ -561,15 +649,36 @@ function renderContainer(name) {
       },
       'Resume',
     );
+    // Pause/Unpause (not "Resume": that button is the recovery sweep) toggles claims of the container.
+    const pause = h(
+      'button',
+      {
+        type: 'button',
+        dataset: { action: c.paused ? 'unpause' : 'pause' },
+        title: c.paused
+          ? 'let workers claim this container\'s tasks again'
+          : 'stop workers from claiming this container\'s tasks; running tasks finish',
+        onclick: () => act(c.paused ? 'unpause' : 'pause'),
+      },
+      c.paused ? 'Unpause' : 'Pause',
+    );
     const buttons = auth.admin
       ? h(
           'div.actions',
+          pause,
           CONTAINER_ACTIONS.map((a) => (a === 'retry' ? [bulk(a), resume] : bulk(a))),
         )
       : h('p.muted', 'read-only token: actions hidden');
     replace(
       head,
-      h('div.toolbar', displayName(c.name, 'h1.container-name'), badge(c.status), h('span.spacer'), buttons),
+      h(
+        'div.toolbar',
+        displayName(c.name, 'h1.container-name'),
+        badge(c.status),
+        c.paused ? pausedBadge(c) : null,
+        h('span.spacer'),
+        buttons,
+      ),
       h('div.big-progress', progressBar(c.percentageComplete, c.status)),
       h('div.counts', countsChips(c.counts)),
       h(

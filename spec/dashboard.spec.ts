@@ -557,6 +557,60 @@ describe('dashboard (headless Chromium)', function () {
     }
   });
 
+  it("'Re-run from here' shows the plan, applies it once confirmed; 'Mark succeeded' asks for the result", async function () {
+    const c = await client.getOrCreateTaskContainer('dash-rerun');
+    await c.addTasks([
+      { name: 'A' },
+      { name: 'B', dependsOn: ['A'] },
+      { name: 'C', dependsOn: ['B'] },
+      { name: 'X' },
+      { name: 'F', maxRetries: 0 },
+    ]);
+    await c.run({ A: () => 1, B: () => 2, C: () => 3, X: () => 4, F: () => { throw new Error('broken'); } });
+    await page.goto(containerUrl('dash-rerun'));
+    const card = page.locator('[data-task="B"]');
+    await card.waitFor();
+    // The admin declines first: the plan was shown, nothing was written.
+    await page.evaluate(() => {
+      const w = window as unknown as { asked: string[]; answer: boolean };
+      w.asked = [];
+      w.answer = false;
+      window.confirm = (m?: string) => (w.asked.push(String(m)), w.answer);
+    });
+    await card.locator('button[data-rerun]').click();
+    await page.waitForFunction(() => (window as unknown as { asked: string[] }).asked.length === 1);
+    const asked = await page.evaluate(() => (window as unknown as { asked: string[] }).asked[0]);
+    expect(asked).to.include('Reset to pending (2): B, C').and.include('Kept as they are (3): A, X, F');
+    expect((await c.getTask('B'))!.state()).to.equal('succeeded');
+    // Then confirms: B and C go back to pending, A and X stay.
+    await page.evaluate(() => ((window as unknown as { answer: boolean }).answer = true));
+    await card.locator('button[data-rerun]').click();
+    await page.locator('.toast', { hasText: 're-run from B: 2 tasks reset' }).waitFor();
+    await page.waitForFunction(
+      () => document.querySelector('[data-task="C"]')?.getAttribute('data-state') === 'pending',
+      undefined,
+      { timeout: 15_000 },
+    );
+    expect((await c.getTask('B'))!.state()).to.equal('pending');
+    expect((await c.getTask('A'))!.state()).to.equal('succeeded');
+    expect((await c.getTask('X'))!.state()).to.equal('succeeded');
+
+    // Mark succeeded: offered on the failed task only where the table allows it; asks for the result.
+    const f = page.locator('[data-task="F"]');
+    expect(await page.locator('[data-task="A"] button[data-action="markSucceeded"]').isDisabled()).to.equal(true);
+    await page.evaluate(() => {
+      window.prompt = () => '{"fixed": "by hand"}';
+    });
+    await f.locator('button[data-action="markSucceeded"]').click();
+    await page.waitForFunction(
+      () => document.querySelector('[data-task="F"]')?.getAttribute('data-state') === 'succeeded',
+      undefined,
+      { timeout: 15_000 },
+    );
+    expect((await c.getTask('F'))!.toJSON().result).to.deep.equal({ fixed: 'by hand' });
+    expect(dialogs).to.deep.equal([]);
+  });
+
   it('writes screenshots of the list and the container view when PTS_SCREENSHOTS=1', async function () {
     if (process.env.PTS_SCREENSHOTS !== '1') this.skip();
     const { DEMO_TASKS, demoHandlers } = await import('../lib/cli/demo-pipeline');
