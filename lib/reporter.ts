@@ -94,6 +94,11 @@ export class Reporter {
     return this.inflight;
   }
 
+  /** Resolves once no write is in flight (writes nothing itself). */
+  async idle(): Promise<void> {
+    if (this.inflight) await this.inflight;
+  }
+
   async flush(): Promise<void> {
     if (this.inflight) await this.inflight;
     if (this.dirty) await this.write(false);

@@ -8,6 +8,7 @@ import type { ObjectId } from 'mongodb';
 import { InvalidTransitionError, LeaseLostError, NotFoundError } from '../errors';
 import type { TaskState } from '../states';
 import type { StoreContext } from './context';
+import { deadlineLost } from './deadlines';
 import type { TaskDoc } from './documents';
 
 /** What a fenced refusal needs to know about the caller's lease. */
@@ -15,13 +16,24 @@ export type FencedHolder = Pick<TaskDoc, '_id' | 'name' | 'container' | 'fence'>
 
 /** Why a fenced write matched nothing: the task is gone, or the caller's lease is. */
 export async function fencedFailure(ctx: StoreContext, held: FencedHolder, op: string): Promise<never> {
-  const cur = await ctx.cols.tasks.findOne({ _id: held._id }, { projection: { state: 1, fence: 1, lease: 1 } });
+  const cur = await ctx.cols.tasks.findOne({ _id: held._id }, { projection: { state: 1, fence: 1, lease: 1, invokeCount: 1, failures: 1 } });
   if (!cur) throw new NotFoundError(`task ${JSON.stringify(held.name)} no longer exists`, { task: held.name, op });
-  throw lostLease(held, op, cur);
+  throw lostLease(held, op, cur, ctx.clock.now());
 }
 
-/** The error for a lease token that is not (or no longer) the task's current one. */
-export function lostLease(held: Pick<TaskDoc, 'name' | 'container' | 'fence'>, op: string, cur: Pick<TaskDoc, 'state' | 'fence' | 'lease'>): LeaseLostError {
+/**
+ * The error for a lease token that is not (or no longer) the task's current one: a
+ * `TaskTimeoutError`/`TaskStalledError` when its deadline ended it (deadlines.ts; `now`: the
+ * store clock's time of the refusal), else a plain `LeaseLostError`.
+ */
+export function lostLease(
+  held: Pick<TaskDoc, 'name' | 'container' | 'fence'>,
+  op: string,
+  cur: Pick<TaskDoc, 'state' | 'fence' | 'lease'> & Partial<Pick<TaskDoc, 'failures' | 'invokeCount'>>,
+  now?: Date,
+): LeaseLostError {
+  const byDeadline = now ? deadlineLost(held, op, cur, now) : null;
+  if (byDeadline) return byDeadline;
   const holder = cur.state === 'running' && cur.lease ? `; it is running under token ${cur.fence}, held by ${cur.lease.owner}` : `; it is ${cur.state} now`;
   return new LeaseLostError(`lease token ${held.fence} on task ${JSON.stringify(held.name)} is no longer valid${holder}`, {
     task: held.name,
