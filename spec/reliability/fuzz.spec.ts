@@ -18,6 +18,8 @@ const WORKERS = ['w1', 'w2', 'w3'];
 type State = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 interface MTask {
   name: string;
+  /** Claim order (docs/api.md "Claim order"): `priority` higher first, then `order` (the order of adding). */
+  priority: number;
   order: number;
   state: State;
   weight: number;
@@ -113,6 +115,7 @@ describe('reliability: invariant fuzzing against a model', function () {
       for (const r of records) {
         const m = model.get(r.name)!;
         expect(r.state, where(m.name)).to.equal(m.state);
+        expect(r.priority, `${where(m.name)}: priority`).to.equal(m.priority);
         expect(r.invokeCount, `${where(m.name)}: invokeCount`).to.equal(m.invokeCount);
         expect(r.attempts, `${where(m.name)}: attempts`).to.equal(m.attempts);
         expect(r.failureCount, `${where(m.name)}: failureCount`).to.equal(m.failureCount);
@@ -164,14 +167,25 @@ describe('reliability: invariant fuzzing against a model', function () {
         8,
         'add',
         async () => {
-          const name = rng.pick(NAMES);
-          const weight = rng.int(1, 3);
-          const maxRetries = rng.int(0, 3);
-          const retryDelayMs = rng.pick([0, 0, 500, 2000]);
-          await c.addTask(name, { n: name }, { weight, maxRetries, retryDelayMs });
-          if (!model.has(name)) {
+          // One task with addTask (the server makes its _id), or two with addTasks (the client
+          // does): the claim order must not depend on which.
+          const names = rng.chance(0.3) ? [...new Set([rng.pick(NAMES), rng.pick(NAMES)])] : [rng.pick(NAMES)];
+          const specs = names.map((name) => ({
+            name,
+            weight: rng.int(1, 3),
+            maxRetries: rng.int(0, 3),
+            retryDelayMs: rng.pick([0, 0, 500, 2000]),
+            priority: rng.pick([0, 0, 0, 1, 2, -1]),
+          }));
+          if (specs.length === 1) {
+            const { name, ...options } = specs[0];
+            await c.addTask(name, { n: name }, options);
+          } else await c.addTasks(specs.map((s) => ({ ...s, data: { n: s.name } })));
+          for (const { name, weight, maxRetries, retryDelayMs, priority } of specs) {
+            if (model.has(name)) continue;
             model.set(name, {
               name,
+              priority,
               order: order++,
               state: 'pending',
               weight,
@@ -197,7 +211,7 @@ describe('reliability: invariant fuzzing against a model', function () {
           const worker = rng.pick(WORKERS);
           const ready = [...model.values()]
             .filter((t) => t.state === 'pending' && t.runAfter <= now())
-            .sort((a, b) => a.order - b.order);
+            .sort((a, b) => b.priority - a.priority || a.order - b.order);
           const lease = await client.claimNext({ container: 'fuzz' }, { owner: worker });
           if (ready.length === 0) {
             expect(lease, 'claimed although nothing was ready').to.equal(null);
