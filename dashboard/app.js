@@ -658,6 +658,8 @@ function renderContainer(name) {
         title: c.paused
           ? 'let workers claim this container\'s tasks again'
           : 'stop workers from claiming this container\'s tasks; running tasks finish',
+        // Pausing a finished container would hold nothing (only tasks added later): offered while work is left.
+        disabled: !c.paused && !(c.counts.pending || c.counts.running),
         onclick: () => act(c.paused ? 'unpause' : 'pause'),
       },
       c.paused ? 'Unpause' : 'Pause',
@@ -665,8 +667,8 @@ function renderContainer(name) {
     const buttons = auth.admin
       ? h(
           'div.actions',
-          pause,
           CONTAINER_ACTIONS.map((a) => (a === 'retry' ? [bulk(a), resume] : bulk(a))),
+          pause,
         )
       : h('p.muted', 'read-only token: actions hidden');
     replace(

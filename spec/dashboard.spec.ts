@@ -170,13 +170,15 @@ describe('dashboard (headless Chromium)', function () {
         record.allowedActions,
       );
     }
-    // Every state is present, so every container-wide action is allowed (and Resume, with a running task).
+    // Every state is present, so every container-wide action is allowed (and Resume, with a running
+    // task; and Pause, with work left).
     expect((await c.summary()).allowedActions).to.deep.equal([...CONTAINER_ACTIONS]);
     expect(await enabled('.container-head button[data-action]')).to.deep.equal([
       'retry-all',
       'resume',
       'cancel-all',
       'reset-all',
+      'pause',
     ]);
 
     // The store allows reset from pending, and so does the button.
@@ -608,6 +610,32 @@ describe('dashboard (headless Chromium)', function () {
       { timeout: 15_000 },
     );
     expect((await c.getTask('F'))!.toJSON().result).to.deep.equal({ fixed: 'by hand' });
+    expect(dialogs).to.deep.equal([]);
+  });
+
+  it('Pause stops claims and shows a "paused" badge (view and list); Unpause lets claims go', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-paused');
+    await c.addTasks([{ name: 'p1' }, { name: 'p2' }]);
+    await page.goto(containerUrl('dash-paused'));
+    await page.locator('[data-task="p1"]').waitFor();
+    expect(await page.locator('.toolbar .badge.s-paused').count()).to.equal(0);
+    await page.locator('button[data-action="pause"]').click();
+    await page.locator('.toolbar .badge.s-paused').waitFor({ timeout: 15_000 });
+    await page.locator('button[data-action="unpause"]').waitFor();
+    const s = (await client.summary('dash-paused'))!;
+    expect(s.paused).to.equal(true);
+    expect(await client.claimNext({ container: 'dash-paused' })).to.equal(null);
+    expect(await page.locator('.toolbar .badge.s-paused').getAttribute('title')).to.include('no new claims');
+    await page.goto(url());
+    await page.locator('tr[data-container="dash-paused"] .badge.s-paused').waitFor({ timeout: 15_000 });
+    await page.goto(containerUrl('dash-paused'));
+    await page.locator('button[data-action="unpause"]').click();
+    await page.locator('button[data-action="pause"]').waitFor({ timeout: 15_000 });
+    expect(await page.locator('.toolbar .badge.s-paused').count()).to.equal(0);
+    expect((await client.summary('dash-paused'))!.paused).to.equal(false);
+    const lease = await client.claimNext({ container: 'dash-paused' });
+    expect(lease!.task.name).to.equal('p1');
+    await lease!.succeed();
     expect(dialogs).to.deep.equal([]);
   });
 
