@@ -39,7 +39,6 @@ export class Core {
     this.serverClock = opts.serverClock
       ? new ServerClock(opts.clock, () => this.readServerTime(), { intervalMs: opts.clockSyncIntervalMs })
       : null;
-    if (this.serverClock) watchReconnects(this.connection, this.serverClock);
   }
 
   /** `hello.localTime`, once the connection is open (the clock offset is measured on it). */
@@ -55,7 +54,11 @@ export class Core {
   clockReady(): Promise<void> {
     const clock = this.serverClock;
     if (!clock || clock.offset()) return Promise.resolve();
-    return clock.ready().then(() => clock.start());
+    return clock.ready().then(() => {
+      // Only now, not in the constructor: the package's default client touches nothing on import.
+      watchReconnects(this.connection, clock);
+      clock.start();
+    });
   }
 
   /** Stops the clock's re-measurement timer (`client.close()`). */
@@ -190,5 +193,6 @@ function watchReconnects(connection: Connection, clock: ServerClock): void {
       }
     });
   }
+  for (const ref of clocks) if (ref.deref() === clock) return;
   clocks.add(new WeakRef(clock));
 }

@@ -65,6 +65,24 @@ export function createMetrics(client: Client, opts: MetricsOptions = {}): Metric
       this.set((await client.totals()).containers);
     },
   });
+  new Gauge({
+    name: `${p}clock_offset_seconds`,
+    help: "Measured offset of this process's clock to the database server's (server minus local), which lease expiries and stored times are computed on",
+    registers: [registry],
+    collect() {
+      const o = client.clockOffset();
+      if (o) this.set(o.offsetMs / 1000);
+    },
+  });
+  new Gauge({
+    name: `${p}clock_offset_error_bound_seconds`,
+    help: 'The true clock offset lies within pts_clock_offset_seconds ± this (half the round trip of the measurement + clock resolutions)',
+    registers: [registry],
+    collect() {
+      const o = client.clockOffset();
+      if (o?.errorBoundMs != null) this.set(o.errorBoundMs / 1000);
+    },
+  });
   const transitions = new Counter({
     name: `${p}task_transitions_total`,
     help: 'Task transitions performed by this process',

@@ -184,6 +184,53 @@ describe('server clock', function () {
     });
   });
 
+  describe('where operators see it', function () {
+    it('/readyz answers the offset (measuring it if nothing did yet), /metrics has it as gauges', async function () {
+      const { buildServer } = await import('../lib/http/server');
+      const client = createClient({ connection: db.connection, clock: skewedBy(-TEN_MINUTES) });
+      const app = await buildServer({ client, auth: false, dashboard: false });
+      const untrack = trackResource('server-clock http app', () => app.close());
+      try {
+        const ready = await app.inject({ method: 'GET', url: '/readyz' });
+        expect(ready.statusCode).to.equal(200);
+        const body = ready.json() as { ok: boolean; clock: { offsetMs: number; errorBoundMs: number; rttMs: number; sampledAt: string; source: string } };
+        expect(body.ok).to.equal(true);
+        expect(body.clock.source).to.equal('server');
+        expect(Math.abs(body.clock.offsetMs - TEN_MINUTES)).to.be.at.most(body.clock.errorBoundMs);
+        expect(body.clock).to.deep.equal(JSON.parse(JSON.stringify(client.clockOffset())));
+        const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+        const gauge = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+        expect(gauge('pts_clock_offset_seconds')).to.equal(body.clock.offsetMs / 1000);
+        expect(gauge('pts_clock_offset_error_bound_seconds')).to.equal(body.clock.errorBoundMs / 1000);
+      } finally {
+        await app.close();
+        untrack();
+        await client.close();
+      }
+    });
+
+    it('pts status prints how far this machine is from the database clock', async function () {
+      this.timeout(60_000);
+      const main = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
+      const child = spawn(process.execPath, ['--import', 'tsx', main, 'status'], {
+        env: { ...process.env, NO_COLOR: '1', NODE_OPTIONS: '', MONGODB_URI: db.uri },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const untrack = trackResource('pts status', () => child.kill('SIGKILL'));
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      const code = await new Promise((resolve) => child.once('close', resolve));
+      untrack();
+      expect(code, err).to.equal(0);
+      // Same machine as the server: in step, or a millisecond or so either way, within the bound.
+      const m = /^database clock: this machine is (in step with|(\d+) ms (behind|ahead of)) the database server \(± (\d+) ms\)/m.exec(out);
+      expect(m, out).to.not.equal(null);
+      expect(Number(m![2] ?? 0)).to.be.at.most(Number(m![4]));
+    });
+  });
+
   describe('two worker processes, clocks 10 minutes ahead and behind', function () {
     this.timeout(120_000);
 
