@@ -39,7 +39,11 @@ export interface ScheduleOptions {
   catchupWindowMs?: number;
   /** A slot fires up to this much after its time (the same delay in every process, derived from the slot). @defaultValue 0 */
   jitterMs?: number;
-  /** A paused schedule fires nothing; its slots are recorded as skipped with reason `paused`. @defaultValue false */
+  /**
+   * Create the schedule paused: it fires nothing, its slots are recorded as skipped with reason
+   * `paused`. Applies on creation only (an existing schedule keeps its state: use
+   * `pauseSchedule`/`unpauseSchedule`). @defaultValue false
+   */
   paused?: boolean;
   /** Pause the schedule when one of its runs fails. @defaultValue false */
   pauseOnFailure?: boolean;

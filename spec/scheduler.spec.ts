@@ -82,6 +82,29 @@ describe('scheduler', function () {
     expect(iso((await client.getSchedule(name))!.nextSlot)).to.equal('2026-05-01T02:00:00.000Z');
   });
 
+  it('restating a schedule keeps its pause; a new cron starts from now; jitter delays the slot the same in every process; delete', async function () {
+    await client.schedule(name, { cron: '0 * * * *' });
+    await client.pauseSchedule(name);
+    await client.schedule(name, { cron: '0 * * * *' });
+    expect((await client.getSchedule(name))!.paused).to.equal(true);
+    await client.unpauseSchedule(name);
+    at('2026-05-01T00:40:00Z');
+    const s = await client.schedule(name, { cron: '0 */6 * * *', jitterMs: 600_000 });
+    expect(iso(s.nextSlot)).to.equal('2026-05-01T06:00:00.000Z');
+    const delay = s.nextFireAt!.getTime() - s.nextSlot!.getTime();
+    expect(delay).to.be.within(0, 599_999);
+    const other = createClient({ connection: db.connection, clock, workerId: 'other' });
+    expect((await other.getSchedule(name))!.nextFireAt).to.deep.equal(s.nextFireAt);
+    clock.set(s.nextSlot!.getTime() + delay - 1);
+    expect((await pass()).fired).to.deep.equal([]);
+    clock.set(s.nextSlot!.getTime() + delay);
+    expect((await pass()).fired.map((x) => iso(x.slot))).to.deep.equal(['2026-05-01T06:00:00.000Z']);
+    expect(await client.deleteSchedule(name)).to.equal(true);
+    expect(await client.deleteSchedule(name)).to.equal(false);
+    expect(await client.listSchedules({ pipeline: name })).to.deep.equal([]);
+    expect((await runs()).length).to.equal(1); // the history stays
+  });
+
   it('tasks as a function of the slot: the run gets that slot', async function () {
     client.definePipeline(name, { tasks: (slot) => [{ name: 'day', data: { day: slot.toISOString().slice(0, 10) } }] });
     await client.schedule(name, { cron: '0 0 * * *' });

@@ -21,7 +21,10 @@ export type { RunDoc, RunKind, RunStatus, ScheduleDoc } from './schedule-docs';
 
 export type NewRun = Omit<RunDoc, '_id' | 'decidedAt' | 'updatedAt' | 'startedAt' | 'finishedAt' | 'outcome'>;
 
-/** Creates or updates a schedule by name. `nextSlot` is recomputed (by `next`) only when the cron, time zone or jitter changed. */
+/**
+ * Creates or updates a schedule by name. `nextSlot` is recomputed (by `next`) only when the cron,
+ * time zone or jitter changed; `paused` is kept on an update.
+ */
 export async function saveSchedule(
   ctx: StoreContext,
   s: ResolvedSchedule,
@@ -42,7 +45,11 @@ export async function saveSchedule(
       }
     }
     const same = cur.cron === s.cron && cur.timezone === s.timezone && cur.jitterMs === s.jitterMs && cur.pipeline === s.pipeline;
-    const set = same ? fields : { ...fields, ...next(now) };
+    // `paused` applies on creation only: a process restating its schedule at start-up must not
+    // unpause one paused by hand or by pauseOnFailure (unpausing goes through unpauseSchedule).
+    const { paused: _paused, ...kept } = fields;
+    void _paused;
+    const set = same ? kept : { ...kept, ...next(now) };
     const doc = await ctx.cols.schedules.findOneAndUpdate(
       { _id: cur._id, rev: cur.rev },
       { $set: set, $inc: { rev: 1 } },
