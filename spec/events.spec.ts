@@ -227,6 +227,17 @@ describe('events', function () {
           return taskEvents(() => c.skip('t0'));
         },
       ],
+      bypass: [
+        async () => {
+          // A runWhen 'failed' step whose one dependency succeeds: the success, then its bypass.
+          const c = await container();
+          await c.addTasks([{ name: 'report', dependsOn: ['t0'], runWhen: 'failed' }]);
+          const l = await claim(c);
+          const evs = await taskEvents(() => l.succeed('ok'));
+          expect(evs).to.deep.equal(['task:succeeded', 'task:skipped']);
+          return evs.slice(1);
+        },
+      ],
       reset: [
         async () => {
           const c = await container();
