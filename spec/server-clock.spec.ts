@@ -5,11 +5,14 @@
  * clocks are 10 minutes off either way agreeing on when a lease runs out.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { expect } from 'chai';
 import mongoose from 'mongoose';
 import { createClient, ManualClock, type Clock, type ClockOffset } from '../lib';
+import { findFreePort, startFerretDB, type FerretDBServer } from '../lib/embedded';
 import { CLOCK_SAMPLES, estimateOffset, type ClockSample } from '../lib/server-clock';
 import { useTestDatabase } from './helpers/db';
 import { trackResource } from './helpers/leaks';
@@ -128,6 +131,55 @@ describe('server clock', function () {
         expect(clock.timer).to.equal(null);
       } finally {
         await m.close();
+      }
+    });
+  });
+
+  describe('after a reconnect', function () {
+    it('re-measures when the connection comes back (the server may be another node, with another clock)', async function () {
+      this.timeout(90_000);
+      const dir = mkdtempSync(path.join(tmpdir(), 'pts-server-clock-'));
+      const port = await findFreePort();
+      let server: FerretDBServer | null = await startFerretDB({ dataDir: dir, port, log: () => {} });
+      const untrackServer = trackResource('server-clock ferretdb', () => server?.stop());
+      const conn = mongoose.createConnection(`${server.uri}clock`, { serverSelectionTimeoutMS: 1000, heartbeatFrequencyMS: 300, monitorCommands: true });
+      const untrackConn = trackResource('server-clock reconnecting connection', () => conn.close(true));
+      conn.on('error', () => {});
+      try {
+        await conn.asPromise();
+        let hellos = 0;
+        const waiters: Array<() => void> = [];
+        conn.getClient().on('commandSucceeded', (e) => {
+          if (e.commandName !== 'hello') return;
+          hellos++;
+          for (const w of waiters.splice(0)) w();
+        });
+        const helloCount = (n: number): Promise<void> =>
+          new Promise((resolve) => {
+            const check = (): void => (hellos >= n ? resolve() : void waiters.push(check));
+            check();
+          });
+        const client = createClient({ connection: conn, clockSyncIntervalMs: 0 });
+        await client.totals();
+        expect(hellos).to.equal(CLOCK_SAMPLES);
+        const first = client.clockOffset()!;
+        const disconnected = new Promise((resolve) => conn.once('disconnected', resolve));
+        await server.stop();
+        server = null;
+        await disconnected;
+        const reconnected = new Promise((resolve) => conn.once('reconnected', resolve));
+        server = await startFerretDB({ dataDir: dir, port, log: () => {} });
+        await reconnected;
+        await helloCount(2 * CLOCK_SAMPLES);
+        await client.syncClock(); // waits for a measurement in flight, makes one more
+        expect(client.clockOffset()!.sampledAt.getTime()).to.be.greaterThan(first.sampledAt.getTime());
+        await client.close();
+      } finally {
+        await conn.close(true);
+        untrackConn();
+        await server?.stop();
+        untrackServer();
+        rmSync(dir, { recursive: true, force: true });
       }
     });
   });
