@@ -343,6 +343,11 @@ describe('pause', function () {
       expect((await f.call('POST', '/api/v1/claim', { token: f.token.worker, body: { owner: 'hw' } })).status).to.equal(204);
       const got = await f.call('GET', '/api/v1/containers/http-paused', { token: f.token.read });
       expect(got.body.paused).to.equal(true);
+      // Serialized whole: the library's summary, pause fields included, as JSON.
+      expect(got.body).to.deep.equal(JSON.parse(JSON.stringify(await c.summary())));
+      expect(p.body).to.deep.equal(got.body);
+      const doc = (await f.call('GET', '/openapi.json', { token: null })).body as { paths: Record<string, { post?: { responses: Record<string, unknown> } }> };
+      for (const action of ['pause', 'unpause']) expect(doc.paths[`/api/v1/containers/{name}/actions/${action}`]?.post?.responses, action).to.have.property('200');
       // A long-poll that starts while paused gets the task once unpaused.
       const waiting = f.call('POST', '/api/v1/claim', { token: f.token.worker, body: { container: 'http-paused', owner: 'hw', waitMs: 10_000 } });
       const u = await f.call('POST', '/api/v1/containers/http-paused/actions/unpause');
