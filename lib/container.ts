@@ -373,7 +373,7 @@ export class TaskContainer {
     const downstream = options.downstream ?? true;
     await this.core.ready();
     if (options.dryRun === true) return { ...(await this.core.store.planRerun(this._id, step, downstream)), dryRun: true };
-    const r = await this.core.store.rerunFrom(this._id, step, downstream);
+    const r = this.counted(await this.core.store.rerunFrom(this._id, step, downstream));
     this.core.notify.bulk(this.containerName, r);
     return { ...r.plan, dryRun: false };
   }
@@ -386,7 +386,7 @@ export class TaskContainer {
   async markSucceeded(name: string, result?: unknown): Promise<Task> {
     const t = this.named(name);
     const value = result === undefined ? null : validateData(result, 'result', await this.core.dataRules());
-    const r = await this.core.store.markSucceeded(t, value);
+    const r = this.counted(await this.core.store.markSucceeded(t, value));
     this.core.notify.transition(r);
     return this.task(toTaskRecord(r.task));
   }

@@ -132,6 +132,7 @@ describe('client', function () {
           (cb: (e: Error | null) => void): void => c.getTasks(cb),
           (cb: (e: Error | null) => void): void => c.updateTask('t', { statusText: 'x' }, cb),
           (cb: (e: Error | null) => void): void => c.isComplete(cb),
+          (cb: (e: Error | null) => void): void => c.checkComplete(cb),
           (cb: (e: Error | null) => void): void => c.deleteTask('w', cb),
           (cb: (e: Error | null) => void): void => client.deleteTaskContainer('no such container', cb),
         ].map(
@@ -141,7 +142,7 @@ describe('client', function () {
             }),
         ),
       );
-      expect(results).to.have.length(11);
+      expect(results).to.have.length(12);
       for (const r of results) expect(r).to.equal(undefined);
       // Compile-time half: awaiting or chaining a callback call is a type error.
       const misuse = (): unknown =>
