@@ -20,6 +20,7 @@ import {
 import { blockedCauses, initialWaitingOn, releasable, UNDECIDED, verdict, type RunWhen } from '../lib/run-when';
 import { CommandCounter, expectConsistent } from './helpers/consistency';
 import { useTestDatabase } from './helpers/db';
+import { startFixture, type HttpFixture } from './http/support';
 
 describe('runWhen: the rule (lib/run-when.ts, no database)', function () {
   it('verdict: succeeded waits for success, always for any final state, failed for a failure', function () {
@@ -289,6 +290,49 @@ describe('runWhen: cleanup steps against the database', function () {
       expect((err as ValidationError).details?.path).to.match(/runWhen$/);
     }
     expect(await c.getTasks()).to.have.length(0);
+  });
+
+  describe('HTTP (TaskSpec.runWhen over the worker protocol)', function () {
+    let f: HttpFixture;
+    before(async function () {
+      f = await startFixture(db);
+    });
+    after(async function () {
+      await f?.close();
+    });
+
+    it('accepts runWhen, shows it on task records, and a failure over /fail releases the cleanup step for /claim', async function () {
+      expect((await f.call('PUT', '/api/v1/containers/rw-http', { body: {} })).status).to.equal(201);
+      const add = await f.call('POST', '/api/v1/containers/rw-http/tasks', {
+        body: { tasks: [{ name: 'a', maxRetries: 0 }, { name: 'unlock', dependsOn: ['a'], runWhen: 'always' }] },
+      });
+      expect(add.status).to.equal(200);
+      expect(add.body.tasks.map((t: { runWhen: string }) => t.runWhen)).to.deep.equal(['succeeded', 'always']);
+      const w = { token: f.token.worker };
+      const c1 = await f.call('POST', '/api/v1/claim', { ...w, body: { container: 'rw-http', owner: 'hw' } });
+      expect(c1.body.task.name).to.equal('a');
+      const fail = await f.call('POST', '/api/v1/containers/rw-http/tasks/a/fail', { ...w, body: { token: c1.body.token, error: { message: 'boom' } } });
+      expect(fail.status).to.equal(200);
+      const c2 = await f.call('POST', '/api/v1/claim', { ...w, body: { container: 'rw-http', owner: 'hw' } });
+      expect(c2.body.task.name).to.equal('unlock');
+      expect(c2.body.task.runWhen).to.equal('always');
+      await f.call('POST', '/api/v1/containers/rw-http/tasks/unlock/succeed', { ...w, body: { token: c2.body.token } });
+      expect((await f.call('GET', '/api/v1/containers/rw-http', { token: f.token.read })).body.status).to.equal('failed');
+    });
+
+    it('refuses a bad runWhen with 400 and writes nothing', async function () {
+      await f.call('PUT', '/api/v1/containers/rw-http-bad', { body: {} });
+      for (const task of [
+        { name: 'x', dependsOn: ['d'], runWhen: 'sometimes' },
+        { name: 'x', runWhen: 'failed' },
+      ]) {
+        const r = await f.call('POST', '/api/v1/containers/rw-http-bad/tasks', { body: { tasks: [{ name: 'd' }, task] } });
+        expect(r.status, JSON.stringify(task)).to.equal(400);
+        expect(r.body.error.code).to.equal('PTS_VALIDATION');
+      }
+      const list = await f.call('GET', '/api/v1/containers/rw-http-bad/tasks', { token: f.token.read });
+      expect(list.body.items, JSON.stringify(list.body)).to.deep.equal([]);
+    });
   });
 
   describe('container.run()', function () {

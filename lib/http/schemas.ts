@@ -11,6 +11,7 @@
  * `result`, `metadata`, …) are open schemas.
  * @internal
  */
+import { RUN_WHEN } from '../run-when';
 import { CONTAINER_ACTIONS, CONTAINER_STATUSES, TASK_ACTIONS, TASK_STATES } from '../states';
 import { MAX_LEASE_MS, MAX_NAME_LENGTH, MAX_STATUS_TEXT_LENGTH } from '../validation';
 
@@ -166,6 +167,12 @@ const taskSpec = body(
       nullable: true,
       description: 'Longest an attempt may go without progress, status or checkpoint; then it fails with kind `stalled`.',
     },
+    runWhen: {
+      type: 'string',
+      enum: RUN_WHEN,
+      description:
+        "When the task runs (default 'succeeded': every dependency succeeded or was skipped). Cleanup steps: 'always' once every dependency is final, 'failed' once every dependency is final and one failed (else it is skipped). 'always'/'failed' need dependsOn.",
+    },
   },
   ['name'],
 );
@@ -273,7 +280,8 @@ export const taskRecordSchema = {
     name: { type: 'string' },
     state: { type: 'string', enum: TASK_STATES },
     dependsOn: { type: 'array', items: { type: 'string' } },
-    waitingOn: { type: 'array', items: { type: 'string' } },
+    waitingOn: { type: 'array', items: { type: 'string' }, description: 'Dependencies that still hold the task back (for a cleanup step: not final yet).' },
+    runWhen: { type: 'string', enum: RUN_WHEN, description: "When the task runs given how its dependencies ended: 'succeeded', 'always' or 'failed' (cleanup steps)." },
     parent: { type: 'string', nullable: true, description: 'The task that spawned this one (null: added with addTasks).' },
     spawned: { type: 'boolean', description: 'True once the task spawned children (GET …/tasks/:task/children counts them).' },
     weight: { type: 'number' },
