@@ -4,6 +4,7 @@
  */
 import { ObjectId, type Document } from 'mongodb';
 import { log, type Bench } from '../harness';
+import { CLAIM_ORDER } from '../../lib/store/filters';
 
 function stages(plan: unknown, out: string[] = []): string[] {
   if (plan && typeof plan === 'object') {
@@ -97,7 +98,7 @@ export async function explain(bench: Bench): Promise<Document> {
         containerId: cid,
         key: null,
       },
-      sort: { _id: 1 },
+      sort: CLAIM_ORDER,
       update: { $set: { state: 'running' } },
     },
     {
@@ -105,8 +106,30 @@ export async function explain(bench: Bench): Promise<Document> {
       coll: 'pts_tasks',
       kind: 'findAndModify',
       filter: { state: 'pending', 'waitingOn.0': { $exists: false }, runAfter: { $lte: now }, key: null },
-      sort: { _id: 1 },
+      sort: CLAIM_ORDER,
       update: { $set: { state: 'running' } },
+    },
+    {
+      name: 'claim (one key)',
+      coll: 'pts_tasks',
+      kind: 'findAndModify',
+      filter: { state: 'pending', 'waitingOn.0': { $exists: false }, runAfter: { $lte: now }, key: 'k' },
+      sort: CLAIM_ORDER,
+      update: { $set: { state: 'running' } },
+    },
+    {
+      name: 'keyed candidates (any container)',
+      coll: 'pts_tasks',
+      kind: 'find',
+      filter: { state: 'pending', 'waitingOn.0': { $exists: false }, runAfter: { $lte: now }, key: { $ne: null } },
+      sort: CLAIM_ORDER,
+      limit: 200,
+    },
+    {
+      name: 'inputs of a task (dependencies by name)',
+      coll: 'pts_tasks',
+      kind: 'find',
+      filter: { containerId: cid, name: { $in: ['root', 't1'] } },
     },
     {
       name: 'heartbeat (_id + state + fence)',
@@ -135,6 +158,13 @@ export async function explain(bench: Bench): Promise<Document> {
       kind: 'update',
       filter: { containerId: cid, waitingOn: 'root' },
       update: { $pull: { waitingOn: 'root' } },
+    },
+    {
+      name: 'creation sequence reservation ($inc by _id)',
+      coll: 'pts_sequences',
+      kind: 'findAndModify',
+      filter: { _id: 'tasks' },
+      update: { $inc: { next: 1 } },
     },
     {
       name: 'container counters ($inc by _id)',
