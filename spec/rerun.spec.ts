@@ -329,6 +329,47 @@ describe('rerun from a step, mark succeeded', function () {
     });
   });
 
+  describe('a step that finishes its new run while the plan is still being written', function () {
+    it('leaves no dependent waiting on it (the last look pulls it)', async function () {
+      const fanOut = Array.from({ length: 40 }, (_, i) => ({ name: `T${i}`, dependsOn: ['S'] }));
+      const c = await fresh('finishes early', [{ name: 'S' }, ...fanOut]);
+      await drain(c);
+      // A worker that takes S the moment the re-run makes it pending, and finishes it at once,
+      // while the re-run still has the 40 dependents to write.
+      let rerunDone = false;
+      let ranAgain = false;
+      const worker = (async () => {
+        while (!rerunDone) {
+          const l = await claim(c, ['S']);
+          if (l) {
+            await l.succeed('new run');
+            ranAgain = true;
+            return;
+          }
+        }
+      })();
+      counter.reset();
+      const plan = await c.rerun('S');
+      rerunDone = true;
+      await worker;
+      expect(plan.reset).to.have.length(41);
+      const pulls = counter.commands.filter((x) => x.name === 'update' && JSON.stringify(x.command).includes('$pullAll'));
+      const s = (await c.getTask('S'))!.toJSON();
+      if (ranAgain) expect(s.state).to.equal('succeeded');
+      for (const t of fanOut) {
+        const rec = (await c.getTask(t.name))!.toJSON();
+        expect(rec.state, t.name).to.equal('pending');
+        if (s.state === 'succeeded') expect(rec.waitingOn, `${t.name} waits on a succeeded S`).to.deep.equal([]);
+        else expect(rec.waitingOn, t.name).to.deep.equal(['S']);
+      }
+      // The race this is about happened (S's new run ended before the re-run did); the repair is one write at most.
+      expect(ranAgain, 'the worker ran S again during the re-run').to.equal(true);
+      expect(pulls.length, 'the last look: one pull at most').to.be.at.most(1);
+      await expectConsistent(c);
+      expect((await drain(c)).sort()).to.deep.equal(fanOut.map((t) => t.name).sort());
+    });
+  });
+
   describe('mark succeeded with this result', function () {
     it('from failed: stores the result, unblocks the dependents, reopens a failed container (one task write)', async function () {
       const c = await fresh('mark');

@@ -165,7 +165,7 @@ describe('http OpenAPI document', function () {
     expect(got.status).to.equal(200);
     expect(got.body).to.deep.equal(lib);
     expect(got.body.taskData).to.deep.equal(data);
-    expect(got.body.allowedActions).to.deep.equal(['cancel', 'skip', 'reset', 'delete']);
+    expect(got.body.allowedActions).to.deep.equal(['cancel', 'skip', 'reset', 'delete', 'markSucceeded']);
     expect(add.body.tasks[0]).to.deep.equal(lib);
     const summary = await f.call('GET', '/api/v1/containers/oa-rec');
     expect(summary.body).to.deep.equal(JSON.parse(JSON.stringify(await c!.summary())));
