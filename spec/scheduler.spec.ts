@@ -6,7 +6,9 @@
  * firer died between the record and the container.
  */
 import { expect } from 'chai';
+import mongoose from 'mongoose';
 import { createClient, ManualClock, ValidationError, type Client, type PtsEventName, type RunRecord } from '../lib';
+import { CommandCounter } from './helpers/consistency';
 import { useTestDatabase } from './helpers/db';
 
 const H = 3_600_000;
@@ -434,6 +436,36 @@ describe('scheduler', function () {
       expect(events).to.have.length(2);
     } finally {
       await w.stop();
+    }
+  });
+
+  it('round trips: an idle pass is 2 reads; firing a slot is the decision insert, the container, the tasks and the advance', async function () {
+    const conn = await mongoose.createConnection(db.uri, { monitorCommands: true }).asPromise();
+    const counter = new CommandCounter(conn.getClient() as never);
+    try {
+      const c = createClient({ connection: conn, clock, workerId: 'counted' });
+      pipeline(c);
+      await c.schedule(name, { cron: '0 * * * *', overlap: 'allowAll' });
+      await c.runSchedulerPass();
+      counter.reset();
+      await c.runSchedulerPass();
+      // the pipeline's schedules; its open runs (none)
+      expect(counter.commands.map((x) => `${x.name} ${String(x.collection)}`)).to.deep.equal(['find pts_schedules', 'find pts_runs']);
+      at('2026-05-01T01:00:00Z');
+      counter.reset();
+      expect((await c.runSchedulerPass()).fired).to.have.length(1);
+      const names = counter.commands.map((x) => `${x.name} ${String(x.collection)}`);
+      expect(names.filter((x) => x === 'insert pts_runs')).to.have.length(1); // the one decision
+      expect(names.filter((x) => x === 'update pts_schedules')).to.have.length(1); // the one advance
+      expect(names.filter((x) => x.startsWith('findAndModify pts_containers'))).to.have.length.within(1, 3); // get-or-create, the counter write
+      expect(names.length).to.be.at.most(14);
+      counter.reset();
+      await c.runSchedulerPass();
+      // schedules; open runs (one started); its container's status
+      expect(counter.commands.map((x) => `${x.name} ${String(x.collection)}`)).to.deep.equal(['find pts_schedules', 'find pts_runs', 'find pts_containers']);
+    } finally {
+      counter.stop();
+      await conn.close();
     }
   });
 
