@@ -368,7 +368,7 @@ function failureList(t, open) {
           h(
             'div.failure-head',
             h('span.attempt', `attempt ${f.attempt}`),
-            h(`span.kind.${cls(f.kind)}`, f.kind === 'interrupted' ? 'interrupted' : 'error'),
+            h(`span.kind.${cls(f.kind)}`, f.kind && f.kind !== 'error' ? f.kind : 'error'),
             f.code ? h('code', f.code) : null,
             h('time.muted', { datetime: new Date(f.at).toISOString() }, localIso(f.at)),
             f.workerId ? h('span.muted', 'on ', displayName(f.workerId)) : null,
@@ -422,7 +422,8 @@ export function attempts(t) {
     let outcome;
     let end = null;
     if (f) {
-      outcome = f.kind === 'interrupted' ? 'interrupted' : 'failed';
+      // interrupted (lease expired), timeout / stalled (ended by its deadline), else failed
+      outcome = f.kind && f.kind !== 'error' ? f.kind : 'failed';
       end = f.at;
     } else if (i === n) {
       outcome = t.state === 'pending' ? 'released' : t.state;
@@ -465,6 +466,14 @@ function attemptTimeline(t, open) {
       ),
     ),
   );
+}
+
+/** A running task's deadline (`timeoutMs`/`stallMs`): when, and which limit it is. */
+function deadlineText(t) {
+  const d = t.lease.deadline;
+  const byTimeout = t.lease.timeoutAt && new Date(t.lease.timeoutAt).getTime() === new Date(d).getTime();
+  const why = byTimeout ? `timeout ${duration(t.timeoutMs)}` : `no progress for ${duration(t.stallMs)}`;
+  return [h('time', { datetime: new Date(d).toISOString() }, localIso(d)), h('span.muted', ` (${why})`)];
 }
 
 function taskCard(container, t, open, onAction) {
@@ -526,6 +535,7 @@ function taskCard(container, t, open, onAction) {
         ? [h('dt', 'Waiting on'), h('dd', displayNames(t.waitingOn))]
         : null,
       t.lease ? [h('dt', 'Worker'), h('dd', displayName(t.lease.owner))] : null,
+      t.lease && t.lease.deadline ? [h('dt', 'Deadline'), h('dd.deadline', deadlineText(t))] : null,
       t.priority ? [h('dt', 'Priority'), h('dd', String(t.priority))] : null,
     ),
     t.taskData !== null && t.taskData !== undefined ? payload(t, open, 'input', 'Input', t.taskData) : null,

@@ -369,6 +369,35 @@ describe('deadlines (timeoutMs, stallMs)', function () {
     });
   });
 
+  describe('pts status', function () {
+    it('shows the deadline of a running task and the kind of a failure ended by one', async function () {
+      const real = createClient({ connection: db.connection, workerId: 'cli-w' });
+      const name = `dl-cli-${++n}`;
+      const c = await real.getOrCreateTaskContainer(name);
+      await c.addTasks([
+        { name: 'slow', timeoutMs: 600_000 },
+        { name: 'hung', stallMs: 1_000, maxRetries: 0 },
+      ]);
+      await real.claimNext({ container: name, names: ['slow'] });
+      // The stall ended by a sweep on a clock moved past it.
+      const moved = createClient({ connection: db.connection, clock: new ManualClock(Date.now()) });
+      await moved.claimNext({ container: name, names: ['hung'] });
+      (moved.core.ctx.clock as ManualClock).advance(1_000);
+      await moved.recoverStale({ container: name });
+      const run = await pts(['status', name], { MONGODB_URI: db.uri });
+      expect(run.code, run.stderr).to.equal(0);
+      expect(run.stdout).to.match(/⏱ slow deadline in (9m 5\ds|10m 00s) \(timeout\)/);
+      expect(run.stdout).to.include('hung failed after 1 attempt(s) (stalled): attempt 1 reported no progress for 1000 ms');
+      const json = JSON.parse((await pts(['status', name, '--json'], { MONGODB_URI: db.uri })).stdout) as {
+        tasks: Array<{ name: string; lease: { deadline: string } | null; failures: Array<{ kind: string; code: string }> }>;
+      };
+      expect(json.tasks.find((t) => t.name === 'slow')!.lease!.deadline).to.be.a('string');
+      expect(json.tasks.find((t) => t.name === 'hung')!.failures[0]).to.include({ kind: 'stalled', code: 'TASK_STALLED' });
+      await real.close();
+      await moved.close();
+    });
+  });
+
   describe('real processes', function () {
     it('a child whose handler awaits forever (heartbeats firing) is failed within timeoutMs + one sweep interval and retried by another process', async function () {
       this.timeout(60_000);
@@ -414,6 +443,27 @@ describe('deadlines (timeoutMs, stallMs)', function () {
     });
   });
 });
+
+/** Runs the `pts` CLI as a real process. */
+function pts(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const main = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
+      env: { ...process.env, NO_COLOR: '1', PTS_CONNECT_TIMEOUT_MS: '1500', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const untrack = trackResource(`pts ${args.join(' ')}`, () => child.kill('SIGKILL'));
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      untrack();
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 
 function startChild(args: string[]): ChildProcess {
   const file = path.join(__dirname, 'fixtures', 'deadline-worker.ts');

@@ -20,7 +20,7 @@ import type { ContainerSummary, TaskRecord } from '../types';
 import type { ClockOffset } from '../server-clock';
 import { CliError, EXIT, withClient, type DbOptions } from './connect';
 import { Out, age, displayName, formatDuration, parseDuration, table } from './output';
-import { LiveBlock, containerLine, containerTable, taskTable, watchFrame } from './render';
+import { LiveBlock, containerLine, containerTable, deadlineText, failureKindText, taskTable, watchFrame } from './render';
 
 export interface StatusOptions extends DbOptions {
   json?: boolean;
@@ -111,12 +111,17 @@ export async function status(name: string | undefined, opts: StatusOptions): Pro
     out.line();
     if (page.items.length) taskTable(out, page.items);
     else out.line('no tasks');
+    // Running tasks with a deadline (timeoutMs/stallMs): when their attempt ends.
+    for (const t of page.items) {
+      const d = deadlineText(out, t);
+      if (d) out.line(`${out.style('yellow', '⏱')} ${out.style('bold', displayName(out, t.name, 60))}${d}`);
+    }
     const failed = page.items.filter((t) => t.state === 'failed' && t.failures.length);
     for (const t of failed) {
       const f = t.failures[t.failures.length - 1];
       out.line();
       out.line(
-        `${out.style('red', '✖')} ${out.style('bold', displayName(out, t.name, 60))} failed after ${t.invokeCount} attempt(s): ${f.message}`,
+        `${out.style('red', '✖')} ${out.style('bold', displayName(out, t.name, 60))} failed after ${t.invokeCount} attempt(s)${failureKindText(f)}: ${f.message}`,
       );
     }
     if (page.nextCursor) out.line(out.style('dim', `more: pts status ${name} --cursor ${page.nextCursor}`));

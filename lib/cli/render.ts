@@ -2,6 +2,7 @@
  * Rendering a container and its tasks as terminal text: used by `pts status <container>`,
  * `pts watch` and `pts demo`.
  */
+import { RUN_WHEN_LABELS } from '../run-when';
 import type { ContainerSummary, TaskRecord } from '../types';
 import {
   age,
@@ -50,18 +51,42 @@ export function taskLines(out: Out, tasks: TaskRecord[], now = Date.now()): stri
         : '';
     return (
       `  ${icon}${padVisible(names[i], nameWidth)}  ${bar(out, t.percentageComplete, 16, t.state)}  ` +
-      `${stateText(out, t.state.padEnd(9))}  ${formatDuration(taskDuration(t, now)).padStart(7)}  ${out.style('dim', clip(t.statusText, textWidth))}${retry}`
+      `${stateText(out, t.state.padEnd(9))}  ${formatDuration(taskDuration(t, now)).padStart(7)}  ${runWhenBadge(out, t)}${out.style('dim', clip(t.statusText, textWidth))}${retry}${deadlineText(out, t, now)}`
     );
   });
+}
+
+/**
+ * ` deadline in 12s (timeout)` for a running task with `timeoutMs`/`stallMs` (nothing otherwise):
+ * when its attempt ends whatever its heartbeats say, and which limit that is.
+ */
+export function deadlineText(out: Out, t: TaskRecord, now = Date.now()): string {
+  const d = t.lease?.deadline;
+  if (t.state !== 'running' || !d) return '';
+  const which = t.lease?.timeoutAt && t.lease.timeoutAt.getTime() === d.getTime() ? 'timeout' : 'stall';
+  const left = d.getTime() - now;
+  return out.style('yellow', left >= 0 ? ` deadline in ${formatDuration(left)} (${which})` : ` deadline passed ${formatDuration(-left)} ago (${which})`);
+}
+
+/** What ended a failed attempt, when it was not an error: ` (timeout)`, ` (stalled)`, ` (interrupted)`. */
+export function failureKindText(f: { kind: string }): string {
+  return f.kind === 'error' ? '' : ` (${f.kind})`;
+}
+
+/** `[always] ` / `[on failure] ` before the status text of a cleanup step (runWhen, lib/run-when.ts); nothing for the default. */
+export function runWhenBadge(out: Out, t: Pick<TaskRecord, 'runWhen'>): string {
+  return t.runWhen && t.runWhen !== 'succeeded' ? `${out.style('cyan', `[${RUN_WHEN_LABELS[t.runWhen]}]`)} ` : '';
 }
 
 /** Static table of tasks for `pts status <container>`. */
 export function taskTable(out: Out, tasks: TaskRecord[], now = Date.now()): void {
   // A PRIORITY column only when some task on the page has a priority other than the default 0.
   const prio = tasks.some((t) => (t.priority ?? 0) !== 0);
+  // A RUNS column only when the page holds a cleanup step (runWhen 'always'/'failed').
+  const runs = tasks.some((t) => (t.runWhen ?? 'succeeded') !== 'succeeded');
   table(
     out,
-    ['TASK', 'STATE', 'PROGRESS', 'ATTEMPTS', 'DURATION', ...(prio ? ['PRIORITY'] : []), 'DEPENDS ON', 'STATUS'],
+    ['TASK', 'STATE', 'PROGRESS', 'ATTEMPTS', 'DURATION', ...(prio ? ['PRIORITY'] : []), ...(runs ? ['RUNS'] : []), 'DEPENDS ON', 'STATUS'],
     tasks.map((t) => [
       displayName(out, t.name),
       stateText(out, t.state),
@@ -69,6 +94,7 @@ export function taskTable(out: Out, tasks: TaskRecord[], now = Date.now()): void
       String(t.invokeCount),
       formatDuration(taskDuration(t, now)),
       ...(prio ? [String(t.priority ?? 0)] : []),
+      ...(runs ? [RUN_WHEN_LABELS[t.runWhen ?? 'succeeded']] : []),
       t.dependsOn.map((d) => displayName(out, d, 24)).join(',') || '-',
       clip(t.statusText, 60) || '-',
     ]),
