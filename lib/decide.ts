@@ -22,6 +22,8 @@ export interface RunnerSnapshot {
   counts?: StateCounts;
   /** The container is paused (read with the counters): nothing of it can be claimed. */
   paused?: boolean;
+  /** This run's last read found the container paused: read it again before claiming. */
+  wasPaused?: boolean;
   /** What to do when the container is paused and nothing of this runner's runs: wait (true) or return. */
   waitWhenPaused?: boolean;
   /** When the soonest lease of a running task (someone else's) expires, ms epoch; null: none. */
@@ -62,6 +64,10 @@ export type RunnerDecision =
 /** The next step. */
 export function decide(s: RunnerSnapshot): RunnerDecision {
   if (s.stopping) return { kind: 'stop' };
+  // Paused at this run's last look: look again before claiming (while paused a claim would only
+  // skip held tasks), so a paused run costs one read per poll.
+  if (s.wasPaused && !s.counts) return { kind: 'read', what: 'counts' };
+  if (s.paused && s.counts && !s.failFast) return whilePaused(s, s.counts);
   if (!s.failFast && !s.claimsExhausted && s.active < s.concurrency) return { kind: 'claim' };
   // Fail-fast stops every claim but those of cleanup steps (runWhen 'always'/'failed', like a
   // `finally`): they still run, then the container fails.
@@ -77,11 +83,6 @@ export function decide(s: RunnerSnapshot): RunnerDecision {
   }
   const c = s.counts;
   if (c.pending === 0 && c.running === 0) return { kind: 'finish' };
-  // Paused: wait for a resume (one read per poll; sweeping others' leases if they run), or return.
-  if (s.paused) {
-    if (c.running > 0 && s.claimMayBeOrphaned) return { kind: 'adopt' };
-    return s.waitWhenPaused === false ? { kind: 'paused' } : { kind: 'sleep', ms: s.pollMs, sweep: c.running > 0 };
-  }
   if (c.running > 0) {
     // Other workers hold leases: wait for them to finish or expire, then sweep.
     if (s.claimMayBeOrphaned) return { kind: 'adopt' };
@@ -98,4 +99,15 @@ export function decide(s: RunnerSnapshot): RunnerDecision {
   if (s.swept.changed) return { kind: 'next-pass' };
   // Nothing ready, nothing running, nothing blocked for good: only a status to settle.
   return { kind: 'finish' };
+}
+
+/**
+ * The container is paused: no claim. Handlers of this run finish first; then wait for a resume
+ * (sleeping a poll, sweeping if other workers' tasks run: their leases may expire) or return.
+ */
+function whilePaused(s: RunnerSnapshot, c: StateCounts): RunnerDecision {
+  if (s.active > 0) return { kind: 'wait', ms: s.pollMs };
+  if (c.pending === 0 && c.running === 0) return { kind: 'finish' };
+  if (c.running > 0 && s.claimMayBeOrphaned) return { kind: 'adopt' };
+  return s.waitWhenPaused === false ? { kind: 'paused' } : { kind: 'sleep', ms: s.pollMs, sweep: c.running > 0 };
 }

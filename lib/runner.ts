@@ -185,6 +185,8 @@ export class Runner {
   /** Under fail-fast: the cleanup steps still claimed (read by `decide`'s `cleanups`). */
   private cleanupNames: string[] = [];
   private claimErrorAt: Date | null = null;
+  /** The last read of the container found it paused. */
+  private pausedSeen = false;
   private readonly result: RunResult;
 
   constructor(
@@ -287,6 +289,7 @@ export class Runner {
       now: this.core.ctx.clock.now().getTime(),
       pollMs: this.run.pollIntervalMs,
       waitWhenPaused: this.run.whenPaused === 'wait',
+      wasPaused: this.pausedSeen,
     });
     let s = fresh();
     for (;;) {
@@ -317,7 +320,8 @@ export class Runner {
         case 'read':
           if (d.what === 'counts') {
             doc = await this.readDoc();
-            s = { ...s, counts: doc.counts, paused: doc.paused === true };
+            this.pausedSeen = doc.paused === true;
+            s = { ...s, counts: doc.counts, paused: this.pausedSeen };
           } else if (d.what === 'cleanups') {
             // Fail-fast tripped: the cleanup steps that still run before the container fails.
             const c = await this.db('read', () => this.core.store.haltedCleanups(this.containerId));

@@ -127,6 +127,28 @@ describe('pause', function () {
     expect((await client.claimNext({ container: 'running finish', names: ['flaky'] }))!.task.attempts).to.equal(2);
   });
 
+  it('run() while paused polls with one read of the container per poll, no claim', async function () {
+    const { client } = await isolated();
+    const c = await client.getOrCreateTaskContainer('poll cost');
+    await c.addTasks([{ name: 'x' }, { name: 'y', key: 'k' }]);
+    await c.pause();
+    const ac = new AbortController();
+    counter.reset();
+    const run = c.run(() => undefined, { pollIntervalMs: 20, signal: ac.signal });
+    const reads = (): number => counter.commands.filter((x) => x.name === 'find' && x.collection === `${client.collectionPrefix}containers`).length;
+    for (let i = 0; reads() < 6 && i < 500; i++) await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+    await run;
+    // The start (handler check, sweep), one claim attempt (findAndModify + the ready keys), the
+    // read that finds the container paused; from then on each poll is that one read, no claim.
+    const names = counter.commands.map((x) => `${x.name} ${String(x.collection).replace(client.collectionPrefix, '')}`);
+    const claim = names.indexOf('findAndModify tasks');
+    expect(names.slice(claim, claim + 3)).to.deep.equal(['findAndModify tasks', 'find tasks', 'find containers']);
+    const polls = names.slice(claim + 3);
+    expect(new Set(polls), names.join(', ')).to.deep.equal(new Set(['find containers']));
+    expect(polls.length).to.be.at.least(4);
+  });
+
   it('run(): handlers running when the pause lands finish; then it waits (polling) until resumed', async function () {
     const { client } = await isolated();
     const c = await client.getOrCreateTaskContainer('run waits');
@@ -317,6 +339,11 @@ describe('pause', function () {
       expect(decide({ ...idle, active: 1, waitWhenPaused: false })).to.deep.equal({ kind: 'wait', ms: 500 });
       expect(decide({ ...idle, counts: { ...idle.counts, pending: 0 } })).to.deep.equal({ kind: 'finish' });
       expect(decide({ ...idle, paused: false, waitWhenPaused: false })).to.deep.equal({ kind: 'read', what: 'nextReadyAt' });
+      // Paused at the last look: read again before any claim; still paused, no claim even with room.
+      const next = { ...idle, counts: undefined, paused: undefined, claimsExhausted: false, wasPaused: true };
+      expect(decide(next)).to.deep.equal({ kind: 'read', what: 'counts' });
+      expect(decide({ ...next, counts: idle.counts, paused: true })).to.deep.equal({ kind: 'sleep', ms: 500, sweep: false });
+      expect(decide({ ...next, counts: idle.counts, paused: false })).to.deep.equal({ kind: 'claim' });
     });
   });
 
