@@ -44,6 +44,8 @@ export class Client {
   private readonly containerIds = new Map<string, ObjectId>();
   private readonly pipelines = new Map<string, Pipeline>();
   private readonly scheduler: Scheduler;
+  /** Scheduler and worker loops started here, stopped by {@link close}. */
+  private readonly loops = new Set<{ stop(): Promise<void> }>();
 
   constructor(options: ClientOptions = {}) {
     this.core = new Core(resolveClientOptions(options));
@@ -410,12 +412,22 @@ export class Client {
 
   /** Runs the scheduler for this client's pipelines until `stop()`. */
   startScheduler(options: SchedulerOptions = {}): SchedulerHandle {
-    return startSchedulerLoop(this.core, this.scheduler, options);
+    return this.track(startSchedulerLoop(this.core, this.scheduler, options));
   }
 
   /** Works on the pipeline's runs (containers the schedulers started), oldest first, until `stop()`. */
   work(pipeline: string | Pipeline, handlers: Handlers, options: WorkOptions = {}): WorkHandle {
-    return startWork(this.core, typeof pipeline === 'string' ? pipeline : pipeline?.name, handlers, options);
+    return this.track(startWork(this.core, typeof pipeline === 'string' ? pipeline : pipeline?.name, handlers, options));
+  }
+
+  private track<H extends { stop(): Promise<void> }>(h: H): H {
+    const stop = h.stop.bind(h);
+    h.stop = () => {
+      this.loops.delete(h);
+      return stop();
+    };
+    this.loops.add(h);
+    return h;
   }
 
   /** A page of the pipeline's run history, newest slot first: each slot's decision, steps with durations, definition changes. */
@@ -428,9 +440,10 @@ export class Client {
     return stepDurations(this.core, typeof pipeline === 'string' ? pipeline : pipeline?.name, options?.limit);
   }
 
-  /** Stops the sweeper and closes the connection if this client opened it. */
+  /** Stops the sweeper and the scheduler and worker loops started here, and closes the connection if this client opened it. */
   async close(): Promise<void> {
     this.stopSweeper();
+    await Promise.all([...this.loops].map((h) => h.stop()));
     this.core.close();
     if (this.core.ownsConnection) await this.core.connection.close();
   }

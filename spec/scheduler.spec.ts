@@ -116,6 +116,31 @@ describe('scheduler', function () {
     expect(t!.taskData()).to.deep.equal({ day: '2026-05-02' });
   });
 
+  it('a definition that cannot be resolved records the run as error (the slot is decided, nothing half-made)', async function () {
+    client.definePipeline(name, { tasks: () => [{ name: 'a', dependsOn: ['missing'] }] });
+    await client.schedule(name, { cron: '0 * * * *' });
+    at('2026-05-01T01:00:00Z');
+    await pass();
+    const [run] = await runs();
+    expect(run.status).to.equal('error');
+    expect(run.reason).to.match(/^definition: .*missing/);
+    expect(await client.getTaskContainer(run.container)).to.equal(null);
+    expect(iso((await client.getSchedule(name))!.nextSlot)).to.equal('2026-05-01T02:00:00.000Z');
+  });
+
+  it('close() stops the scheduler and worker loops the client started', async function () {
+    const c = createClient({ connection: db.connection, clock, workerId: 'closing' });
+    pipeline(c);
+    const h = c.startScheduler({ intervalMs: 10 });
+    const w = c.work(name, () => undefined, { pollIntervalMs: 10 });
+    let ended = false;
+    void w.done.then(() => (ended = true));
+    await h.pass();
+    await c.close();
+    expect(ended).to.equal(true);
+    await h.stop(); // stopping again is harmless
+  });
+
   it("three schedulers passing at once: every slot decided by exactly one of them, each once", async function () {
     const others = [1, 2].map((i) => createClient({ connection: db.connection, clock, workerId: `s${i}` }));
     others.forEach((c) => pipeline(c));
