@@ -26,6 +26,9 @@ export type RunWhen = (typeof RUN_WHEN)[number];
 /** The run conditions of cleanup steps: the ones a failed or cancelled dependency unblocks. */
 export const CLEANUP_RUN_WHEN: readonly RunWhen[] = Object.freeze(['always', 'failed']);
 
+/** How the CLI and the dashboard name each `runWhen` (a badge on cleanup steps). */
+export const RUN_WHEN_LABELS: Readonly<Record<RunWhen, string>> = Object.freeze({ succeeded: 'on success', always: 'always', failed: 'on failure' });
+
 export function isRunWhen(value: unknown): value is RunWhen {
   return typeof value === 'string' && (RUN_WHEN as readonly string[]).includes(value);
 }

@@ -20,6 +20,8 @@ import {
 import { blockedCauses, initialWaitingOn, releasable, UNDECIDED, verdict, type RunWhen } from '../lib/run-when';
 import { CommandCounter, expectConsistent } from './helpers/consistency';
 import { useTestDatabase } from './helpers/db';
+import { Out } from '../lib/cli/output';
+import { taskLines, taskTable } from '../lib/cli/render';
 import { startFixture, type HttpFixture } from './http/support';
 
 describe('runWhen: the rule (lib/run-when.ts, no database)', function () {
@@ -333,6 +335,23 @@ describe('runWhen: cleanup steps against the database', function () {
       const list = await f.call('GET', '/api/v1/containers/rw-http-bad/tasks', { token: f.token.read });
       expect(list.body.items, JSON.stringify(list.body)).to.deep.equal([]);
     });
+  });
+
+  it('CLI: the task line and the status table show the badge of a cleanup step', async function () {
+    const c = await container([{ name: 'a' }, { name: 'unlock', dependsOn: ['a'], runWhen: 'always' }, { name: 'report', dependsOn: ['a'], runWhen: 'failed' }]);
+    const tasks = (await c.getTasks()).map((t) => t.toJSON());
+    let text = '';
+    const out = new Out({ write: (s: string) => ((text += s), true), isTTY: false } as unknown as NodeJS.WriteStream);
+    const lines = taskLines(out, tasks);
+    expect(lines[0]).to.not.include('[');
+    expect(lines[1]).to.include('[always]');
+    expect(lines[2]).to.include('[on failure]');
+    taskTable(out, tasks);
+    const rows = text.trim().split('\n');
+    expect(rows[0]).to.match(/\bRUNS\b/);
+    expect(rows[1]).to.include('on success');
+    expect(rows[2]).to.include('always');
+    expect(rows[3]).to.include('on failure');
   });
 
   describe('container.run()', function () {

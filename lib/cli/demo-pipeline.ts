@@ -1,5 +1,6 @@
 /**
- * The sample pipeline behind `pts demo`: download → (unpack ∥ validate) → import → report.
+ * The sample pipeline behind `pts demo`: download → (unpack ∥ validate) → import → report, then
+ * a cleanup step that runs however the rest ended (`runWhen: 'always'`).
  * Handlers simulate work with timers, report progress, save checkpoints and resume from them.
  * `import` fails on its first attempt (and is retried); `unpack` is run by a child process that
  * the demo kills mid-step, so its lease expires and the demo's own runner resumes it.
@@ -29,6 +30,8 @@ export const DEMO_TASKS: TaskSpec[] = [
     maxRetries: 3,
   },
   { name: 'report', data: { to: 'ops@example.com' }, dependsOn: ['import'], weight: 1 },
+  // A cleanup step: deletes the unpacked files however the pipeline ended (runWhen 'always').
+  { name: 'cleanup', data: { paths: ['/tmp/orders-2024/'] }, dependsOn: ['report'], weight: 1, runWhen: 'always' },
 ];
 
 /** The step run in a child process that the demo kills (SIGKILL) halfway through. */
@@ -138,6 +141,15 @@ export function demoHandlers(pace: DemoPace): Record<string, TaskHandler> {
       }
       await ctx.flush();
       return { sentTo: 'ops@example.com', pages: 3 };
+    },
+
+    async cleanup(ctx) {
+      for (let i = 1; i <= 3; i++) {
+        await wait(ms(200), ctx.signal);
+        ctx.progress((i / 3) * 100, i < 3 ? 'deleting temp files' : 'temp files deleted');
+      }
+      await ctx.flush();
+      return { deleted: 48_211 };
     },
   };
 }

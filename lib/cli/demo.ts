@@ -232,7 +232,7 @@ async function orchestrate(
   });
   runner.catch(() => undefined); // awaited by the caller; avoid an unhandled rejection meanwhile
   state.runner = runner.catch(() => undefined);
-  note('this process runs the rest: validate in parallel, then import and report');
+  note('this process runs the rest: validate in parallel, then import and report, then cleanup (runWhen: always)');
   // Kill the child once it has checkpointed part of its work.
   for (;;) {
     if (signal.aborted) {
@@ -302,7 +302,7 @@ export async function demo(opts: DemoOptions): Promise<void> {
     closeConnection = () => conn.connection.close();
     const name = `demo-${stamp()}`;
     const c = await client.getOrCreateTaskContainer(name, {
-      metadata: { demo: true, description: 'download → (unpack ∥ validate) → import → report' },
+      metadata: { demo: true, description: 'download → (unpack ∥ validate) → import → report → cleanup (always)' },
     });
     await c.addTasks(DEMO_TASKS);
     server = await startServer({ client, auth: false, host: '127.0.0.1', port });
