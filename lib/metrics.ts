@@ -40,6 +40,9 @@ const TRANSITION_EVENTS: Array<[PtsEventName, string]> = [
   ['task:retried', 'retried'],
   ['task:released', 'released'],
   ['task:deleted', 'deleted'],
+  // attempts ended by their deadline (timeoutMs / stallMs)
+  ['task:timeout', 'timeout'],
+  ['task:stalled', 'stalled'],
 ];
 
 export function createMetrics(client: Client, opts: MetricsOptions = {}): Metrics {

@@ -238,6 +238,25 @@ describe('deadlines (timeoutMs, stallMs)', function () {
       expect(await rejection(l.heartbeat({ percentageComplete: 1 }))).to.be.instanceOf(TaskStalledError);
     });
 
+    it('counts attempts ended by a deadline in pts_task_transitions_total', async function () {
+      const { createMetrics } = await import('../lib/metrics');
+      const m = createMetrics(client);
+      try {
+        const c = await container();
+        await c.addTasks([{ name: 'a', timeoutMs: 100 }, { name: 'b', stallMs: 100 }]);
+        await claim(c);
+        await claim(c);
+        clock.advance(100);
+        await client.recoverStale({ container: c.name() });
+        const text = await m.text();
+        expect(text).to.match(/pts_task_transitions_total\{transition="timeout"\} 1\b/);
+        expect(text).to.match(/pts_task_transitions_total\{transition="stalled"\} 1\b/);
+        expect(text).to.not.match(/pts_lease_expiries_total [1-9]/);
+      } finally {
+        m.close();
+      }
+    });
+
     it('a progress heartbeat that lands first wins over the sweep', async function () {
       const c = await container();
       await c.addTasks([{ name: 'a', stallMs: 1_000 }]);
