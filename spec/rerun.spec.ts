@@ -263,6 +263,24 @@ describe('rerun from a step, mark succeeded', function () {
       expect(await drain(c)).to.deep.equal(['A', 'B', 'C', 'D', 'Z']);
     });
 
+    it("keeps a cleanup step's run condition: an 'always' step waits only on what holds it back", async function () {
+      const c = await client.getOrCreateTaskContainer(`cleanup #${++seq}`);
+      await c.addTasks([
+        { name: 'F', maxRetries: 0 },
+        { name: 'S' },
+        { name: 'K', dependsOn: ['F', 'S'], runWhen: 'always' },
+      ]);
+      await (await claim(c, ['F']))!.fail(new Error('broken'));
+      await drain(c); // S, then K (always: F is final)
+      expect((await states(c)).K).to.equal('succeeded');
+      const plan = await c.rerun('S');
+      expect(plan.reset).to.deep.equal(['S', 'K']);
+      // F failed and is not re-run: it does not hold back an 'always' step; S does, until it reruns.
+      expect((await c.getTask('K'))!.toJSON().waitingOn).to.deep.equal(['S']);
+      await expectConsistent(c);
+      expect(await drain(c)).to.deep.equal(['S', 'K']);
+    });
+
     it('interrupts a running task of the plan: its worker loses the lease, nothing half-applied', async function () {
       const c = await fresh('running');
       await (await claim(c, ['A']))!.succeed('a');

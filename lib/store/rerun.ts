@@ -4,7 +4,9 @@
  * every other task alone. The plan comes from ONE projected read of the container's tasks
  * (name, dependsOn, state; at most {@link RERUN_MAX_TASKS}); applying it is one conditional write
  * per planned task (`rerunTask`, the `rerun` row of the transition table: any state → pending, a
- * running task's lease revoked as on cancel), in dependency order, then one counter write.
+ * running task's lease revoked as on cancel), in dependency order, then one counter write. Each
+ * task's `waitingOn` follows its run condition (`initialWaitingOn`, lib/run-when.ts), with the
+ * planned dependencies counting as pending.
  *
  * Why dependency order and a last look: a planned task is written before the tasks that depend
  * on it, so the old attempt of a task that was running can only finish before its own write
@@ -18,6 +20,7 @@
 import type { ObjectId } from 'mongodb';
 import { NotFoundError, ValidationError } from '../errors';
 import { FINAL_CONTAINER_STATUSES, SATISFYING_TASK_STATES, type TaskState } from '../states';
+import { initialWaitingOn, UNDECIDED, type RunWhen } from '../run-when';
 import type { RerunPlan } from '../types';
 import type { StoreContext } from './context';
 import { stamp } from './context';
@@ -39,7 +42,7 @@ export interface RerunOutcome {
   container: CounterResult;
 }
 
-type Row = { name: string; state: TaskState; dependsOn?: string[] };
+type Row = { name: string; state: TaskState; dependsOn?: string[]; runWhen?: RunWhen };
 
 interface Planned {
   plan: StorePlan;
@@ -50,7 +53,7 @@ interface Planned {
 /** The one projected read, and the closure of `step` over the dependents graph. */
 async function planOf(ctx: StoreContext, containerId: ObjectId, step: string, downstream: boolean): Promise<Planned> {
   const docs: Row[] = await ctx.cols.tasks
-    .find({ containerId }, { projection: { _id: 0, name: 1, state: 1, dependsOn: 1 } })
+    .find({ containerId }, { projection: { _id: 0, name: 1, state: 1, dependsOn: 1, runWhen: 1 } })
     .sort({ _id: 1 })
     .limit(RERUN_MAX_TASKS + 1)
     .toArray();
@@ -124,9 +127,12 @@ export async function rerunFrom(ctx: StoreContext, containerId: ObjectId, step: 
   const watched = new Set<string>();
   let delta = moveDelta(null, null, 0, 0, 0);
   for (const name of plan.reset) {
-    const deps = rows.get(name)!.dependsOn ?? [];
-    const waitingOn = deps.filter((d) => planned.has(d) || !SATISFYING_TASK_STATES.includes(rows.get(d)?.state ?? 'pending'));
-    for (const d of waitingOn) watched.add(d);
+    const row = rows.get(name)!;
+    const deps = row.dependsOn ?? [];
+    // By the step's run condition (lib/run-when.ts), a planned dependency counting as pending.
+    const states = new Map(deps.map((d) => [d, planned.has(d) ? ('pending' as const) : (rows.get(d)?.state ?? 'pending')]));
+    const waitingOn = initialWaitingOn(row.runWhen ?? 'succeeded', deps, states);
+    for (const d of waitingOn) if (d !== UNDECIDED) watched.add(d);
     const t: NamedTask = { containerId, name };
     try {
       const r = await rerunTask(ctx, t, waitingOn);
