@@ -72,6 +72,7 @@ describe('server clock', function () {
         expect(o.errorBoundMs).to.equal(Math.ceil(o.rttMs / 2 + 2.5));
         expect(o.sampledAt.getTime()).to.be.within(before - o.errorBoundMs!, after + o.errorBoundMs!);
         const b = o.errorBoundMs!;
+        console.log(`      [server-clock] clock ${skew > 0 ? '+' : ''}${skew / 60_000} min: offset ${o.offsetMs} ms ± ${b} ms (best round trip ${o.rttMs} ms of ${CLOCK_SAMPLES})`);
         const task = (await c.getTask('t'))!.toJSON();
         expect(task.createdAt.getTime(), 'createdAt').to.be.within(before - b, after + b);
         expect(lease.task.lease!.expiresAt.getTime(), 'lease expiry').to.be.within(before + 60_000 - b, after + 60_000 + b);
@@ -381,6 +382,11 @@ describe('server clock', function () {
         expect(seenAt, 'expired no earlier than its expiry, real time').to.be.at.least(expiresAt - offB.errorBoundMs);
         // … and soon after: within a sweep interval, the bound and scheduling slack (not 20 minutes).
         expect(f.at.getTime() - expiresAt, 'expired soon after its expiry').to.be.at.most(common.sweepMs + offB.errorBoundMs + 3_000);
+        console.log(
+          `      [server-clock] two processes: ahead ${offA.offsetMs} ± ${offA.errorBoundMs} ms, behind ${offB.offsetMs} ± ${offB.errorBoundMs} ms; ` +
+            `${ahead.lines.filter((l) => l.ev === 'swept').length} sweeps by ahead and ${behind.lines.filter((l) => l.ev === 'swept').length} by behind; ` +
+            `doomed expired ${f.at.getTime() - expiresAt} ms after its stored expiry and was retried by behind`,
+        );
         // `live` was never taken from behind.
         expect(await tasks.findOne({ container: c.name(), name: 'live' })).to.deep.include({ state: 'running', fence: heldB.token, invokeCount: 1 });
       } finally {
