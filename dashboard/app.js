@@ -476,6 +476,15 @@ function deadlineText(t) {
   return [h('time', { datetime: new Date(d).toISOString() }, localIso(d)), h('span.muted', ` (${why})`)];
 }
 
+/** The badge of a cleanup step (`runWhen` 'always' / 'failed'); nothing for the default 'succeeded'. */
+function runWhenBadge(t) {
+  if (t.runWhen === 'always')
+    return h('span.badge.run-when', { dataset: { runWhen: 'always' }, title: 'cleanup step: runs once its dependencies are final, however they ended' }, 'always');
+  if (t.runWhen === 'failed')
+    return h('span.badge.run-when', { dataset: { runWhen: 'failed' }, title: 'cleanup step: runs only if a dependency failed (skipped otherwise)' }, 'on failure');
+  return null;
+}
+
 function taskCard(container, t, open, onAction) {
   const attemptsText =
     `attempt ${t.attempts || 0} of ${(t.maxRetries || 0) + 1}` +
@@ -521,7 +530,7 @@ function taskCard(container, t, open, onAction) {
   return h(
     `article.task.s-${cls(t.state)}`,
     { dataset: { task: t.name, state: t.state } },
-    h('header', displayName(t.name, 'h3.task-name'), h('span.task-state', badge(t.state))),
+    h('header', displayName(t.name, 'h3.task-name'), h('span.task-state', badge(t.state)), runWhenBadge(t)),
     progressBar(t.percentageComplete, t.state),
     h('p.status-text', t.statusText || '\u00a0'),
     h(

@@ -639,6 +639,22 @@ describe('dashboard (headless Chromium)', function () {
     expect(dialogs).to.deep.equal([]);
   });
 
+  it('shows the runWhen badge of cleanup steps ("always", "on failure") in the task view', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-cleanup');
+    await c.addTasks([
+      { name: 'work' },
+      { name: 'unlock', dependsOn: ['work'], runWhen: 'always' },
+      { name: 'report', dependsOn: ['work'], runWhen: 'failed' },
+    ]);
+    await page.goto(containerUrl('dash-cleanup'));
+    await page.locator('[data-task="report"]').waitFor();
+    expect(await page.locator('[data-task="work"] .badge.run-when').count()).to.equal(0);
+    expect(await page.locator('[data-task="unlock"] .badge.run-when').textContent()).to.equal('always');
+    expect(await page.locator('[data-task="report"] .badge.run-when').textContent()).to.equal('on failure');
+    expect(await page.locator('[data-task="report"] .badge.run-when').getAttribute('title')).to.include('only if a dependency failed');
+    expect(dialogs).to.deep.equal([]);
+  });
+
   it('writes screenshots of the list and the container view when PTS_SCREENSHOTS=1', async function () {
     if (process.env.PTS_SCREENSHOTS !== '1') this.skip();
     const { DEMO_TASKS, demoHandlers } = await import('../lib/cli/demo-pipeline');
