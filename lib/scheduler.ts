@@ -25,7 +25,7 @@ const SLOTS_PER_PASS = 100;
 
 /** What one scheduler pass decided (records this process inserted or promoted). */
 export interface SchedulerReport {
-  /** Runs this pass started (containers created). */
+  /** Runs this pass started (containers created; `starting` when the pipeline is not defined here). A run whose definition failed is not here: it is in the history as `error`. */
   fired: RunRecord[];
   /** Skipped (`overlap`, `paused`) and missed records this pass wrote. */
   skipped: RunRecord[];
@@ -125,12 +125,7 @@ export class Scheduler {
     const buffered = open.filter((r) => r.status === 'buffered');
     if (active.length === 0 && buffered.length > 0) {
       const promoted = await this.core.store.moveRun(buffered[0]._id, 'buffered', 'starting');
-      if (promoted) {
-        this.core.notify.runDecided(promoted);
-        const started = await this.create(promoted);
-        if (started) out.fired.push(started);
-        active.push(started ?? promoted);
-      }
+      if (promoted) active.push(await this.start(promoted, out));
       buffered.shift();
     }
     return { active, buffered };
@@ -221,16 +216,28 @@ export class Scheduler {
       }
       return run;
     }
-    this.core.notify.runDecided(run);
-    if (run.status === 'skipped') out.skipped.push(run);
-    if (run.status === 'buffered') out.buffered.push(run);
-    if (run.status !== 'starting') return run;
+    if (run.status !== 'starting') {
+      this.core.notify.runDecided(run);
+      (run.status === 'skipped' ? out.skipped : out.buffered).push(run);
+      return run;
+    }
     for (const other of d.cancel) await this.cancel(other);
-    // Null: another scheduler completed it concurrently, or the pipeline is not defined here (a
-    // scheduler that defines it will). This process fired the slot all the same.
-    const started = await this.create(run);
-    out.fired.push(started ?? run);
-    return started ?? run;
+    return this.start(run, out);
+  }
+
+  /**
+   * Creates the run this process decided to start and reports it (`schedule:fired`). A null from
+   * create: another scheduler completed it concurrently, or the pipeline is not defined here (a
+   * scheduler that defines it will): this process fired the slot all the same. A run whose
+   * definition failed (`error`) is not reported as fired.
+   */
+  private async start(run: RunDoc, out: SchedulerPass): Promise<RunDoc> {
+    const started = (await this.create(run)) ?? run;
+    if (started.status !== 'error') {
+      this.core.notify.runDecided(started);
+      out.fired.push(started);
+    }
+    return started;
   }
 
   private async cancel(run: RunDoc): Promise<void> {

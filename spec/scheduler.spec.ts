@@ -128,6 +128,18 @@ describe('scheduler', function () {
     expect(iso((await client.getSchedule(name))!.nextSlot)).to.equal('2026-05-01T02:00:00.000Z');
   });
 
+  it('a slot whose container already holds another definition is recorded as error with the conflict, not a bare DuplicateError', async function () {
+    const c = await client.getOrCreateTaskContainer(`${name}@2026-05-01T01:00:00.000Z`);
+    await c.addTasks([{ name: 'fetch' }, { name: 'load' }]);
+    await client.schedule(name, { cron: '0 * * * *' });
+    at('2026-05-01T01:00:00Z');
+    const r = await pass();
+    expect(r.fired).to.deep.equal([]);
+    const [run] = await runs();
+    expect(run.status).to.equal('error');
+    expect(run.reason).to.match(/^the container already holds a different definition: task "load" already exists with different dependencies/);
+  });
+
   it('close() stops the scheduler and worker loops the client started', async function () {
     const c = createClient({ connection: db.connection, clock, workerId: 'closing' });
     pipeline(c);
