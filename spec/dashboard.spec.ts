@@ -316,6 +316,38 @@ describe('dashboard (headless Chromium)', function () {
     );
   });
 
+  it("shows a running task's deadline and failures of kind timeout/stalled", async function () {
+    const { ManualClock } = await import('../lib/clock');
+    const c = await client.getOrCreateTaskContainer('dash-deadline');
+    await c.addTasks([
+      { name: 'slow', timeoutMs: 600_000 },
+      { name: 'hung', stallMs: 1_000, maxRetries: 0 },
+    ]);
+    await client.claimNext({ container: 'dash-deadline', names: ['slow'] }, { owner: 'w', leaseMs: 600_000 });
+    // The stall, ended by a sweep on a clock moved past it.
+    const clock = new ManualClock(Date.now());
+    const moved = createClient({ connection: db.connection, clock });
+    await moved.claimNext({ container: 'dash-deadline', names: ['hung'] }, { owner: 'wedged' });
+    clock.advance(1_000);
+    await moved.recoverStale({ container: 'dash-deadline' });
+    await moved.close();
+    await page.goto(containerUrl('dash-deadline'));
+    const slow = page.locator('[data-task="slow"]');
+    await slow.waitFor();
+    expect(await slow.locator('dd.deadline').textContent()).to.match(/\(timeout 10m 00s\)$/);
+    expect(await slow.locator('dd.deadline time').getAttribute('datetime')).to.equal(
+      (await c.getTask('slow'))!.toJSON().lease!.deadline!.toISOString(),
+    );
+    const hung = page.locator('[data-task="hung"]');
+    expect(await hung.getAttribute('data-state')).to.equal('failed');
+    expect(await hung.locator('dd.deadline').count()).to.equal(0);
+    await hung.locator('summary', { hasText: 'Failures' }).click();
+    expect(await hung.locator('.failure-head .kind').textContent()).to.equal('stalled');
+    expect(await hung.locator('.failure-head code').textContent()).to.equal('TASK_STALLED');
+    await hung.locator('summary', { hasText: 'Attempts' }).click();
+    expect(await hung.locator('li.attempt-row').getAttribute('data-outcome')).to.equal('stalled');
+  });
+
   it('renders hostile names and texts as literal text', async function () {
     const evil = '<img src=x onerror=alert(1)>';
     const c = await client.getOrCreateTaskContainer(`xss-<b>${evil}</b>`);
