@@ -9,7 +9,8 @@ docs/http.md "Worker protocol":
 1. `POST /api/v1/claim` long-polls for a ready task (`waitMs`; 204 = nothing ready yet);
 2. the handler reports progress and a checkpoint with `heartbeat`, well within `leaseMs`;
 3. the task ends with `succeed` (with a result) or `fail` (the server decides about retries);
-4. a 409 `PTS_LEASE_LOST` means the task is no longer ours: drop it, claim the next one;
+4. a 409 `PTS_LEASE_LOST` means the task is no longer ours: drop it, claim the next one (so do
+   `PTS_TASK_TIMEOUT` / `PTS_TASK_STALLED`: the attempt ran past its deadline);
 5. after a 204 the worker reads the container (`GET /api/v1/containers/:name`) and exits when
    its `status` is final (`succeeded`, `failed` or `cancelled`: nothing left that can run).
 
@@ -42,8 +43,12 @@ IDLE_EXIT_MS = int(os.environ.get("PTS_IDLE_EXIT_MS", "0"))
 HEARTBEAT_EVERY_S = LEASE_MS / 3000.0
 
 
+LEASE_LOST_CODES = ("PTS_LEASE_LOST", "PTS_TASK_TIMEOUT", "PTS_TASK_STALLED")
+
+
 class LeaseLost(Exception):
-    """409 PTS_LEASE_LOST: the lease expired and was recovered, or the task was cancelled."""
+    """409 PTS_LEASE_LOST: the lease expired and was recovered, or the task was cancelled (or
+    PTS_TASK_TIMEOUT / PTS_TASK_STALLED: the attempt ran past its timeoutMs / stallMs)."""
 
 
 class ApiError(Exception):
@@ -74,7 +79,7 @@ def call(method, path, body=None, timeout=None):
                 err = json.loads(raw)["error"]
             except (ValueError, KeyError, TypeError):
                 err = {"code": "HTTP_%d" % e.code, "message": raw.decode("utf-8", "replace")}
-            if e.code == 409 and err["code"] == "PTS_LEASE_LOST":
+            if e.code == 409 and err["code"] in LEASE_LOST_CODES:
                 raise LeaseLost(err["message"])
             if e.code == 503 and attempt < 7:
                 time.sleep(min(10, 0.5 * 2**attempt))
