@@ -256,7 +256,14 @@ export async function rerun(
       throw err;
     }
     if (opts.json) return out.json({ container: name, ...plan });
-    const names = (list: string[]) => (list.length ? list.map((n) => displayName(out, n, 60)).join(', ') : '(none)');
+    // Text output names at most 50 tasks per list (--json has them all).
+    const names = (list: string[]) =>
+      list.length
+        ? list
+            .slice(0, 50)
+            .map((n) => displayName(out, n, 60))
+            .join(', ') + (list.length > 50 ? `, … (${list.length - 50} more)` : '')
+        : '(none)';
     const verb = plan.dryRun ? 'would reset' : 'reset';
     out.line(`${verb} ${plan.reset.length} task${plan.reset.length === 1 ? '' : 's'} in ${displayName(out, name, 60)}: ${names(plan.reset)}`);
     if (plan.interrupted.length) out.line(`${plan.dryRun ? 'would interrupt' : 'interrupted'} (running): ${names(plan.interrupted)}`);
