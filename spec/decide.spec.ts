@@ -139,17 +139,32 @@ describe('decide', function () {
   });
 
   describe('fail-container', function () {
-    it('fails the container on fail-fast once idle and the counts are known', function () {
-      expect(d(snap({ failFast: true, counts: counts({ failed: 1, pending: 2 }) }))).to.deep.equal({
+    const none = { names: [], nextReadyAt: null };
+    it('fails the container on fail-fast once idle, the counts known and no cleanup step left', function () {
+      expect(d(snap({ failFast: true, counts: counts({ failed: 1, pending: 2 }), cleanups: none }))).to.deep.equal({
         kind: 'fail-container',
       });
       // even with others' running tasks or an orphan suspicion: fail-fast does not wait for them
       expect(
-        d(snap({ failFast: true, counts: counts({ failed: 1, running: 1 }), claimMayBeOrphaned: true })),
+        d(snap({ failFast: true, counts: counts({ failed: 1, running: 1 }), claimMayBeOrphaned: true, cleanups: none })),
       ).to.deep.equal({ kind: 'fail-container' });
       // and even when nothing is left (the counts would say "finish")
-      expect(d(snap({ failFast: true, counts: counts({ failed: 1 }) }))).to.deep.equal({
+      expect(d(snap({ failFast: true, counts: counts({ failed: 1 }), cleanups: none }))).to.deep.equal({
         kind: 'fail-container',
+      });
+    });
+
+    it('runs the cleanup steps first (runWhen): reads them, claims them, sleeps out their retry delay', function () {
+      const c = counts({ failed: 1, pending: 2 });
+      expect(d(snap({ failFast: true, counts: c }))).to.deep.equal({ kind: 'read', what: 'cleanups' });
+      const cleanups = { names: ['unlock'], nextReadyAt: NOW };
+      expect(d(snap({ failFast: true, counts: c, cleanups }))).to.deep.equal({ kind: 'claim' });
+      expect(d(snap({ failFast: true, counts: c, cleanups, active: 1 }))).to.deep.equal({ kind: 'claim' });
+      expect(d(snap({ failFast: true, counts: c, cleanups, active: 2 }))).to.deep.equal({ kind: 'wait', ms: POLL });
+      expect(d(snap({ failFast: true, counts: c, cleanups: { names: ['unlock'], nextReadyAt: NOW + 40 }, claimsExhausted: true }))).to.deep.equal({
+        kind: 'sleep',
+        ms: 40,
+        sweep: false,
       });
     });
   });
@@ -282,12 +297,13 @@ describe('decide', function () {
         { finalized: false, changed: true },
         { finalized: true, changed: false },
       ],
+      cleanups: [undefined, { names: [], nextReadyAt: null }],
     };
     let all: Partial<RunnerSnapshot>[] = [{}];
     for (const [key, values] of Object.entries(axes)) {
       all = all.flatMap((partial) => (values as unknown[]).map((v) => ({ ...partial, [key]: v })));
     }
-    expect(all).to.have.lengthOf(8_640);
+    expect(all).to.have.lengthOf(17_280);
     const kinds = new Set<string>();
     for (const over of all) {
       const s = snap(over);
@@ -305,6 +321,7 @@ describe('decide', function () {
         'fail-container',
         'finish',
         'next-pass',
+        'read:cleanups',
         'read:counts',
         'read:nextLeaseExpiry',
         'read:nextReadyAt',
@@ -457,6 +474,7 @@ describe('decide', function () {
           case 'read':
             if (r.what === 'counts') s = { ...s, counts: world.counts() };
             else if (r.what === 'nextReadyAt') s = { ...s, nextReadyAt: world.nextReadyAt() };
+            else if (r.what === 'cleanups') s = { ...s, cleanups: { names: [], nextReadyAt: null } }; // no cleanup steps here
             else s = { ...s, nextLeaseExpiry: null };
             continue;
           case 'sleep':
@@ -547,6 +565,7 @@ describe('decide', function () {
         'wait',
         'wait',
         'read:counts',
+        'read:cleanups',
         'fail-container',
       ]);
       expect(world.tasks.map((t) => t.state)).to.deep.equal(['failed', 'succeeded', 'pending']);
