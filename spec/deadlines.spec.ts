@@ -437,6 +437,11 @@ describe('deadlines (timeoutMs, stallMs)', function () {
         }
         expect(started, 'the child claimed the task').to.not.equal(null);
         const claimedAt = started!.getTime() - TIMEOUT_MS;
+        // Its heartbeats keep the lease (10 s, renewed every 100 ms) far from expiring: only the
+        // deadline can end this attempt.
+        const live = (await c.getTask('hang'))!.toJSON();
+        expect(live.state).to.equal('running');
+        expect(live.lease!.expiresAt.getTime(), 'the lease outlasts the deadline').to.be.above(started!.getTime() + 5_000);
         // A second process: a sweeper and a runner. The child is alive, its heartbeats firing.
         const other = createClient({ uri: db.uri, sweepIntervalMs: SWEEP_MS, workerId: 'rescuer' });
         const ended = new Promise<number>((resolve) => other.on('task:timeout', () => resolve(Date.now())));
@@ -445,6 +450,10 @@ describe('deadlines (timeoutMs, stallMs)', function () {
         const endedAt = await ended;
         const r = await run;
         expect(child.exitCode, 'the child is still alive').to.equal(null);
+        const refused = (await c.getTask('hang'))!.toJSON().failures[0];
+        console.log(
+          `[deadlines] the wedged child's attempt was ended ${endedAt - started!.getTime()} ms after its deadline (sweep every ${SWEEP_MS} ms; recorded ${refused.at.getTime() - started!.getTime()} ms after it), while its heartbeats kept coming`,
+        );
         expect(endedAt - claimedAt, 'failed within timeoutMs + one sweep interval (+ slack for a loaded machine)').to.be.below(TIMEOUT_MS + SWEEP_MS + 2_000);
         expect(r.status).to.equal('succeeded');
         const t = (await oc.getTask('hang'))!.toJSON();
