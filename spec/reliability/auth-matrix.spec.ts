@@ -121,6 +121,7 @@ describe('reliability: HTTP authorization matrix', function () {
     for (const name of ['team-b/frozen', NAMES.in, NAMES.out]) {
       const c = await f.client.getOrCreateTaskContainer(name);
       if (!(await c.getTask('seed'))) await c.addTask('seed', { n: 1 });
+      if (c.isPaused()) await c.resume(); // after a pause cell: claims must work again
     }
     for (const name of [NAMES['in-missing'], NAMES['out-missing']]) await f.client.deleteTaskContainer(name);
   }
@@ -279,6 +280,16 @@ describe('reliability: HTTP authorization matrix', function () {
       missing: 404,
       build: onName('/actions/resume'),
     },
+    ...['pause', 'unpause'].map((a): Row => ({
+      method: 'POST',
+      route: `/api/v1/containers/:name/actions/${a}`,
+      scope: 'admin',
+      container: 'path',
+      ok: 200,
+      missing: 404,
+      build: onName(`/actions/${a}`),
+      check: (cell, res) => expect(res.body.paused, cellLabel(cell)).to.equal(a === 'pause'),
+    })),
     {
       method: 'GET',
       route: '/api/v1/whoami',
