@@ -1,0 +1,325 @@
+import { spawn as spawnProcess } from 'node:child_process';
+import path from 'node:path';
+import { expect } from 'chai';
+import mongoose from 'mongoose';
+import { createClient, DuplicateError, LeaseLostError, ManualClock, ValidationError, type Client, type TaskContainer } from '../lib';
+import { useTestDatabase } from './helpers/db';
+import { expectConsistent } from './helpers/consistency';
+import { trackResource } from './helpers/leaks';
+import { readLogs, sleep, tempDir } from './reliability/helpers';
+import { BATCHES, PER_BATCH } from './fixtures/spawn-worker';
+
+describe('spawn (dynamic fan-out)', function () {
+  const db = useTestDatabase();
+  let conn: mongoose.Connection;
+  let client: Client;
+  let clock: ManualClock;
+
+  before(async function () {
+    conn = await mongoose.createConnection(db.uri).asPromise();
+    clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'));
+    client = createClient({ connection: conn, clock, leaseMs: 10_000, workerId: 'w1' });
+    await client.ensureIndexes();
+  });
+  after(async function () {
+    await conn.close();
+  });
+
+  /** split → join: split spawns the children; join depends on split only. */
+  async function pipeline(name: string): Promise<TaskContainer> {
+    const c = await client.getOrCreateTaskContainer(name);
+    await c.addTasks([{ name: 'split' }, { name: 'join', dependsOn: ['split'] }]);
+    return c;
+  }
+  const state = async (c: TaskContainer, name: string) => (await c.getTask(name))!.toJSON();
+  const claim = async (c: TaskContainer, names?: string[]) => (await client.claimNext({ container: c.name(), names }, { owner: 'w1' }))!;
+
+  it('container.run(): children run, the parent’s dependents wait for all of them, counters include them', async function () {
+    const c = await pipeline('run fan-out');
+    const order: string[] = [];
+    const res = await c.run(
+      {
+        split: async (ctx) => {
+          const a = await ctx.spawn([{ name: 'part/1' }, { name: 'part/2', dependsOn: ['part/1'] }]);
+          expect(a.created).to.equal(2);
+          expect(a.tasks.map((t) => [t.name, t.parent])).to.deep.equal([
+            ['part/1', 'split'],
+            ['part/2', 'split'],
+          ]);
+          // a second batch may depend on the first
+          await ctx.spawn([{ name: 'part/3', dependsOn: ['part/2'], weight: 2 }]);
+          const s = await c.summary();
+          expect(s.total).to.equal(5);
+          expect(s.weightTotal).to.equal(6);
+          order.push('split');
+        },
+        'split/*': async (ctx) => {
+          order.push(ctx.name);
+        },
+        join: async () => {
+          order.push('join');
+        },
+      },
+      { concurrency: 4 },
+    );
+    expect(res.status).to.equal('succeeded');
+    expect(order.indexOf('join')).to.equal(order.length - 1);
+    expect(order.filter((n) => n.startsWith('part/'))).to.deep.equal(['part/1', 'part/2', 'part/3']);
+    const split = await state(c, 'split');
+    expect(split.spawned).to.equal(true);
+    expect(split.parent).to.equal(null);
+    expect(await c.children('split')).to.deep.include({ parent: 'split', total: 3, done: 3 });
+    const top = await c.listTasks({ parent: null });
+    expect(top.items.map((t) => t.name)).to.deep.equal(['split', 'join']);
+    const kids = await c.listTasks({ parent: 'split', limit: 2 });
+    expect(kids.items.map((t) => t.name)).to.deep.equal(['part/1', 'part/2']);
+    expect((await c.listTasks({ parent: 'split', cursor: kids.nextCursor })).items.map((t) => t.name)).to.deep.equal(['part/3']);
+    await expectConsistent(c);
+  });
+
+  it('the parent’s dependents stay blocked after the parent succeeded until the last child did (either order)', async function () {
+    for (const last of ['child', 'parent'] as const) {
+      const c = await pipeline(`order ${last}`);
+      const p = await claim(c, ['split']);
+      await p.spawn([{ name: 'a' }, { name: 'b' }]);
+      const a = await claim(c, ['a']);
+      await a.succeed();
+      const b = await claim(c, ['b']);
+      if (last === 'child') {
+        await p.succeed();
+        expect((await state(c, 'join')).waitingOn).to.deep.equal(['split']);
+        // the sweep does not release it either: a child is still running
+        await client.recoverStale({ container: c.name() });
+        expect((await state(c, 'join')).waitingOn).to.deep.equal(['split']);
+        await b.succeed();
+      } else {
+        await b.succeed();
+        expect((await state(c, 'join')).waitingOn).to.deep.equal(['split']);
+        await p.succeed();
+      }
+      expect((await state(c, 'join')).waitingOn).to.deep.equal([]);
+      const s = await c.summary();
+      expect(s.counts.succeeded).to.equal(3);
+      expect(s.percentageComplete).to.equal((3 * 100) / 4);
+      await expectConsistent(c);
+    }
+  });
+
+  it('is idempotent by name across retries of the parent: the same names create nothing new', async function () {
+    const c = await pipeline('idempotent');
+    const specs = [{ name: 'x/1' }, { name: 'x/2', dependsOn: ['x/1'] }];
+    const first = await claim(c, ['split']);
+    expect((await first.spawn(specs)).created).to.equal(2);
+    expect((await first.spawn(specs)).created).to.equal(0);
+    await first.fail(new Error('boom'));
+    clock.advance(60_000);
+    const second = await claim(c, ['split']);
+    expect(second.token).to.be.greaterThan(first.token);
+    const again = await second.spawn([...specs, { name: 'x/3' }]);
+    expect(again.created).to.equal(1);
+    expect(again.tasks.map((t) => t.name)).to.deep.equal(['x/1', 'x/2', 'x/3']);
+    const s = await c.summary();
+    expect(s.total).to.equal(5);
+    expect((await c.children('split')).total).to.equal(3);
+    await expectConsistent(c);
+  });
+
+  it('is fenced: a parent whose lease was lost cannot spawn, and nothing is written', async function () {
+    const c = await pipeline('fenced');
+    const stale = await claim(c, ['split']);
+    clock.advance(11_000);
+    await client.recoverStale({ container: c.name() });
+    const err = await stale.spawn([{ name: 'late' }]).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).to.be.instanceOf(LeaseLostError);
+    expect((err as LeaseLostError).details.op).to.equal('spawn');
+    expect(await c.getTask('late')).to.equal(null);
+    expect((await state(c, 'split')).spawned).to.equal(false);
+    expect((await c.summary()).total).to.equal(2);
+    // the new holder can
+    const fresh = await claim(c, ['split']);
+    expect((await fresh.spawn([{ name: 'late' }])).created).to.equal(1);
+    await expectConsistent(c);
+  });
+
+  it('a failed child blocks the parent’s dependents like a failed dependency; retrying it releases them', async function () {
+    const c = await pipeline('failed child');
+    const p = await claim(c, ['split']);
+    await p.spawn([{ name: 'ok' }, { name: 'bad', maxRetries: 0 }]);
+    await p.succeed();
+    await (await claim(c, ['ok'])).succeed();
+    await (await claim(c, ['bad'])).fail(new Error('no'));
+    const s = await c.summary();
+    expect(s.status).to.equal('failed');
+    expect((await state(c, 'join')).waitingOn).to.deep.equal(['split']);
+    await client.recoverStale({ container: c.name() });
+    expect((await state(c, 'join')).waitingOn).to.deep.equal(['split']);
+    expect(await c.children('split')).to.deep.include({ total: 2, done: 1 });
+    await c.retry('bad');
+    await (await claim(c, ['bad'])).succeed();
+    expect((await state(c, 'join')).waitingOn).to.deep.equal([]);
+    // skipping a child counts as done too
+    await (await claim(c, ['join'])).succeed();
+    expect((await c.summary()).status).to.equal('succeeded');
+    await expectConsistent(c);
+  });
+
+  it('skipping the last open child releases the parent’s dependents', async function () {
+    const c = await pipeline('skip child');
+    const p = await claim(c, ['split']);
+    await p.spawn([{ name: 'k' }]);
+    await p.succeed();
+    expect((await state(c, 'join')).waitingOn).to.deep.equal(['split']);
+    await c.skip('k');
+    expect((await state(c, 'join')).waitingOn).to.deep.equal([]);
+  });
+
+  it('the sweep repairs a crash between the last child’s write and the parent’s release', async function () {
+    const c = await pipeline('crash repair');
+    const p = await claim(c, ['split']);
+    await p.spawn([{ name: 'only' }]);
+    await p.succeed();
+    await (await claim(c, ['only'])).succeed();
+    // as if the process died right after the child's succeed write: join still waits on split
+    await conn.collection('pts_tasks').updateOne({ container: c.name(), name: 'join' }, { $set: { waitingOn: ['split'] } });
+    expect((await state(c, 'join')).waitingOn).to.deep.equal(['split']);
+    const r = await client.recoverStale({ container: c.name() });
+    expect(r.unblocked).to.equal(1);
+    expect((await state(c, 'join')).waitingOn).to.deep.equal([]);
+  });
+
+  it('a dependent added after the parent succeeded still waits for open children', async function () {
+    const c = await pipeline('late dependent');
+    const p = await claim(c, ['split']);
+    await p.spawn([{ name: 'kid' }]);
+    await p.succeed();
+    await c.addTasks([{ name: 'late', dependsOn: ['split'] }]);
+    expect((await state(c, 'late')).waitingOn).to.deep.equal(['split']);
+    await (await claim(c, ['kid'])).succeed();
+    expect((await state(c, 'late')).waitingOn).to.deep.equal([]);
+    expect((await state(c, 'join')).waitingOn).to.deep.equal([]);
+  });
+
+  it('refuses bad spawns with a typed error and writes nothing', async function () {
+    const c = await pipeline('refusals');
+    await c.addTasks([{ name: 'other' }]);
+    const p = await claim(c, ['split']);
+    const refused = async (specs: unknown, type: new (...a: never[]) => Error, code: string) => {
+      const e = await p.spawn(specs as never).then(
+        () => null,
+        (x: unknown) => x,
+      );
+      expect(e, JSON.stringify(specs)).to.be.instanceOf(type);
+      expect((e as { code: string }).code).to.equal(code);
+    };
+    await refused([{ name: 'c1', dependsOn: ['other'] }], ValidationError, 'PTS_VALIDATION');
+    await refused([{ name: 'c1', dependsOn: ['join'] }], ValidationError, 'PTS_VALIDATION');
+    await refused([{ name: 'c1', dependsOn: ['c2'] }, { name: 'c2', dependsOn: ['c1'] }], ValidationError, 'PTS_VALIDATION');
+    await refused([{ name: 'other' }], DuplicateError, 'PTS_DUPLICATE');
+    await refused([{ name: 'split' }], ValidationError, 'PTS_VALIDATION');
+    await refused([{ name: '' }], ValidationError, 'PTS_VALIDATION');
+    await refused('nope', ValidationError, 'PTS_VALIDATION');
+    expect((await c.summary()).total).to.equal(3);
+    expect((await state(c, 'split')).spawned).to.equal(false);
+    // a spawned child cannot spawn
+    await p.spawn([{ name: 'kid' }]);
+    const kid = await claim(c, ['kid']);
+    const e = await kid.spawn([{ name: 'grandkid' }]).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(e).to.be.instanceOf(ValidationError);
+    expect(await c.getTask('grandkid')).to.equal(null);
+    // same name, other dependencies
+    await p.spawn([{ name: 'kid2' }]);
+    await refused([{ name: 'kid2', dependsOn: ['kid'] }], DuplicateError, 'PTS_DUPLICATE');
+    await expectConsistent(c);
+  });
+
+  it('spawns in batches of 1000, each fenced (1,500 children, one summary)', async function () {
+    this.timeout(180_000);
+    const c = await pipeline('batches');
+    const p = await claim(c, ['split']);
+    const r = await p.spawn(Array.from({ length: 1500 }, (_, i) => ({ name: `n/${i}` })));
+    expect(r.created).to.equal(1500);
+    expect(r.tasks[1499].name).to.equal('n/1499');
+    const s = await c.summary();
+    expect(s.total).to.equal(1502);
+    expect(s.counts.pending).to.equal(1501);
+    expect(await c.children(['split', 'join'])).to.deep.equal([
+      { parent: 'split', counts: { pending: 1500, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 }, total: 1500, done: 0 },
+      { parent: 'join', counts: { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 }, total: 0, done: 0 },
+    ]);
+  });
+
+  it('crash: a parent SIGKILLed mid-spawn and resumed by another process ends with each child exactly once', async function () {
+    this.timeout(240_000);
+    const tmp = tempDir('spawn-crash');
+    const name = 'crash fan-out';
+    const LEASE_MS = 1500;
+    const run = (i: number) => {
+      const child = spawnProcess(
+        process.execPath,
+        ['--import', 'tsx', path.join(__dirname, 'fixtures', 'spawn-worker.ts'), db.uri, name, path.join(tmp.dir, `w${i}.jsonl`), String(LEASE_MS)],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } },
+      );
+      let err = '';
+      child.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+      const untrack = trackResource(`spawn worker ${i}`, () => child.kill('SIGKILL'));
+      void exited.then(untrack);
+      return { child, exited, stderr: () => err };
+    };
+    type Line = { ev: string; b?: number; created?: number; attempt?: number; task?: string; pid: number };
+    try {
+      const first = run(1);
+      // kill it once two batches are in: it is then inside the third spawn call (or just past it)
+      for (let i = 0; ; i++) {
+        const batches = readLogs<Line>(tmp.dir).filter((l) => l.ev === 'batch');
+        if (batches.length >= 2) break;
+        if (i > 2400) throw new Error(`no spawn batch logged; worker stderr: ${first.stderr()}`);
+        await sleep(50);
+      }
+      first.child.kill('SIGKILL');
+      expect((await first.exited).signal).to.equal('SIGKILL');
+      const c = await client.getOrCreateTaskContainer(name);
+      const mid = (await c.getTask('split'))!.toJSON();
+      expect(mid.state, 'the parent was killed while running').to.equal('running');
+      const before = (await c.children('split')).total;
+      expect(before).to.be.within(2 * PER_BATCH, BATCHES * PER_BATCH - 1);
+
+      const second = run(2);
+      const exit = await second.exited;
+      expect(exit.code, second.stderr()).to.equal(0);
+
+      const lines = readLogs<Line>(tmp.dir);
+      const batches = lines.filter((l) => l.ev === 'batch');
+      const resumed = batches.filter((l) => l.pid === second.child.pid);
+      expect(resumed.map((l) => l.b)).to.deep.equal([...Array(BATCHES).keys()]);
+      // the retried parent re-spawned every batch; only what the first process had not inserted was new
+      expect(resumed.reduce((n, l) => n + l.created!, 0)).to.equal(BATCHES * PER_BATCH - before);
+
+      const tasks = (await c.getTasks()).map((t) => t.toJSON());
+      const kids = tasks.filter((t) => t.parent === 'split');
+      expect(kids.length).to.equal(BATCHES * PER_BATCH);
+      expect(new Set(kids.map((t) => t.name)).size).to.equal(BATCHES * PER_BATCH);
+      expect(kids.every((t) => t.state === 'succeeded')).to.equal(true);
+      const split = tasks.find((t) => t.name === 'split')!;
+      expect(split.invokeCount).to.be.at.least(2);
+      expect(split.failures.some((f) => f.code === 'LEASE_EXPIRED')).to.equal(true);
+      const join = tasks.find((t) => t.name === 'join')!;
+      expect(join.state).to.equal('succeeded');
+      const lastChild = Math.max(...kids.map((t) => t.endedAt!.getTime()));
+      expect(join.startedAt!.getTime(), 'join started after the last child ended').to.be.at.least(lastChild);
+      expect(lines.filter((l) => l.ev === 'join')).to.have.length(1);
+      const s = await c.summary();
+      expect(s.status).to.equal('succeeded');
+      expect(s.total).to.equal(BATCHES * PER_BATCH + 2);
+      await expectConsistent(c);
+    } finally {
+      tmp.remove();
+    }
+  });
+});
