@@ -102,7 +102,7 @@ export class Scheduler {
     const active: RunDoc[] = [];
     for (const r of open) {
       if (r.status === 'starting') {
-        const done = await this.create(r);
+        const done = await this.create(r, true);
         if (done) out.repaired.push(done);
         active.push(done ?? r);
       } else if (r.status === 'started') {
@@ -146,7 +146,7 @@ export class Scheduler {
    * container is got-or-created by name, tasks are added by name). Null if the pipeline is not
    * defined in this process (another scheduler will) or another process finished it first.
    */
-  private async create(run: RunDoc): Promise<RunDoc | null> {
+  private async create(run: RunDoc, repair = false): Promise<RunDoc | null> {
     const p = this.pipelines.get(run.pipeline);
     if (!p) return null;
     let def;
@@ -163,6 +163,9 @@ export class Scheduler {
     if (created) this.core.notify.containerCreated(run.container);
     try {
       await new TaskContainer(this.core, doc).addTasks(def.specs);
+      // A firer killed between its task insert and its counter write left the counters behind:
+      // the adds above found the tasks and counted nothing. Rebuild them from the tasks.
+      if (repair) await this.core.store.reconcileContainer(doc._id);
     } catch (err) {
       if (!(err instanceof DuplicateError)) throw err;
       return this.core.store.moveRun(run._id, 'starting', 'error', { reason: `the container already holds a different definition: ${err.message}` });
@@ -210,7 +213,7 @@ export class Scheduler {
     if (!inserted) {
       // Decided by another process; complete it if that process died before its container existed.
       if (run.status === 'starting') {
-        const done = await this.create(run);
+        const done = await this.create(run, true);
         if (done) out.repaired.push(done);
         return done ?? run;
       }
@@ -273,7 +276,8 @@ export class Scheduler {
       this.core.notify.runDecided(run);
       out.skipped.push(run);
     } else if (run.status === 'starting') {
-      await this.create(run);
+      const done = await this.create(run, true);
+      if (done) out.repaired.push(done);
     }
     return run;
   }
@@ -339,6 +343,8 @@ export class Scheduler {
 export interface SchedulerOptions {
   /** Time between passes. @defaultValue 1_000 */
   intervalMs?: number;
+  /** Called with the report of every pass that decided, finished or repaired something (logging, metrics). */
+  onPass?: (report: SchedulerReport) => void;
 }
 
 /** A running scheduler loop. */
@@ -353,6 +359,7 @@ export interface SchedulerHandle {
 export function startSchedulerLoop(core: Core, scheduler: Scheduler, options: SchedulerOptions = {}): SchedulerHandle {
   if (options === null || typeof options !== 'object') throw new ValidationError('options must be an object', { path: 'options' });
   const intervalMs = options.intervalMs ?? 1_000;
+  if (options.onPass !== undefined && typeof options.onPass !== 'function') throw new ValidationError('onPass must be a function', { path: 'onPass' });
   if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs < 10) throw new ValidationError('intervalMs must be a number of at least 10', { path: 'intervalMs' });
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
@@ -365,7 +372,11 @@ export function startSchedulerLoop(core: Core, scheduler: Scheduler, options: Sc
   const loop = (): void => {
     if (stopped) return;
     run().then(
-      () => core.notify.dbAvailable('scheduler'),
+      (r) => {
+        core.notify.dbAvailable('scheduler');
+        const busy = r.fired.length + r.skipped.length + r.buffered.length + r.finished.length + r.repaired.length + r.paused.length;
+        if (busy > 0) options.onPass?.(r);
+      },
       (err: Error) => {
         if (isTransient(err)) core.notify.dbUnavailable('scheduler', err);
         else process.emitWarning(`persistent-task-status: scheduler pass failed: ${err.message}`);

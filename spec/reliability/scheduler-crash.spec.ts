@@ -83,7 +83,8 @@ describe('reliability: scheduler processes killed while firing', function () {
           const firer = lines[lines.length - 1].pid;
           const victim = [...procs].find((p) => p.child.pid === firer && p.alive());
           if (victim && Date.now() - started > 2000) {
-            await sleep(Math.floor(Math.random() * 400)); // land anywhere in its next pass
+            // Aim at its next firing pass: just after the next second (a slot), within 150 ms.
+            await sleep(1000 - (Date.now() % 1000) + Math.floor(Math.random() * 150));
             victim.child.kill('SIGKILL');
             await victim.exited;
             kills++;
@@ -103,6 +104,7 @@ describe('reliability: scheduler processes killed while firing', function () {
     const client = createClient({ connection: db.connection, workerId: 'checker' });
     client.definePipeline(PIPELINE, { tasks: [{ name: 'check' }, { name: 'report', dependsOn: ['check'] }] });
     const leftStarting = (await client.listRuns(PIPELINE, { limit: 1000 })).items.filter((r) => r.status === 'starting').length;
+    const repairedByOthers = readLogs<Line>(tmp.dir).filter((l) => l.ev === 'repaired').length;
     const final = await client.runSchedulerPass();
     const runs: RunRecord[] = [];
     for (let cursor: string | null = null; ; ) {
@@ -132,8 +134,8 @@ describe('reliability: scheduler processes killed while firing', function () {
     expect(fired.length).to.equal(new Set(fired).size);
     console.log(
       `[reliability] scheduler: ${kills} SIGKILLs of the firing process, ${spawned} processes, ${covered.length} slots: ` +
-        `${startedRuns.length} fired, ${covered.length - startedRuns.length} recorded as missed; ${leftStarting} left starting by a killed firer ` +
-        `(${final.repaired.length} completed by the final pass)`,
+        `${startedRuns.length} fired, ${covered.length - startedRuns.length} recorded as missed; ${repairedByOthers} runs a killed firer left \`starting\` ` +
+        `completed by another process, ${leftStarting} left at the end (${final.repaired.length} completed by the final pass)`,
     );
     await client.close();
     tmp.remove();
