@@ -133,6 +133,7 @@ describe('reliability: hostile input', function () {
       if (!optional) out.push([`cancel(${label})`, () => c.cancel(x), V]);
       out.push([`skip(${label})`, () => c.skip(x), V]);
       if (!optional) out.push([`reset(${label})`, () => c.reset(x), V]);
+      if (!defaulted) out.push([`pause({by: ${label}})`, () => c.pause({ by: x }), V]);
     }
     for (const [label, d] of BAD_DATA) {
       const x = d as any;
@@ -306,6 +307,9 @@ describe('reliability: hostile input', function () {
         () => held.fail(new Error('x'), { progress: { processingData: { $x: 1 } } }),
         V,
       ],
+      ['pause(options "x")', () => c.pause('x' as any), V],
+      ['pause({who})', () => c.pause({ who: 'x' } as any), V],
+      ['run(whenPaused "later")', () => c.run(() => 1, { whenPaused: 'later' as any }), V],
       ['recoverStale("x")', () => client.recoverStale('x' as any), V],
       ['recoverStale({limit: 1e12})', () => client.recoverStale({ container: 'hostile', limit: 1e12 }), V],
     ];
