@@ -34,14 +34,26 @@ describe('pause', function () {
   async function isolated(): Promise<{ client: Client; prefix: string }> {
     const prefix = `p${++n}_`;
     clock = new ManualClock(Date.parse('2026-03-01T00:00:00Z'));
-    const client = createClient({ connection: conn, clock, collectionPrefix: prefix, leaseMs: 60_000, workerId: 'w1' });
+    const client = createClient({
+      connection: conn,
+      clock,
+      collectionPrefix: prefix,
+      leaseMs: 60_000,
+      workerId: 'w1',
+    });
     await client.ensureIndexes();
     return { client, prefix };
   }
 
   async function pipeline(client: Client, name: string): Promise<TaskContainer> {
     const c = await client.getOrCreateTaskContainer(name);
-    await c.addTasks([{ name: 'a' }, { name: 'b' }, { name: 'c', dependsOn: ['a'] }, { name: 'k1', key: 'host' }, { name: 'k2', key: 'host' }]);
+    await c.addTasks([
+      { name: 'a' },
+      { name: 'b' },
+      { name: 'c', dependsOn: ['a'] },
+      { name: 'k1', key: 'host' },
+      { name: 'k2', key: 'host' },
+    ]);
     return c;
   }
 
@@ -92,11 +104,9 @@ describe('pause', function () {
     expect(await client.claimNext({ container: 'round trips' })).to.equal(null);
     // As for any container with nothing ready: the unkeyed claim, the ready keys, the cached id's
     // re-check. The pause adds no read.
-    expect(counter.commands.map((x) => `${x.name} ${String(x.collection).replace(client.collectionPrefix, '')}`)).to.deep.equal([
-      'findAndModify tasks',
-      'find tasks',
-      'find containers',
-    ]);
+    expect(
+      counter.commands.map((x) => `${x.name} ${String(x.collection).replace(client.collectionPrefix, '')}`),
+    ).to.deep.equal(['findAndModify tasks', 'find tasks', 'find containers']);
     await c.resume();
     counter.reset();
     const lease = await client.claimNext({ container: 'round trips' });
@@ -107,7 +117,11 @@ describe('pause', function () {
   it('lets running tasks finish and records them; a task that fails and retries comes back held', async function () {
     const { client } = await isolated();
     const c = await client.getOrCreateTaskContainer('running finish');
-    await c.addTasks([{ name: 'long', maxRetries: 2, retryDelayMs: 0 }, { name: 'flaky', maxRetries: 2, retryDelayMs: 0 }, { name: 'next' }]);
+    await c.addTasks([
+      { name: 'long', maxRetries: 2, retryDelayMs: 0 },
+      { name: 'flaky', maxRetries: 2, retryDelayMs: 0 },
+      { name: 'next' },
+    ]);
     const long = (await client.claimNext({ container: 'running finish', names: ['long'] }))!;
     const flaky = (await client.claimNext({ container: 'running finish', names: ['flaky'] }))!;
     const s = await c.pause();
@@ -124,7 +138,9 @@ describe('pause', function () {
     expect(sum.paused).to.equal(true);
     await expectConsistent(c);
     await c.resume();
-    expect((await client.claimNext({ container: 'running finish', names: ['flaky'] }))!.task.attempts).to.equal(2);
+    expect(
+      (await client.claimNext({ container: 'running finish', names: ['flaky'] }))!.task.attempts,
+    ).to.equal(2);
   });
 
   it('run() while paused polls with one read of the container per poll, no claim', async function () {
@@ -135,15 +151,24 @@ describe('pause', function () {
     const ac = new AbortController();
     counter.reset();
     const run = c.run(() => undefined, { pollIntervalMs: 20, signal: ac.signal });
-    const reads = (): number => counter.commands.filter((x) => x.name === 'find' && x.collection === `${client.collectionPrefix}containers`).length;
+    const reads = (): number =>
+      counter.commands.filter(
+        (x) => x.name === 'find' && x.collection === `${client.collectionPrefix}containers`,
+      ).length;
     for (let i = 0; reads() < 6 && i < 500; i++) await new Promise((r) => setTimeout(r, 10));
     ac.abort();
     await run;
     // The start (handler check, sweep), one claim attempt (findAndModify + the ready keys), the
     // read that finds the container paused; from then on each poll is that one read, no claim.
-    const names = counter.commands.map((x) => `${x.name} ${String(x.collection).replace(client.collectionPrefix, '')}`);
+    const names = counter.commands.map(
+      (x) => `${x.name} ${String(x.collection).replace(client.collectionPrefix, '')}`,
+    );
     const claim = names.indexOf('findAndModify tasks');
-    expect(names.slice(claim, claim + 3)).to.deep.equal(['findAndModify tasks', 'find tasks', 'find containers']);
+    expect(names.slice(claim, claim + 3)).to.deep.equal([
+      'findAndModify tasks',
+      'find tasks',
+      'find containers',
+    ]);
     const polls = names.slice(claim + 3);
     expect(new Set(polls), names.join(', ')).to.deep.equal(new Set(['find containers']));
     expect(polls.length).to.be.at.least(4);
@@ -152,7 +177,11 @@ describe('pause', function () {
   it('run(): handlers running when the pause lands finish; then it waits (polling) until resumed', async function () {
     const { client } = await isolated();
     const c = await client.getOrCreateTaskContainer('run waits');
-    await c.addTasks([{ name: 'first' }, { name: 'second', dependsOn: ['first'] }, { name: 'third', dependsOn: ['first'] }]);
+    await c.addTasks([
+      { name: 'first' },
+      { name: 'second', dependsOn: ['first'] },
+      { name: 'third', dependsOn: ['first'] },
+    ]);
     const other = (await client.getTaskContainer('run waits'))!;
     const order: string[] = [];
     let resumed = false;
@@ -167,7 +196,10 @@ describe('pause', function () {
     let settled = false;
     void run.finally(() => (settled = true));
     // Wait until the runner has polled the paused container a few times (reads of the container document).
-    const reads = (): number => counter.commands.filter((x) => x.name === 'find' && x.collection === `${client.collectionPrefix}containers`).length;
+    const reads = (): number =>
+      counter.commands.filter(
+        (x) => x.name === 'find' && x.collection === `${client.collectionPrefix}containers`,
+      ).length;
     counter.reset();
     for (let i = 0; reads() < 4 && i < 500; i++) await new Promise((r) => setTimeout(r, 10));
     expect(reads()).to.be.at.least(4);
@@ -208,7 +240,11 @@ describe('pause', function () {
   it('holds tasks added while paused, also by a handle that had not seen the pause', async function () {
     const { client } = await isolated();
     const c = await client.getOrCreateTaskContainer('add while paused');
-    const stale = (await createClient({ connection: conn, clock, collectionPrefix: client.collectionPrefix }).getTaskContainer('add while paused'))!;
+    const stale = (await createClient({
+      connection: conn,
+      clock,
+      collectionPrefix: client.collectionPrefix,
+    }).getTaskContainer('add while paused'))!;
     await c.pause();
     expect(stale.isPaused()).to.equal(false);
     await c.addTask('mine', null);
@@ -216,13 +252,21 @@ describe('pause', function () {
     expect(stale.isPaused(), 'the add showed the handle the pause').to.equal(true);
     expect(await client.claimNext({})).to.equal(null);
     const tasks = conn.collection(`${client.collectionPrefix}tasks`);
-    expect(await tasks.countDocuments({ container: 'add while paused', pause: { $exists: true } })).to.equal(3);
+    expect(await tasks.countDocuments({ container: 'add while paused', pause: { $exists: true } })).to.equal(
+      3,
+    );
     // A handle that still thinks it is paused adds after the resume: its task is released.
-    const stale2 = (await createClient({ connection: conn, clock, collectionPrefix: client.collectionPrefix }).getTaskContainer('add while paused'))!;
+    const stale2 = (await createClient({
+      connection: conn,
+      clock,
+      collectionPrefix: client.collectionPrefix,
+    }).getTaskContainer('add while paused'))!;
     expect(stale2.isPaused()).to.equal(true);
     await c.resume();
     await stale2.addTask('late', null);
-    expect(await tasks.countDocuments({ container: 'add while paused', pause: { $exists: true } })).to.equal(0);
+    expect(await tasks.countDocuments({ container: 'add while paused', pause: { $exists: true } })).to.equal(
+      0,
+    );
     const names: string[] = [];
     for (let l = await client.claimNext({}); l; l = await client.claimNext({})) names.push(l.task.name);
     expect(names.sort()).to.deep.equal(['late', 'mine', 'theirs', 'theirs2']);
@@ -291,19 +335,28 @@ describe('pause', function () {
     const containers = conn.collection(`${prefix}containers`);
     const tasks = conn.collection(`${prefix}tasks`);
     // A pause that crashed after its container write: the container says paused, the tasks are not held.
-    await containers.updateOne({ name: 'crash' }, { $set: { paused: true, pausedAt: clock.now(), pausedBy: null }, $inc: { pauseSeq: 1, rev: 1 } });
+    await containers.updateOne(
+      { name: 'crash' },
+      { $set: { paused: true, pausedAt: clock.now(), pausedBy: null }, $inc: { pauseSeq: 1, rev: 1 } },
+    );
     expect(await c.reconcile()).to.equal(true);
     expect(await client.claimNext({})).to.equal(null);
     expect(await c.reconcile()).to.equal(false);
     // A resume that crashed after its container write: the tasks stay held until the sweep.
-    await containers.updateOne({ name: 'crash' }, { $set: { paused: false, pausedAt: null }, $inc: { pauseSeq: 1, rev: 1 } });
+    await containers.updateOne(
+      { name: 'crash' },
+      { $set: { paused: false, pausedAt: null }, $inc: { pauseSeq: 1, rev: 1 } },
+    );
     expect(await client.claimNext({})).to.equal(null);
     const r = await c.run(() => undefined); // nothing ready: its sweep repairs the holds, then it runs everything
     expect(r.status).to.equal('succeeded');
     expect(await tasks.countDocuments({ pause: { $exists: true } })).to.equal(0);
     // A claim that finds the container paused (its counter write returns the container) holds the rest.
     const c3 = await pipeline(client, 'crash 3');
-    await containers.updateOne({ name: 'crash 3' }, { $set: { paused: true }, $inc: { pauseSeq: 1, rev: 1 } });
+    await containers.updateOne(
+      { name: 'crash 3' },
+      { $set: { paused: true }, $inc: { pauseSeq: 1, rev: 1 } },
+    );
     const slipped = await client.claimNext({ container: 'crash 3' });
     expect(slipped, 'the one claim the crashed pause let through').to.not.equal(null);
     expect(await client.claimNext({ container: 'crash 3' })).to.equal(null);
@@ -312,7 +365,10 @@ describe('pause', function () {
     expect((await c3.summary()).counts.succeeded).to.equal(1);
     // A repeated pause() re-applies the hold even though the container already says paused.
     const c2 = await pipeline(client, 'crash 2');
-    await containers.updateOne({ name: 'crash 2' }, { $set: { paused: true }, $inc: { pauseSeq: 1, rev: 1 } });
+    await containers.updateOne(
+      { name: 'crash 2' },
+      { $set: { paused: true }, $inc: { pauseSeq: 1, rev: 1 } },
+    );
     await c2.pause();
     expect(await tasks.countDocuments({ container: 'crash 2', pause: { $exists: false } })).to.equal(0);
     expect(await client.claimNext({})).to.equal(null);
@@ -332,17 +388,32 @@ describe('pause', function () {
       pollMs: 500,
     };
     it('waits (polling) or returns when paused and idle; finishes running handlers first; finishes when nothing is left', function () {
-      expect(decide({ ...idle, waitWhenPaused: true })).to.deep.equal({ kind: 'sleep', ms: 500, sweep: false });
+      expect(decide({ ...idle, waitWhenPaused: true })).to.deep.equal({
+        kind: 'sleep',
+        ms: 500,
+        sweep: false,
+      });
       expect(decide({ ...idle, waitWhenPaused: false })).to.deep.equal({ kind: 'paused' });
-      expect(decide({ ...idle, counts: { ...idle.counts, running: 1 }, waitWhenPaused: true })).to.deep.equal({ kind: 'sleep', ms: 500, sweep: true });
-      expect(decide({ ...idle, counts: { ...idle.counts, running: 1 }, claimMayBeOrphaned: true })).to.deep.equal({ kind: 'adopt' });
+      expect(decide({ ...idle, counts: { ...idle.counts, running: 1 }, waitWhenPaused: true })).to.deep.equal(
+        { kind: 'sleep', ms: 500, sweep: true },
+      );
+      expect(
+        decide({ ...idle, counts: { ...idle.counts, running: 1 }, claimMayBeOrphaned: true }),
+      ).to.deep.equal({ kind: 'adopt' });
       expect(decide({ ...idle, active: 1, waitWhenPaused: false })).to.deep.equal({ kind: 'wait', ms: 500 });
       expect(decide({ ...idle, counts: { ...idle.counts, pending: 0 } })).to.deep.equal({ kind: 'finish' });
-      expect(decide({ ...idle, paused: false, waitWhenPaused: false })).to.deep.equal({ kind: 'read', what: 'nextReadyAt' });
+      expect(decide({ ...idle, paused: false, waitWhenPaused: false })).to.deep.equal({
+        kind: 'read',
+        what: 'nextReadyAt',
+      });
       // Paused at the last look: read again before any claim; still paused, no claim even with room.
       const next = { ...idle, counts: undefined, paused: undefined, claimsExhausted: false, wasPaused: true };
       expect(decide(next)).to.deep.equal({ kind: 'read', what: 'counts' });
-      expect(decide({ ...next, counts: idle.counts, paused: true })).to.deep.equal({ kind: 'sleep', ms: 500, sweep: false });
+      expect(decide({ ...next, counts: idle.counts, paused: true })).to.deep.equal({
+        kind: 'sleep',
+        ms: 500,
+        sweep: false,
+      });
       expect(decide({ ...next, counts: idle.counts, paused: false })).to.deep.equal({ kind: 'claim' });
     });
   });
@@ -359,24 +430,43 @@ describe('pause', function () {
     it('pause/unpause routes (admin), long-poll claims see the pause, GET shows it', async function () {
       const c = await f.client.getOrCreateTaskContainer('http-paused');
       await c.addTasks([{ name: 'one' }]);
-      expect((await f.call('POST', '/api/v1/containers/http-paused/actions/pause', { token: f.token.worker })).status).to.equal(403);
+      expect(
+        (await f.call('POST', '/api/v1/containers/http-paused/actions/pause', { token: f.token.worker }))
+          .status,
+      ).to.equal(403);
       const p = await f.call('POST', '/api/v1/containers/http-paused/actions/pause');
       expect(p.status).to.equal(200);
       expect(p.body.paused).to.equal(true);
       expect(p.body.pausedBy).to.be.a('string').and.not.equal('');
-      expect((await f.call('POST', '/api/v1/containers/http-paused/actions/pause')).body.pausedAt).to.equal(p.body.pausedAt);
-      const claim = await f.call('POST', '/api/v1/claim', { token: f.token.worker, body: { container: 'http-paused', owner: 'hw', waitMs: 200 } });
+      expect((await f.call('POST', '/api/v1/containers/http-paused/actions/pause')).body.pausedAt).to.equal(
+        p.body.pausedAt,
+      );
+      const claim = await f.call('POST', '/api/v1/claim', {
+        token: f.token.worker,
+        body: { container: 'http-paused', owner: 'hw', waitMs: 200 },
+      });
       expect(claim.status).to.equal(204);
-      expect((await f.call('POST', '/api/v1/claim', { token: f.token.worker, body: { owner: 'hw' } })).status).to.equal(204);
+      expect(
+        (await f.call('POST', '/api/v1/claim', { token: f.token.worker, body: { owner: 'hw' } })).status,
+      ).to.equal(204);
       const got = await f.call('GET', '/api/v1/containers/http-paused', { token: f.token.read });
       expect(got.body.paused).to.equal(true);
       // Serialized whole: the library's summary, pause fields included, as JSON.
       expect(got.body).to.deep.equal(JSON.parse(JSON.stringify(await c.summary())));
       expect(p.body).to.deep.equal(got.body);
-      const doc = (await f.call('GET', '/openapi.json', { token: null })).body as { paths: Record<string, { post?: { responses: Record<string, unknown> } }> };
-      for (const action of ['pause', 'unpause']) expect(doc.paths[`/api/v1/containers/{name}/actions/${action}`]?.post?.responses, action).to.have.property('200');
+      const doc = (await f.call('GET', '/openapi.json', { token: null })).body as {
+        paths: Record<string, { post?: { responses: Record<string, unknown> } }>;
+      };
+      for (const action of ['pause', 'unpause'])
+        expect(
+          doc.paths[`/api/v1/containers/{name}/actions/${action}`]?.post?.responses,
+          action,
+        ).to.have.property('200');
       // A long-poll that starts while paused gets the task once unpaused.
-      const waiting = f.call('POST', '/api/v1/claim', { token: f.token.worker, body: { container: 'http-paused', owner: 'hw', waitMs: 10_000 } });
+      const waiting = f.call('POST', '/api/v1/claim', {
+        token: f.token.worker,
+        body: { container: 'http-paused', owner: 'hw', waitMs: 10_000 },
+      });
       const u = await f.call('POST', '/api/v1/containers/http-paused/actions/unpause');
       expect(u.status).to.equal(200);
       expect(u.body.paused).to.equal(false);
@@ -413,7 +503,10 @@ describe('pause', function () {
       const client = createClient({ connection: db.connection });
       const c = await client.getOrCreateTaskContainer('cli-paused');
       await c.addTasks([{ name: 'step' }]);
-      const [paused, missing] = await Promise.all([pts(['pause', 'cli-paused']), pts(['delete', 'cli-paused', 'nope'])]);
+      const [paused, missing] = await Promise.all([
+        pts(['pause', 'cli-paused']),
+        pts(['delete', 'cli-paused', 'nope']),
+      ]);
       expect(paused.code, paused.stderr).to.equal(0);
       expect(paused.stdout).to.include('paused cli-paused');
       expect(missing.code).to.equal(1);
@@ -422,7 +515,11 @@ describe('pause', function () {
       expect(s.paused).to.equal(true);
       expect(s.pausedBy).to.equal('cli:tester');
       expect(await client.claimNext({ container: 'cli-paused' })).to.equal(null);
-      const [again, status, list] = await Promise.all([pts(['pause', 'cli-paused']), pts(['status', 'cli-paused']), pts(['status', '--prefix', 'cli-paused'])]);
+      const [again, status, list] = await Promise.all([
+        pts(['pause', 'cli-paused']),
+        pts(['status', 'cli-paused']),
+        pts(['status', '--prefix', 'cli-paused']),
+      ]);
       expect(again.stdout).to.include('was already paused');
       expect(status.stdout).to.match(/cli-paused\s+pending paused/);
       expect(list.stdout).to.match(/pending paused/);

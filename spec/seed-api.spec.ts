@@ -65,7 +65,9 @@ describe('seed API, exactly', function () {
       expect(again.isComplete()).to.equal(true);
       expect((await again.summary()).isComplete).to.equal(false);
       expect(again.isComplete(), 'summary() refreshed it').to.equal(false);
-      const cb = await new Promise<unknown[]>((resolve) => again.checkComplete((...args: unknown[]) => resolve(args)));
+      const cb = await new Promise<unknown[]>((resolve) =>
+        again.checkComplete((...args: unknown[]) => resolve(args)),
+      );
       expect(cb).to.deep.equal([null, false]);
     });
   });
@@ -87,11 +89,15 @@ describe('seed API, exactly', function () {
       expect(args).to.deep.equal([null, null, undefined]);
       expect(await c.deleteTask('no such task')).to.equal(null);
       expect(await tombstones.countDocuments({ container: 'delete missing' })).to.equal(0);
-      expect(await db.connection.collection('pts_containers').findOne({ name: 'delete missing' })).to.deep.equal(before);
+      expect(
+        await db.connection.collection('pts_containers').findOne({ name: 'delete missing' }),
+      ).to.deep.equal(before);
       // An existing one: true, both forms.
       expect(await c.deleteTask('free')).to.equal(true);
       expect(await c.deleteTask('free'), 'already deleted').to.equal(null);
-      expect(await new Promise((resolve, reject) => c.deleteTask('b', (e, v) => (e ? reject(e) : resolve(v))))).to.equal(true);
+      expect(
+        await new Promise((resolve, reject) => c.deleteTask('b', (e, v) => (e ? reject(e) : resolve(v)))),
+      ).to.equal(true);
       // A deleted container has no tasks: null as well.
       await client.deleteTaskContainer('delete missing');
       expect(await c.deleteTask('a')).to.equal(null);
@@ -100,7 +106,10 @@ describe('seed API, exactly', function () {
     it('other refusals stay errors: a running task, a task others depend on, a bad name', async function () {
       const c = await container('delete refused');
       const lease = (await client.claimNext({ container: 'delete refused', names: ['a'] }))!;
-      for (const attempt of [() => c.deleteTask('a'), () => new Promise((resolve, reject) => c.deleteTask('a', (e, v) => (e ? reject(e) : resolve(v))))]) {
+      for (const attempt of [
+        () => c.deleteTask('a'),
+        () => new Promise((resolve, reject) => c.deleteTask('a', (e, v) => (e ? reject(e) : resolve(v)))),
+      ]) {
         try {
           await attempt();
           expect.fail('deleted a running task');

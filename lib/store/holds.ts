@@ -9,10 +9,23 @@ import type { StoreContext } from './context';
 import type { ContainerDoc, TaskDoc } from './documents';
 
 /** The task write of a pause or resume: holds every task of the container, or releases the holds of pauses up to `seq`. */
-export async function applyToTasks(ctx: StoreContext, containerId: ObjectId, paused: boolean, seq: number): Promise<number> {
+export async function applyToTasks(
+  ctx: StoreContext,
+  containerId: ObjectId,
+  paused: boolean,
+  seq: number,
+): Promise<number> {
   const r = paused
-    ? await ctx.cols.tasks.updateMany({ containerId, pause: { $exists: false } }, { $set: { pause: seq } }, { writeConcern: ctx.writeConcern })
-    : await ctx.cols.tasks.updateMany({ containerId, pause: { $lte: seq } }, { $unset: { pause: '' } }, { writeConcern: ctx.writeConcern });
+    ? await ctx.cols.tasks.updateMany(
+        { containerId, pause: { $exists: false } },
+        { $set: { pause: seq } },
+        { writeConcern: ctx.writeConcern },
+      )
+    : await ctx.cols.tasks.updateMany(
+        { containerId, pause: { $lte: seq } },
+        { $unset: { pause: '' } },
+        { writeConcern: ctx.writeConcern },
+      );
   return r.modifiedCount;
 }
 
@@ -21,7 +34,10 @@ export async function applyToTasks(ctx: StoreContext, containerId: ObjectId, pau
  * resume's two writes, or an add by a handle that had not seen the pause). No command for a
  * container never paused. Returns how many tasks it changed.
  */
-export async function syncPause(ctx: StoreContext, doc: Pick<ContainerDoc, '_id' | 'paused' | 'pauseSeq'>): Promise<number> {
+export async function syncPause(
+  ctx: StoreContext,
+  doc: Pick<ContainerDoc, '_id' | 'paused' | 'pauseSeq'>,
+): Promise<number> {
   if (!doc.pauseSeq) return 0;
   return applyToTasks(ctx, doc._id, doc.paused === true, doc.pauseSeq);
 }
@@ -31,7 +47,11 @@ export async function syncPause(ctx: StoreContext, doc: Pick<ContainerDoc, '_id'
  * that disagree with it (inserted held by a handle that had not seen a resume, or not held by
  * one that had not seen a pause) are put right — one command, only when there is such a task.
  */
-export async function alignAdded(ctx: StoreContext, doc: ContainerDoc | null, created: Array<Pick<TaskDoc, '_id' | 'pause'>>): Promise<number> {
+export async function alignAdded(
+  ctx: StoreContext,
+  doc: ContainerDoc | null,
+  created: Array<Pick<TaskDoc, '_id' | 'pause'>>,
+): Promise<number> {
   if (!doc || created.length === 0) return 0;
   const paused = doc.paused === true;
   const wrong = created.filter((t) => (t.pause !== undefined) !== paused);
@@ -39,8 +59,16 @@ export async function alignAdded(ctx: StoreContext, doc: ContainerDoc | null, cr
   const ids = wrong.map((t) => t._id);
   const seq = doc.pauseSeq ?? 0;
   const r = paused
-    ? await ctx.cols.tasks.updateMany({ _id: { $in: ids }, pause: { $exists: false } }, { $set: { pause: seq } }, { writeConcern: ctx.writeConcern })
-    : await ctx.cols.tasks.updateMany({ _id: { $in: ids }, pause: { $lte: seq } }, { $unset: { pause: '' } }, { writeConcern: ctx.writeConcern });
+    ? await ctx.cols.tasks.updateMany(
+        { _id: { $in: ids }, pause: { $exists: false } },
+        { $set: { pause: seq } },
+        { writeConcern: ctx.writeConcern },
+      )
+    : await ctx.cols.tasks.updateMany(
+        { _id: { $in: ids }, pause: { $lte: seq } },
+        { $unset: { pause: '' } },
+        { writeConcern: ctx.writeConcern },
+      );
   for (const t of wrong) {
     if (paused) t.pause = seq;
     else delete t.pause;

@@ -42,10 +42,20 @@ export interface PauseResult {
  * changes nothing on the container but re-applies the task write, repairing a call that crashed
  * between the two.
  */
-export async function setPaused(ctx: StoreContext, containerId: ObjectId, paused: boolean, by: string | null = null): Promise<PauseResult> {
+export async function setPaused(
+  ctx: StoreContext,
+  containerId: ObjectId,
+  paused: boolean,
+  by: string | null = null,
+): Promise<PauseResult> {
   const now = ctx.clock.now();
   const st = stamp(now);
-  const set: Record<string, unknown> = { ...st.$set, paused, pausedAt: paused ? now : null, pausedBy: paused ? by : null };
+  const set: Record<string, unknown> = {
+    ...st.$set,
+    paused,
+    pausedAt: paused ? now : null,
+    pausedBy: paused ? by : null,
+  };
   const doc = await ctx.cols.containers.findOneAndUpdate(
     { _id: containerId, paused: paused ? { $ne: true } : true },
     { $set: set, $inc: { ...st.$inc, pauseSeq: 1 }, $currentDate: st.$currentDate },
