@@ -133,6 +133,10 @@ describe('reliability: invariant fuzzing against a model', function () {
             owner: m.lease.owner,
             token: m.fence,
             expiresAt: new Date(m.lease.expiresAt),
+            // No timeoutMs/stallMs in this model: no deadline.
+            deadline: null,
+            timeoutAt: null,
+            stallAt: null,
           });
         } else expect(r.lease, `${where(m.name)}: lease`).to.equal(null);
         if (m.state === 'pending')
