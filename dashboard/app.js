@@ -712,6 +712,8 @@ function renderContainer(name) {
         h('dd', started ? duration((ended || Date.now()) - started) : '–'),
         h('dt', 'Failure policy'),
         h('dd', c.failurePolicy || 'continue'),
+        c.taskTimeoutMs ? [h('dt', 'Task timeout'), h('dd', duration(c.taskTimeoutMs))] : null,
+        c.taskStallMs ? [h('dt', 'Task stall limit'), h('dd', duration(c.taskStallMs))] : null,
         c.metadata && Object.keys(c.metadata).length
           ? [h('dt', 'Metadata'), h('dd', h('code', JSON.stringify(c.metadata)))]
           : null,

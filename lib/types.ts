@@ -133,6 +133,10 @@ export interface ContainerRecord {
   pausedAt: Date | null;
   /** Who paused it, as the pauser said (`pause({ by })`; the HTTP service: the token id), or null. */
   pausedBy: string | null;
+  /** `timeoutMs` its tasks get when their spec sets none (null: the adding client's default). */
+  taskTimeoutMs: number | null;
+  /** `stallMs` its tasks get when their spec sets none (null: the adding client's default). */
+  taskStallMs: number | null;
 }
 
 /** A container with its live weighted percentage complete. */

@@ -381,6 +381,22 @@ describe('deadlines (timeoutMs, stallMs)', function () {
         expect(swept.json().error.code).to.equal('PTS_TASK_TIMEOUT');
         const t = await call('GET', `/api/v1/containers/${c.name()}/tasks/a`);
         expect(t.json().failures[0].kind).to.equal('timeout');
+        // Container defaults and per-task limits through the admin routes.
+        const cname = `dl-http-${++n}`;
+        const put = await call('PUT', `/api/v1/containers/${cname}`, { taskTimeoutMs: 7_000, taskStallMs: 2_000 });
+        expect(put.statusCode, put.body).to.equal(201);
+        expect([put.json().container.taskTimeoutMs, put.json().container.taskStallMs]).to.deep.equal([7_000, 2_000]);
+        const add = await post(`/api/v1/containers/${cname}/tasks`, {
+          tasks: [{ name: 'inherit' }, { name: 'own', timeoutMs: 100, stallMs: null }],
+        });
+        expect(add.statusCode, add.body).to.equal(200);
+        expect(add.json().tasks.map((x: { timeoutMs: number | null; stallMs: number | null }) => [x.timeoutMs, x.stallMs])).to.deep.equal([
+          [7_000, 2_000],
+          [100, null],
+        ]);
+        const bad = await post(`/api/v1/containers/${cname}/tasks`, { tasks: [{ name: 'bad', timeoutMs: 0 }] });
+        expect(bad.statusCode).to.equal(400);
+        expect(bad.json().error.code).to.equal('PTS_VALIDATION');
       } finally {
         await server.close();
         untrack();

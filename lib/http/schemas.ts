@@ -349,6 +349,8 @@ export const containerSummarySchema = {
     status: { type: 'string', enum: CONTAINER_STATUSES },
     failurePolicy: { type: 'string', enum: ['continue', 'fail-fast'] },
     metadata: { type: 'object', additionalProperties: true },
+    taskTimeoutMs: { type: 'integer', nullable: true, description: '`timeoutMs` of its tasks that set none (null: the adding client\'s default).' },
+    taskStallMs: { type: 'integer', nullable: true, description: '`stallMs` of its tasks that set none (null: the adding client\'s default).' },
     counts: stateCounts,
     total: COUNT,
     weightTotal: { type: 'number' },

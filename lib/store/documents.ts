@@ -202,5 +202,7 @@ export function toContainerRecord(d: ContainerDoc): ContainerRecord {
     paused: d.paused === true,
     pausedAt: d.paused === true ? (d.pausedAt ?? null) : null,
     pausedBy: d.paused === true ? (d.pausedBy ?? null) : null,
+    taskTimeoutMs: d.taskTimeoutMs ?? null,
+    taskStallMs: d.taskStallMs ?? null,
   };
 }
