@@ -8,6 +8,7 @@ import { expectConsistent } from './helpers/consistency';
 import { trackResource } from './helpers/leaks';
 import { readLogs, sleep, tempDir } from './reliability/helpers';
 import { BATCHES, PER_BATCH } from './fixtures/spawn-worker';
+import { startFixture } from './http/support';
 
 describe('spawn (dynamic fan-out)', function () {
   const db = useTestDatabase();
@@ -252,6 +253,90 @@ describe('spawn (dynamic fan-out)', function () {
       { parent: 'split', counts: { pending: 1500, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 }, total: 1500, done: 0 },
       { parent: 'join', counts: { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 }, total: 0, done: 0 },
     ]);
+  });
+
+  it('HTTP: POST …/tasks/:task/spawn under the lease token (idempotent, stale token 409), children listed and counted', async function () {
+    const f = await startFixture(db);
+    try {
+      const w = f.token.worker;
+      expect((await f.call('PUT', '/api/v1/containers/http-fan', { body: {} })).status).to.be.oneOf([200, 201]);
+      await f.call('POST', '/api/v1/containers/http-fan/tasks', { body: { tasks: [{ name: 'split' }, { name: 'join', dependsOn: ['split'] }] } });
+      const claimed = await f.call('POST', '/api/v1/claim', { token: w, body: { container: 'http-fan', names: ['split'], owner: 'h1' } });
+      expect(claimed.status).to.equal(200);
+      const token = claimed.body.token as number;
+      const url = '/api/v1/containers/http-fan/tasks/split/spawn';
+      const tasks = [{ name: 'h/1' }, { name: 'h/2', dependsOn: ['h/1'] }];
+      const first = await f.call('POST', url, { token: w, body: { token, tasks } });
+      expect(first.status, JSON.stringify(first.body)).to.equal(200);
+      expect(first.body.created).to.equal(2);
+      expect(first.body.tasks.map((t: { name: string; parent: string }) => [t.name, t.parent])).to.deep.equal([
+        ['h/1', 'split'],
+        ['h/2', 'split'],
+      ]);
+      expect((await f.call('POST', url, { token: w, body: { token, tasks } })).body.created).to.equal(0);
+      // a read token may not spawn; a bad spec is a 400 naming the path; a stale token is a 409
+      expect((await f.call('POST', url, { token: f.token.read, body: { token, tasks } })).status).to.equal(403);
+      const bad = await f.call('POST', url, { token: w, body: { token, tasks: [{ name: 'h/3', dependsOn: ['join'] }] } });
+      expect(bad.status).to.equal(400);
+      expect(bad.body.error.code).to.equal('PTS_VALIDATION');
+      const stale = await f.call('POST', url, { token: w, body: { token: token + 1, tasks: [{ name: 'h/9' }] } });
+      expect(stale.status).to.equal(409);
+      expect(stale.body.error.code).to.equal('PTS_LEASE_LOST');
+      const counts = await f.call('GET', '/api/v1/containers/http-fan/tasks/split/children', { token: f.token.read });
+      expect(counts.status).to.equal(200);
+      expect(counts.body).to.deep.include({ parent: 'split', total: 2, done: 0 });
+      const top = await f.call('GET', '/api/v1/containers/http-fan/tasks?topLevel=true', { token: f.token.read });
+      expect(top.body.items.map((t: { name: string }) => t.name)).to.deep.equal(['split', 'join']);
+      expect(top.body.items[0].spawned).to.equal(true);
+      const kids = await f.call('GET', '/api/v1/containers/http-fan/tasks?parent=split', { token: f.token.read });
+      expect(kids.body.items.map((t: { name: string }) => t.name)).to.deep.equal(['h/1', 'h/2']);
+      const doc = (await f.call('GET', '/openapi.json', { token: null })).body;
+      expect(doc.paths['/api/v1/containers/{name}/tasks/{task}/spawn'].post.responses).to.include.keys('200', '400', '403', '404', '409');
+      expect(doc.paths['/api/v1/containers/{name}/tasks/{task}/children'].get.responses).to.include.keys('200', '404');
+      expect(await client.getTaskContainer('http-fan').then((c) => c!.getTask('h/9'))).to.equal(null);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('CLI: pts status lists children under their parent ("N of M done"), --parent lists them', async function () {
+    this.timeout(90_000);
+    const c = await pipeline('cli fan-out');
+    const p = await claim(c, ['split']);
+    await p.spawn(Array.from({ length: 30 }, (_, i) => ({ name: `c/${i}` })));
+    await p.succeed();
+    for (let i = 0; i < 3; i++) await (await claim(c, [`c/${i}`])).succeed();
+    const pts = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawnProcess(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'lib', 'cli', 'main.ts'), ...args], {
+          env: { ...process.env, NO_COLOR: '1', MONGODB_URI: db.uri, NODE_OPTIONS: '' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        const untrack = trackResource(`pts ${args.join(' ')}`, () => child.kill('SIGKILL'));
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+        child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => {
+          untrack();
+          resolve({ code, stdout, stderr });
+        });
+      });
+    const [text, kids, json] = await Promise.all([pts(['status', 'cli fan-out']), pts(['status', 'cli fan-out', '--parent', 'split', '--limit', '5']), pts(['status', 'cli fan-out', '--json'])]);
+    expect(text.code, text.stderr).to.equal(0);
+    expect(text.stdout, text.stdout).to.match(/CHILDREN/);
+    expect(text.stdout, text.stdout).to.match(/^split\s.*3 of 30 done/m);
+    expect(text.stdout).to.not.match(/c\/1\b/);
+    expect(text.stdout).to.contain('pts status cli fan-out --parent split');
+    expect(kids.code, kids.stderr).to.equal(0);
+    expect(kids.stdout).to.contain('children of split');
+    expect(kids.stdout).to.match(/c\/4\b/);
+    expect(kids.stdout).to.not.match(/c\/5\b/);
+    expect(kids.stdout).to.contain('--parent split --cursor');
+    const body = JSON.parse(json.stdout) as { tasks: Array<{ name: string }>; children: Array<{ parent: string; done: number; total: number }> };
+    expect(body.tasks.map((t) => t.name)).to.deep.equal(['split', 'join']);
+    expect(body.children).to.deep.equal([{ parent: 'split', counts: { pending: 27, running: 0, succeeded: 3, failed: 0, skipped: 0, cancelled: 0 }, total: 30, done: 3 }]);
   });
 
   it('crash: a parent SIGKILLed mid-spawn and resumed by another process ends with each child exactly once', async function () {

@@ -29,6 +29,8 @@ export interface StatusOptions extends DbOptions {
   state?: string;
   limit?: string;
   cursor?: string;
+  /** Tasks: only the children this task spawned. */
+  parent?: string;
 }
 
 function parseLimit(text: string | undefined, def: number): number {
@@ -93,12 +95,19 @@ export async function status(name: string | undefined, opts: StatusOptions): Pro
     }
     const c = await containerOrFail(client, name);
     const summary = await c.summary();
+    const state = parseList(opts.state, isTaskState, 'state', TASK_STATES);
+    // Spawned children are listed under their parent (--parent), not among the top-level tasks,
+    // so a fan-out of 10,000 stays one line ("N of M done"); a --state filter looks at every task.
+    const parent = opts.parent !== undefined ? opts.parent : state ? undefined : null;
     const page = await c.listTasks({
-      state: parseList(opts.state, isTaskState, 'state', TASK_STATES),
+      state,
       limit: parseLimit(opts.limit, 100),
       cursor: opts.cursor ?? null,
+      ...(parent === undefined ? {} : { parent }),
     });
-    if (opts.json) return out.json({ container: summary, tasks: page.items, nextCursor: page.nextCursor });
+    const spawning = page.items.filter((t) => t.spawned).map((t) => t.name);
+    const children = new Map((spawning.length ? await c.children(spawning) : []).map((k) => [k.parent, k]));
+    if (opts.json) return out.json({ container: summary, tasks: page.items, children: [...children.values()], nextCursor: page.nextCursor });
     out.line(containerLine(out, summary));
     out.line(
       out.style(
@@ -109,8 +118,12 @@ export async function status(name: string | undefined, opts: StatusOptions): Pro
       ),
     );
     out.line();
-    if (page.items.length) taskTable(out, page.items);
+    if (opts.parent !== undefined) out.line(out.style('dim', `children of ${displayName(out, opts.parent, 60)}:`));
+    if (page.items.length) taskTable(out, page.items, Date.now(), children);
     else out.line('no tasks');
+    for (const k of children.values()) {
+      out.line(out.style('dim', `${displayName(out, k.parent, 60)} spawned ${k.total} task(s): pts status ${name} --parent ${k.parent}`));
+    }
     // Running tasks with a deadline (timeoutMs/stallMs): when their attempt ends.
     for (const t of page.items) {
       const d = deadlineText(out, t);
@@ -124,7 +137,7 @@ export async function status(name: string | undefined, opts: StatusOptions): Pro
         `${out.style('red', '✖')} ${out.style('bold', displayName(out, t.name, 60))} failed after ${t.invokeCount} attempt(s)${failureKindText(f)}: ${f.message}`,
       );
     }
-    if (page.nextCursor) out.line(out.style('dim', `more: pts status ${name} --cursor ${page.nextCursor}`));
+    if (page.nextCursor) out.line(out.style('dim', `more: pts status ${name}${opts.parent !== undefined ? ` --parent ${opts.parent}` : ''} --cursor ${page.nextCursor}`));
   });
 }
 

@@ -59,7 +59,8 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .option('--status <list>', 'containers: only these statuses (comma separated)')
     .option('--prefix <prefix>', 'containers: only names starting with this')
-    .option('--state <list>', 'tasks: only these states (comma separated)')
+    .option('--state <list>', 'tasks: only these states (comma separated), spawned children included')
+    .option('--parent <task>', 'tasks: only the children this task spawned (without it, children are counted under their parent)')
     .option('--limit <n>', 'page size (1-1000)')
     .option('--cursor <cursor>', 'continue a listing from this cursor')
     .action((name: string | undefined, _o, cmd: Command) => commands().then((m) => m.status(name, all(cmd))));

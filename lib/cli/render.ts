@@ -3,7 +3,7 @@
  * `pts watch` and `pts demo`.
  */
 import { RUN_WHEN_LABELS } from '../run-when';
-import type { ContainerSummary, TaskRecord } from '../types';
+import type { ChildrenSummary, ContainerSummary, TaskRecord } from '../types';
 import {
   age,
   bar,
@@ -78,15 +78,26 @@ export function runWhenBadge(out: Out, t: Pick<TaskRecord, 'runWhen'>): string {
   return t.runWhen && t.runWhen !== 'succeeded' ? `${out.style('cyan', `[${RUN_WHEN_LABELS[t.runWhen]}]`)} ` : '';
 }
 
-/** Static table of tasks for `pts status <container>`. */
-export function taskTable(out: Out, tasks: TaskRecord[], now = Date.now()): void {
+/** `3 of 10 done` (plus `, 1 failed` / `, 2 running` when there are) for a task that spawned children. */
+export function childrenText(out: Out, c: ChildrenSummary): string {
+  const extra = (['failed', 'running', 'cancelled'] as const).filter((s) => c.counts[s] > 0).map((s) => `${c.counts[s]} ${s}`);
+  const text = `${c.done} of ${c.total} done${extra.length ? `, ${extra.join(', ')}` : ''}`;
+  return c.counts.failed > 0 ? out.style('red', text) : c.done === c.total ? out.style('green', text) : text;
+}
+
+/**
+ * Static table of tasks for `pts status <container>`. `children`: counts of the children spawned
+ * by tasks of the page (a CHILDREN column, "N of M done", when there are any).
+ */
+export function taskTable(out: Out, tasks: TaskRecord[], now = Date.now(), children: ReadonlyMap<string, ChildrenSummary> = new Map()): void {
+  const kids = tasks.some((t) => children.has(t.name));
   // A PRIORITY column only when some task on the page has a priority other than the default 0.
   const prio = tasks.some((t) => (t.priority ?? 0) !== 0);
   // A RUNS column only when the page holds a cleanup step (runWhen 'always'/'failed').
   const runs = tasks.some((t) => (t.runWhen ?? 'succeeded') !== 'succeeded');
   table(
     out,
-    ['TASK', 'STATE', 'PROGRESS', 'ATTEMPTS', 'DURATION', ...(prio ? ['PRIORITY'] : []), ...(runs ? ['RUNS'] : []), 'DEPENDS ON', 'STATUS'],
+    ['TASK', 'STATE', 'PROGRESS', 'ATTEMPTS', 'DURATION', ...(prio ? ['PRIORITY'] : []), ...(runs ? ['RUNS'] : []), ...(kids ? ['CHILDREN'] : []), 'DEPENDS ON', 'STATUS'],
     tasks.map((t) => [
       displayName(out, t.name),
       stateText(out, t.state),
@@ -95,6 +106,7 @@ export function taskTable(out: Out, tasks: TaskRecord[], now = Date.now()): void
       formatDuration(taskDuration(t, now)),
       ...(prio ? [String(t.priority ?? 0)] : []),
       ...(runs ? [RUN_WHEN_LABELS[t.runWhen ?? 'succeeded']] : []),
+      ...(kids ? [children.has(t.name) ? childrenText(out, children.get(t.name)!) : '-'] : []),
       t.dependsOn.map((d) => displayName(out, d, 24)).join(',') || '-',
       clip(t.statusText, 60) || '-',
     ]),

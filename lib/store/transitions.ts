@@ -511,7 +511,7 @@ export async function markSucceededTask(ctx: StoreContext, t: NamedTask, result:
     to: 'succeeded',
     min: { startedAt: now },
   }));
-  if (r.task.hasDependents !== false) await unblockDependents(ctx, t.containerId, t.name);
+  await releaseDependents(ctx, r.task);
   return { ...r, ...(await settleCleanups(ctx, r.task)) };
 }
 
