@@ -104,7 +104,7 @@ export class Scheduler {
       if (r.status === 'starting') {
         const done = await this.create(r, true);
         if (done) out.repaired.push(done);
-        active.push(done ?? r);
+        if (done?.status !== 'error') active.push(done ?? r);
       } else if (r.status === 'started') {
         const st = statuses.get(r.container);
         if (st && !FINAL_CONTAINER_STATUSES.includes(st)) {

@@ -73,6 +73,8 @@ export function startWork(core: Core, pipeline: string, handlers: Handlers, opti
         try {
           const result = await new TaskContainer(core, doc).run(handlers, { concurrency, signal: ac.signal });
           options.onRun?.(container, result);
+          // Not finished (paused, or stopped): do not pick it again at once.
+          if (!FINAL_CONTAINER_STATUSES.includes(result.status)) await pause();
         } catch (err) {
           if (err instanceof ValidationError) refused.add(container);
           else if (!(err instanceof NotFoundError)) throw err;
