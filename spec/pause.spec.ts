@@ -155,7 +155,18 @@ describe('pause', function () {
       counter.commands.filter(
         (x) => x.name === 'find' && x.collection === `${client.collectionPrefix}containers`,
       ).length;
-    for (let i = 0; reads() < 6 && i < 500; i++) await new Promise((r) => setTimeout(r, 10));
+    // Until four polls followed the first claim attempt.
+    const afterClaim = (): number => {
+      const at = counter.commands.findIndex((x) => x.name === 'findAndModify');
+      return at < 0
+        ? 0
+        : reads() -
+            counter.commands
+              .slice(0, at)
+              .filter((x) => x.name === 'find' && x.collection === `${client.collectionPrefix}containers`)
+              .length;
+    };
+    for (let i = 0; afterClaim() < 5 && i < 500; i++) await new Promise((r) => setTimeout(r, 10));
     ac.abort();
     await run;
     // The start (handler check, sweep), one claim attempt (findAndModify + the ready keys), the
@@ -372,6 +383,30 @@ describe('pause', function () {
     await c2.pause();
     expect(await tasks.countDocuments({ container: 'crash 2', pause: { $exists: false } })).to.equal(0);
     expect(await client.claimNext({})).to.equal(null);
+  });
+
+  it('a hold written late, after a resume released (racing writers), is lifted by the same writer', async function () {
+    const { client, prefix } = await isolated();
+    const c = await pipeline(client, 'late hold');
+    const tasks = conn.collection(`${prefix}tasks`);
+    const id = (await conn.collection(`${prefix}containers`).findOne({ name: 'late hold' }))!._id;
+    await c.pause(); // pauseSeq 1
+    await c.resume(); // pauseSeq 2: released
+    // The hold write of pause 1 arriving only now (its writer was slow): it re-reads the
+    // container, sees the resume, and lifts what it just held.
+    const { applyToTasks, alignAdded } = await import('../lib/store/holds');
+    await applyToTasks(client.core.ctx, id, true, 1);
+    expect(await tasks.countDocuments({ pause: { $exists: true } })).to.equal(0);
+    expect(await client.claimNext({})).to.not.equal(null);
+    // The same for an add that saw a paused container in its counter write, then a resume landed.
+    const t = await tasks.findOne({ name: 'b' });
+    const paused = {
+      ...(await conn.collection(`${prefix}containers`).findOne({ _id: id }))!,
+      paused: true,
+      pauseSeq: 1,
+    };
+    await alignAdded(client.core.ctx, paused as never, [{ _id: t!._id }]);
+    expect(await tasks.countDocuments({ pause: { $exists: true } })).to.equal(0);
   });
 
   describe('the runner decides (decide.ts)', function () {

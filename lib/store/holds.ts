@@ -8,8 +8,8 @@ import type { ObjectId } from 'mongodb';
 import type { StoreContext } from './context';
 import type { ContainerDoc, TaskDoc } from './documents';
 
-/** The task write of a pause or resume: holds every task of the container, or releases the holds of pauses up to `seq`. */
-export async function applyToTasks(
+/** One hold write (for pause `seq`) or release write (of the holds of pauses up to `seq`) over the container's tasks. */
+async function writeHolds(
   ctx: StoreContext,
   containerId: ObjectId,
   paused: boolean,
@@ -27,6 +27,45 @@ export async function applyToTasks(
         { writeConcern: ctx.writeConcern },
       );
   return r.modifiedCount;
+}
+
+/**
+ * After a hold write for pause `seq`: one read of the container. A resume that landed before the
+ * hold write (its release came first, so it missed these holds) shows as a newer `pauseSeq`:
+ * sync to what the container says now. A resume after this read releases the holds itself (its
+ * release comes after its container write, which comes after this read). A release needs no such
+ * check: it only lifts holds of pauses no newer than the resume it serves.
+ */
+async function checkHolds(ctx: StoreContext, containerId: ObjectId, seq: number): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < 5; i++) {
+    const cur = await ctx.cols.containers.findOne(
+      { _id: containerId },
+      { projection: { paused: 1, pauseSeq: 1 } },
+    );
+    if (!cur) return n;
+    const now = cur.pauseSeq ?? 0;
+    if (cur.paused === true && now === seq) return n;
+    n += await writeHolds(ctx, containerId, cur.paused === true, now);
+    if (cur.paused !== true) return n;
+    seq = now;
+  }
+  return n;
+}
+
+/**
+ * The task write of a pause or resume: holds every task of the container (then checks the
+ * container did not move on meanwhile, see {@link checkHolds}), or releases the holds of pauses
+ * up to `seq`. Returns how many tasks it changed.
+ */
+export async function applyToTasks(
+  ctx: StoreContext,
+  containerId: ObjectId,
+  paused: boolean,
+  seq: number,
+): Promise<number> {
+  const n = await writeHolds(ctx, containerId, paused, seq);
+  return paused ? n + (await checkHolds(ctx, containerId, seq)) : n;
 }
 
 /**
@@ -73,5 +112,5 @@ export async function alignAdded(
     if (paused) t.pause = seq;
     else delete t.pause;
   }
-  return r.modifiedCount;
+  return r.modifiedCount + (paused ? await checkHolds(ctx, doc._id, seq) : 0);
 }

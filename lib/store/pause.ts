@@ -12,8 +12,8 @@
  * A crash in between leaves the tasks disagreeing with the container; `syncPause` (holds.ts), run by
  * the sweep and by `reconcile()`, and calling `pause()`/`resume()` again, make them agree. Resume
  * only releases tasks held by a pause no newer than itself (`pause <= pauseSeq`), so a stale
- * release can never undo a later pause; a stale hold errs on the safe side (no claims) and the
- * next sync releases it.
+ * release can never undo a later pause; a hold write is followed by a read of the container, so
+ * a stale hold (its pause overtaken by a resume) is lifted by the writer itself (holds.ts).
  * @internal
  */
 import type { ObjectId } from 'mongodb';
