@@ -193,6 +193,8 @@ describe('reliability: hostile input', function () {
         out.push([`addTask(weight ${String(n)})`, () => c.addTask('new', {}, { weight: x }), V]);
       out.push([`addTask(maxRetries ${String(n)})`, () => c.addTask('new', {}, { maxRetries: x }), V]);
       out.push([`addTask(retryDelayMs ${String(n)})`, () => c.addTask('new', {}, { retryDelayMs: x }), V]);
+      out.push([`addTask(timeoutMs ${String(n)})`, () => c.addTask('new', {}, { timeoutMs: x }), V]);
+      out.push([`addTask(stallMs ${String(n)})`, () => c.addTask('new', {}, { stallMs: x }), V]);
       out.push([`listContainers({limit: ${String(n)}})`, () => client.listContainers({ limit: x }), V]);
       out.push([`listTasks({limit: ${String(n)}})`, () => c.listTasks({ limit: x }), V]);
       out.push([`run(concurrency ${String(n)})`, () => c.run(() => 1, { concurrency: x }), V]);
