@@ -90,6 +90,32 @@ describe('claim order: priority, then the database-allocated creation sequence',
     }
   });
 
+  it('concurrent adds from two connections get distinct creation numbers, each batch a contiguous range in batch order', async function () {
+    const other = await mongoose.createConnection(db.uri).asPromise();
+    try {
+      const second = createClient({ connection: other, workerId: 'p2' });
+      const a = await client.getOrCreateTaskContainer('concurrent');
+      const b = await second.getOrCreateTaskContainer('concurrent');
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).addTasks(Array.from({ length: 5 }, (_, j) => ({ name: `b${i}-${j}` })))),
+      );
+      const docs = await db.connection.collection('pts_tasks').find({ containerId: a._id }).toArray();
+      const seqs = docs.map((d) => d.seq as number);
+      expect(new Set(seqs).size, 'distinct').to.equal(50);
+      for (let i = 0; i < 10; i++) {
+        const batch = [0, 1, 2, 3, 4].map((j) => docs.find((d) => d.name === `b${i}-${j}`)!.seq as number);
+        expect(batch, `batch ${i}`).to.deep.equal([0, 1, 2, 3, 4].map((j) => batch[0] + j));
+      }
+      // Claimed batch by batch, in the order their reservations ran.
+      const byBatch = [...new Set((await drain('concurrent')).map((n) => n.split('-')[0]))];
+      const reservationOrder = [...new Set(docs.sort((x, y) => (x.seq as number) - (y.seq as number)).map((d) => (d.name as string).split('-')[0]))];
+      expect(byBatch).to.deep.equal(reservationOrder);
+      await second.close();
+    } finally {
+      await other.close();
+    }
+  });
+
   it('across containers (claimNext without a container): the same order over every container', async function () {
     const x = await client.getOrCreateTaskContainer('across-x');
     const y = await client.getOrCreateTaskContainer('across-y');

@@ -130,9 +130,9 @@ describe('examples/worker.py against `pts serve`', function () {
     expect(wrong.body.error.message, 'the refusal names the field')
       .to.contain('"taskData"')
       .and.to.contain('`data`');
-    const other = await api('POST', `/containers/${c}/tasks`, { tasks: [{ name: 'x', priority: 3 }] });
+    const other = await api('POST', `/containers/${c}/tasks`, { tasks: [{ name: 'x', urgency: 3 }] });
     expect(other.status).to.equal(400);
-    expect(other.body.error.message).to.contain('unknown field "priority"');
+    expect(other.body.error.message).to.contain('unknown field "urgency"');
     const numbers: Record<string, number[]> = {
       fetch: [1, 2, 3],
       'split/a': [10, 20],
