@@ -63,6 +63,30 @@ describe('scheduler', function () {
     expect(() => client.definePipeline('a@b', { tasks: [] })).to.throw(ValidationError);
   });
 
+  it('bad calls of the other schedule methods: typed errors, nothing written', async function () {
+    await client.schedule(name, { cron: '0 * * * *' });
+    const before = JSON.stringify(await client.listSchedules());
+    const codes = async (p: Promise<unknown>): Promise<string> => ((await p.then(() => null, (e: unknown) => e)) as { code?: string } | null)?.code ?? 'resolved';
+    expect(await codes(client.triggerSchedule('nope'))).to.equal('PTS_NOT_FOUND');
+    expect(await codes(client.backfillSchedule('nope', { from: new Date(0), to: new Date(1) }))).to.equal('PTS_NOT_FOUND');
+    expect(await codes(client.backfillSchedule(name, { from: new Date(2), to: new Date(1) }))).to.equal('PTS_VALIDATION');
+    expect(await codes(client.backfillSchedule(name, { from: new Date(0), to: new Date(1), overlap: 'nope' as never }))).to.equal('PTS_VALIDATION');
+    expect(await codes(client.backfillSchedule(name, { from: new Date(0), to: new Date('2026-04-30T00:00:00Z') }))).to.equal('PTS_VALIDATION'); // > 10 000 slots
+    expect(await codes(client.backfillSchedule(name, null as never))).to.equal('PTS_VALIDATION');
+    expect(await codes(client.unpauseSchedule('nope'))).to.equal('PTS_NOT_FOUND');
+    expect(await codes(client.pauseSchedule(name, 5 as never))).to.equal('PTS_VALIDATION');
+    expect(await codes(client.listRuns(name, { limit: 0 }))).to.equal('PTS_VALIDATION');
+    expect(await codes(client.listRuns('', {}))).to.equal('PTS_VALIDATION');
+    expect(await codes(client.schedule({} as never, { cron: '0 * * * *' }))).to.equal('PTS_VALIDATION');
+    expect(() => client.work(name, 5 as never)).to.throw(ValidationError);
+    expect(() => client.work(name, () => undefined, { concurrency: -1 })).to.throw(ValidationError);
+    expect(() => client.startScheduler({ intervalMs: 0 })).to.throw(ValidationError);
+    expect(() => client.definePipeline('x', { tasks: 'a' as never })).to.throw(ValidationError);
+    expect(() => client.definePipeline('x', { tasks: [], failurePolicy: 'x' as never })).to.throw(ValidationError);
+    expect(JSON.stringify(await client.listSchedules())).to.equal(before);
+    expect(await runs()).to.deep.equal([]);
+  });
+
   it('fires each slot once into a container named <pipeline>@<slot>, recording the slot and the definition hash', async function () {
     const s = await client.schedule(name, { cron: '0 * * * *' });
     expect(iso(s.nextSlot)).to.equal('2026-05-01T01:00:00.000Z');
