@@ -281,6 +281,24 @@ describe('rerun from a step, mark succeeded', function () {
       expect(await drain(c)).to.deep.equal(['S', 'K']);
     });
 
+    it('a dependency outside the plan whose spawned children are not done still holds the planned task back', async function () {
+      const c = await client.getOrCreateTaskContainer(`spawned #${++seq}`);
+      await c.addTasks([{ name: 'P' }, { name: 'S' }, { name: 'D', dependsOn: ['P', 'S'] }]);
+      const p = (await claim(c, ['P']))!;
+      await p.spawn([{ name: 'P-child' }]);
+      await p.succeed('p');
+      await (await claim(c, ['S']))!.succeed('s');
+      expect((await c.getTask('D'))!.toJSON().waitingOn, 'held back by the open child').to.deep.equal(['P']);
+      const plan = await c.rerun('S');
+      expect(plan.reset).to.deep.equal(['S', 'D']);
+      expect(plan.kept).to.include.members(['P', 'P-child']);
+      expect([...(await c.getTask('D'))!.toJSON().waitingOn].sort()).to.deep.equal(['P', 'S']);
+      await expectConsistent(c);
+      const ran = await drain(c);
+      expect(ran.indexOf('D'), 'D runs last, after the child').to.equal(ran.length - 1);
+      expect([...ran].sort()).to.deep.equal(['D', 'P-child', 'S']);
+    });
+
     it('interrupts a running task of the plan: its worker loses the lease, nothing half-applied', async function () {
       const c = await fresh('running');
       await (await claim(c, ['A']))!.succeed('a');

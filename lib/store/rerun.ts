@@ -6,7 +6,8 @@
  * per planned task (`rerunTask`, the `rerun` row of the transition table: any state → pending, a
  * running task's lease revoked as on cancel), in dependency order, then one counter write. Each
  * task's `waitingOn` follows its run condition (`initialWaitingOn`, lib/run-when.ts), with the
- * planned dependencies counting as pending.
+ * planned dependencies counting as pending, and so do satisfied ones whose spawned children are
+ * not all done (children.ts: they hold their dependents back).
  *
  * Why dependency order and a last look: a planned task is written before the tasks that depend
  * on it, so the old attempt of a task that was running can only finish before its own write
@@ -25,6 +26,7 @@ import type { RerunPlan } from '../types';
 import type { StoreContext } from './context';
 import { stamp } from './context';
 import { addDeltas, applyCounters, isNoop, moveDelta, settleStatus, type CounterResult } from './counters';
+import { heldBackParents } from './children';
 import { markSucceededTask, rerunTask, type NamedResult, type NamedTask } from './transitions';
 
 /** The most tasks a container may hold for a re-run to be planned (the plan is one read of them all). */
@@ -123,6 +125,11 @@ async function reopen(ctx: StoreContext, c: CounterResult): Promise<CounterResul
 export async function rerunFrom(ctx: StoreContext, containerId: ObjectId, step: string, downstream: boolean): Promise<RerunOutcome> {
   const { plan, rows } = await planOf(ctx, containerId, step, downstream);
   const planned = new Set(plan.reset);
+  // A satisfied dependency outside the plan that spawned children not all done yet still holds
+  // its dependents back (children.ts): it counts as pending here.
+  const external = new Set<string>();
+  for (const n of plan.reset) for (const d of rows.get(n)!.dependsOn ?? []) if (!planned.has(d) && SATISFYING_TASK_STATES.includes(rows.get(d)?.state ?? 'pending')) external.add(d);
+  const heldBack = await heldBackParents(ctx, containerId, [...external]);
   const results: NamedResult[] = [];
   const watched = new Set<string>();
   let delta = moveDelta(null, null, 0, 0, 0);
@@ -130,7 +137,7 @@ export async function rerunFrom(ctx: StoreContext, containerId: ObjectId, step: 
     const row = rows.get(name)!;
     const deps = row.dependsOn ?? [];
     // By the step's run condition (lib/run-when.ts), a planned dependency counting as pending.
-    const states = new Map(deps.map((d) => [d, planned.has(d) ? ('pending' as const) : (rows.get(d)?.state ?? 'pending')]));
+    const states = new Map(deps.map((d) => [d, planned.has(d) || heldBack.has(d) ? ('pending' as const) : (rows.get(d)?.state ?? 'pending')]));
     const waitingOn = initialWaitingOn(row.runWhen ?? 'succeeded', deps, states);
     for (const d of waitingOn) if (d !== UNDECIDED) watched.add(d);
     const t: NamedTask = { containerId, name };
@@ -155,7 +162,9 @@ async function pullSatisfied(ctx: StoreContext, containerId: ObjectId, names: st
   const docs = await ctx.cols.tasks
     .find({ containerId, name: { $in: names }, state: { $in: [...SATISFYING_TASK_STATES] } }, { projection: { _id: 0, name: 1 } })
     .toArray();
-  const done = docs.map((d) => d.name);
+  // A parent whose spawned children are not all done keeps its dependents waiting (children.ts).
+  const held = await heldBackParents(ctx, containerId, docs.map((d) => d.name));
+  const done = docs.map((d) => d.name).filter((n) => !held.has(n));
   if (done.length === 0) return;
   const st = stamp(ctx.clock.now());
   await ctx.cols.tasks.updateMany(
