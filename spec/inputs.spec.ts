@@ -133,9 +133,18 @@ describe('inputs: the dependencies’ results at claim time', function () {
       expect(down.inputs).to.deep.equal({ up1: { n: 1 }, up2: { n: 2 } });
       await down.succeed();
       // container.run(): the same, no extra command for a task without dependencies.
+      const inputReads = (): number =>
+        counter.commands.filter((x) => x.name === 'find' && (x.command.projection as Record<string, number> | undefined)?.result === 1).length;
       counter.reset();
       await c.run({ free: () => 'ok' });
-      expect(counter.commands.filter((x) => x.name === 'find' && (x.command.projection as Record<string, number> | undefined)?.result === 1)).to.deep.equal([]);
+      expect(inputReads(), 'run(): a task without dependencies').to.equal(0);
+      const r = await mc.getOrCreateTaskContainer('rt-run');
+      await r.addTasks([{ name: 'a' }, { name: 'b', dependsOn: ['a'] }]);
+      counter.reset();
+      let got: unknown = null;
+      await r.run({ a: () => 1, b: (ctx) => (got = ctx.inputs) });
+      expect(got).to.deep.equal({ a: 1 });
+      expect(inputReads(), 'run(): one read for b, none for a').to.equal(1);
     });
   });
 
