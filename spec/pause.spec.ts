@@ -385,6 +385,57 @@ describe('pause', function () {
     expect(await client.claimNext({})).to.equal(null);
   });
 
+  it('a real crash (SIGKILL) between the container write and the task write: repaired by the next claim, or by a run', async function () {
+    this.timeout(120_000);
+    const { client, prefix } = await isolated();
+    const c = await pipeline(client, 'killed');
+    const tasks = conn.collection(`${prefix}tasks`);
+    const crash = (verb: 'pause' | 'resume') =>
+      new Promise<{ signal: NodeJS.Signals | null; out: string }>((resolve, reject) => {
+        const child = spawn(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            path.join(__dirname, 'fixtures', 'pause-crash.ts'),
+            db.uri,
+            prefix,
+            'killed',
+            verb,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        const untrack = trackResource(`pause-crash ${verb}`, () => child.kill('SIGKILL'));
+        let out = '';
+        child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+        child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+        child.on('error', reject);
+        child.on('close', (_code, signal) => {
+          untrack();
+          resolve({ signal, out });
+        });
+      });
+    const p = await crash('pause');
+    expect(p.signal, p.out).to.equal('SIGKILL');
+    // The crash state: the container says paused, no task is held.
+    expect((await c.summary()).paused).to.equal(true);
+    expect(await tasks.countDocuments({ pause: { $exists: true } })).to.equal(0);
+    // The first claim that lands sees the paused container in its counter write and holds the rest.
+    const slipped = await client.claimNext({});
+    expect(slipped).to.not.equal(null);
+    expect(await client.claimNext({})).to.equal(null);
+    await slipped!.succeed();
+    const r = await crash('resume');
+    expect(r.signal, r.out).to.equal('SIGKILL');
+    // The crash state: the container says not paused, its tasks are still held.
+    expect((await c.summary()).paused).to.equal(false);
+    expect(await client.claimNext({})).to.equal(null);
+    const run = await c.run(() => undefined); // nothing ready: its sweep releases the holds
+    expect(run.status).to.equal('succeeded');
+    expect(await tasks.countDocuments({ pause: { $exists: true } })).to.equal(0);
+    await expectConsistent(c);
+  });
+
   it('a hold written late, after a resume released (racing writers), is lifted by the same writer', async function () {
     const { client, prefix } = await isolated();
     const c = await pipeline(client, 'late hold');
