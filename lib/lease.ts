@@ -164,6 +164,14 @@ export class TaskLease {
     const r = await this.core.store.succeedTask(this.held, result, patch);
     this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);
+    // The last running task of a container whose other pending tasks are blocked by a failure:
+    // the same check as after a permanent failure (it releases the cleanup steps behind them,
+    // run-when.ts, or gives the container its final status). Decided from the counter write's
+    // result: no extra command otherwise.
+    const c = r.container.container;
+    if (c && c.counts.running === 0 && c.counts.pending > 0 && c.counts.failed + c.counts.cancelled > 0) {
+      this.core.notify.containerChange(this.held.container, await this.core.store.finalizeIfBlocked(r.task.containerId));
+    }
     return this.current;
   }
 

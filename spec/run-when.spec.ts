@@ -224,6 +224,26 @@ describe('runWhen: cleanup steps against the database', function () {
     await expectConsistent(c);
   });
 
+  it('workers elsewhere (claimNext): the last running task succeeding releases a cleanup step behind a blocked one', async function () {
+    const c = await container([
+      { name: 'a', maxRetries: 0 },
+      { name: 'b' },
+      { name: 'x', dependsOn: ['a'] },
+      { name: 'cleanup', dependsOn: ['x', 'b'], runWhen: 'always' },
+    ]);
+    const a = await claim(c, 'a');
+    const b = await claim(c, 'b');
+    await a.fail(new Error('boom'));
+    expect(await waiting(c, 'cleanup'), 'b still runs: nothing decided yet').to.deep.equal(['x', 'b']);
+    await b.succeed();
+    expect(await waiting(c, 'cleanup'), 'x can never run: released').to.deep.equal([]);
+    await (await claim(c, 'cleanup')).succeed();
+    await client.recoverStale({ container: c.name() });
+    const s = await c.summary();
+    expect(s.status).to.equal('failed');
+    expect(s.counts).to.include({ failed: 1, succeeded: 2, pending: 1 });
+  });
+
   it('crash between a failure and the cleanup unblock: the sweep repairs it (and decides a stranded failed step)', async function () {
     const c = await container([
       { name: 'a', maxRetries: 0 },
