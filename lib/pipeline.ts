@@ -48,13 +48,25 @@ export interface DefinitionChange {
 /** @internal */
 export function definePipeline(name: string, o: PipelineOptions): Pipeline {
   const n = validateName(name, 'pipeline name');
-  if (n.includes('@')) throw new ValidationError('pipeline name must not contain "@" (it separates the name from the slot in run names)', { path: 'name' });
-  if (o === null || typeof o !== 'object') throw new ValidationError('pipeline options must be an object', { path: 'options' });
-  if (!Array.isArray(o.tasks) && typeof o.tasks !== 'function') throw new ValidationError('tasks must be an array of task specs or a function of the slot', { path: 'tasks' });
+  if (n.includes('@'))
+    throw new ValidationError(
+      'pipeline name must not contain "@" (it separates the name from the slot in run names)',
+      { path: 'name' },
+    );
+  if (o === null || typeof o !== 'object')
+    throw new ValidationError('pipeline options must be an object', { path: 'options' });
+  if (!Array.isArray(o.tasks) && typeof o.tasks !== 'function')
+    throw new ValidationError('tasks must be an array of task specs or a function of the slot', {
+      path: 'tasks',
+    });
   if (o.failurePolicy !== undefined && o.failurePolicy !== 'continue' && o.failurePolicy !== 'fail-fast') {
     throw new ValidationError("failurePolicy must be 'continue' or 'fail-fast'", { path: 'failurePolicy' });
   }
-  return Object.freeze({ name: n, tasks: Array.isArray(o.tasks) ? Object.freeze([...o.tasks]) as TaskSpec[] : o.tasks, failurePolicy: o.failurePolicy ?? 'continue' });
+  return Object.freeze({
+    name: n,
+    tasks: Array.isArray(o.tasks) ? (Object.freeze([...o.tasks]) as TaskSpec[]) : o.tasks,
+    failurePolicy: o.failurePolicy ?? 'continue',
+  });
 }
 
 /**
@@ -80,10 +92,15 @@ export interface RunDefinition {
  */
 export async function resolveRun(p: Pipeline, slot: Date, rules: DataRules): Promise<RunDefinition> {
   const raw = typeof p.tasks === 'function' ? await p.tasks(new Date(slot.getTime())) : p.tasks;
-  if (!Array.isArray(raw) || raw.length === 0) throw new ValidationError(`pipeline ${JSON.stringify(p.name)} must have at least one task`, { path: 'tasks', pipeline: p.name });
+  if (!Array.isArray(raw) || raw.length === 0)
+    throw new ValidationError(`pipeline ${JSON.stringify(p.name)} must have at least one task`, {
+      path: 'tasks',
+      pipeline: p.name,
+    });
   const resolved = raw.map((s, i) => resolveTaskSpec(s, `tasks[${i}]`, rules));
   checkDependencies(resolved, new Set());
-  const digest = (v: unknown): string => createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
+  const digest = (v: unknown): string =>
+    createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
   const steps = resolved.map((s) => ({
     name: s.name,
     dependsOn: [...s.dependsOn].sort(),

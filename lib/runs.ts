@@ -116,7 +116,12 @@ export function toRunRecord(
     outcome: d.outcome ?? null,
     containerStatus: statuses.get(d.container) ?? null,
     definitionHash: d.definitionHash ?? null,
-    steps: (d.steps ?? []).map((s) => ({ name: s.name, dependsOn: s.dependsOn, state: actual.get(s.name)?.state ?? null, durationMs: actual.get(s.name)?.durationMs ?? null })),
+    steps: (d.steps ?? []).map((s) => ({
+      name: s.name,
+      dependsOn: s.dependsOn,
+      state: actual.get(s.name)?.state ?? null,
+      durationMs: actual.get(s.name)?.durationMs ?? null,
+    })),
     changes: null,
     decidedAt: d.decidedAt,
     startedAt: d.startedAt ?? null,
@@ -125,7 +130,11 @@ export function toRunRecord(
 }
 
 /** A page of the pipeline's runs, newest slot first (see {@link RunRecord}). */
-export async function listRuns(core: Core, pipeline: string, q: ListRunsQuery = {}): Promise<{ items: RunRecord[]; nextCursor: string | null }> {
+export async function listRuns(
+  core: Core,
+  pipeline: string,
+  q: ListRunsQuery = {},
+): Promise<{ items: RunRecord[]; nextCursor: string | null }> {
   const name = validateName(pipeline, 'pipeline');
   await core.ready();
   const page = await core.store.listRuns(name, q ?? {});
@@ -135,14 +144,21 @@ export async function listRuns(core: Core, pipeline: string, q: ListRunsQuery = 
   for (let i = 0; i < defined.length; i++) {
     const older = defined[i + 1] ?? (await core.store.previousDefinedRun(name, defined[i].slot));
     if (!older) continue;
-    const change = diffDefinitions({ hash: older.definitionHash!, steps: older.steps ?? [] }, { hash: defined[i].definitionHash!, steps: defined[i].steps ?? [] });
+    const change = diffDefinitions(
+      { hash: older.definitionHash!, steps: older.steps ?? [] },
+      { hash: defined[i].definitionHash!, steps: defined[i].steps ?? [] },
+    );
     items[page.items.indexOf(defined[i])].changes = change;
   }
   return { items, nextCursor: page.nextCursor };
 }
 
 /** Durations of each step over the pipeline's newest runs (`limit` runs), newest first; a step that did not finish in a run is left out of it. */
-export async function stepDurations(core: Core, pipeline: string, limit = 50): Promise<Record<string, Array<{ slot: Date; durationMs: number }>>> {
+export async function stepDurations(
+  core: Core,
+  pipeline: string,
+  limit = 50,
+): Promise<Record<string, Array<{ slot: Date; durationMs: number }>>> {
   const page = await listRuns(core, pipeline, { limit });
   const out: Record<string, Array<{ slot: Date; durationMs: number }>> = {};
   for (const r of page.items) {

@@ -71,23 +71,31 @@ function cronOf(expr: string, timezone: string): Cron {
 
 /** Throws ValidationError unless `expr` is a 5- or 6-field cron expression (or a nickname) croner accepts. */
 export function validateCron(expr: unknown, path = 'cron'): string {
-  if (typeof expr !== 'string' || expr.trim() === '') throw new ValidationError('cron must be a non-empty string', { path });
+  if (typeof expr !== 'string' || expr.trim() === '')
+    throw new ValidationError('cron must be a non-empty string', { path });
   const e = expr.trim();
   const fields = e.split(/\s+/).length;
   if (!e.startsWith('@') && fields !== 5 && fields !== 6) {
-    throw new ValidationError(`cron must have 5 fields (or 6 with leading seconds), got ${fields}`, { path, cron: e });
+    throw new ValidationError(`cron must have 5 fields (or 6 with leading seconds), got ${fields}`, {
+      path,
+      cron: e,
+    });
   }
   try {
     cronOf(e, 'UTC');
   } catch (err) {
-    throw new ValidationError(`invalid cron expression ${JSON.stringify(e)}: ${(err as Error).message}`, { path, cron: e });
+    throw new ValidationError(`invalid cron expression ${JSON.stringify(e)}: ${(err as Error).message}`, {
+      path,
+      cron: e,
+    });
   }
   return e;
 }
 
 /** Throws ValidationError unless `tz` is an IANA time zone this runtime knows. */
 export function validateTimezone(tz: unknown, path = 'timezone'): string {
-  if (typeof tz !== 'string' || tz === '') throw new ValidationError('timezone must be a non-empty string', { path });
+  if (typeof tz !== 'string' || tz === '')
+    throw new ValidationError('timezone must be a non-empty string', { path });
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
   } catch {
@@ -104,13 +112,30 @@ function bool(v: unknown, path: string, dflt: boolean): boolean {
 
 /** @internal Validates the options of `schedule()` (nothing is written on a ValidationError). */
 export function resolveSchedule(pipeline: string, o: ScheduleOptions): ResolvedSchedule {
-  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new ValidationError('schedule options must be an object', { path: 'options' });
-  const allowed = new Set(['cron', 'timezone', 'name', 'overlap', 'catchupWindowMs', 'jitterMs', 'paused', 'pauseOnFailure']);
-  for (const k of Object.keys(o)) if (!allowed.has(k)) throw new ValidationError(`unknown schedule option ${JSON.stringify(k)}`, { path: k });
+  if (o === null || typeof o !== 'object' || Array.isArray(o))
+    throw new ValidationError('schedule options must be an object', { path: 'options' });
+  const allowed = new Set([
+    'cron',
+    'timezone',
+    'name',
+    'overlap',
+    'catchupWindowMs',
+    'jitterMs',
+    'paused',
+    'pauseOnFailure',
+  ]);
+  for (const k of Object.keys(o))
+    if (!allowed.has(k))
+      throw new ValidationError(`unknown schedule option ${JSON.stringify(k)}`, { path: k });
   const overlap = o.overlap ?? 'skip';
-  if (!OVERLAP_POLICIES.includes(overlap)) throw new ValidationError(`overlap must be one of ${OVERLAP_POLICIES.join(', ')}`, { path: 'overlap' });
-  const catchupWindowMs = o.catchupWindowMs === undefined ? DEFAULT_CATCHUP_WINDOW_MS : validateNonNegativeInt(o.catchupWindowMs, 'catchupWindowMs', MAX_MS);
-  if (catchupWindowMs < 1000) throw new ValidationError('catchupWindowMs must be at least 1000', { path: 'catchupWindowMs' });
+  if (!OVERLAP_POLICIES.includes(overlap))
+    throw new ValidationError(`overlap must be one of ${OVERLAP_POLICIES.join(', ')}`, { path: 'overlap' });
+  const catchupWindowMs =
+    o.catchupWindowMs === undefined
+      ? DEFAULT_CATCHUP_WINDOW_MS
+      : validateNonNegativeInt(o.catchupWindowMs, 'catchupWindowMs', MAX_MS);
+  if (catchupWindowMs < 1000)
+    throw new ValidationError('catchupWindowMs must be at least 1000', { path: 'catchupWindowMs' });
   const timezone = validateTimezone(o.timezone ?? 'UTC');
   const cron = validateCron(o.cron);
   return {

@@ -54,14 +54,24 @@ interface SchedulerPass {
   paused: string[];
 }
 
-const emptyPass = (): SchedulerPass => ({ fired: [], skipped: [], buffered: [], finished: [], repaired: [], paused: [] });
+const emptyPass = (): SchedulerPass => ({
+  fired: [],
+  skipped: [],
+  buffered: [],
+  finished: [],
+  repaired: [],
+  paused: [],
+});
 
 function fireAt(s: Pick<ScheduleDoc, 'name' | 'jitterMs'>, slot: Date | null): Date | null {
   return slot ? new Date(slot.getTime() + jitterOf(s.name, slot, s.jitterMs)) : null;
 }
 
 /** The slot after `after` and when it is due. */
-export function following(s: Pick<ScheduleDoc, 'name' | 'cron' | 'timezone' | 'jitterMs'>, after: Date): { nextSlot: Date | null; nextFireAt: Date | null } {
+export function following(
+  s: Pick<ScheduleDoc, 'name' | 'cron' | 'timezone' | 'jitterMs'>,
+  after: Date,
+): { nextSlot: Date | null; nextFireAt: Date | null } {
   const n = nextSlot(s.cron, s.timezone, after);
   return { nextSlot: n, nextFireAt: fireAt(s, n) };
 }
@@ -85,10 +95,18 @@ export class Scheduler {
       const schedules = await this.core.store.listSchedules(names);
       for (const p of new Set(schedules.map((s) => s.pipeline))) await this.settle(p, out);
       // A schedule paused by pauseOnFailure while settling is read again, paused.
-      for (const s of out.paused.length ? await this.core.store.listSchedules(names) : schedules) await this.catchUp(s, out);
+      for (const s of out.paused.length ? await this.core.store.listSchedules(names) : schedules)
+        await this.catchUp(s, out);
     }
     const rec = (l: RunDoc[]): RunRecord[] => l.map((d) => toRunRecord(d));
-    return { fired: rec(out.fired), skipped: rec(out.skipped), buffered: rec(out.buffered), finished: rec(out.finished), repaired: rec(out.repaired), paused: out.paused };
+    return {
+      fired: rec(out.fired),
+      skipped: rec(out.skipped),
+      buffered: rec(out.buffered),
+      finished: rec(out.finished),
+      repaired: rec(out.repaired),
+      paused: out.paused,
+    };
   }
 
   /**
@@ -96,9 +114,14 @@ export class Scheduler {
    * a failed one), completes `starting` runs, and promotes the oldest buffered run once nothing
    * else is unfinished. Returns the runs still unfinished and the buffered ones.
    */
-  private async settle(pipeline: string, out: SchedulerPass): Promise<{ active: RunDoc[]; buffered: RunDoc[] }> {
+  private async settle(
+    pipeline: string,
+    out: SchedulerPass,
+  ): Promise<{ active: RunDoc[]; buffered: RunDoc[] }> {
     const open = await this.core.store.openRuns(pipeline);
-    const statuses = await this.core.store.containerStatuses(open.filter((r) => r.status === 'started').map((r) => r.container));
+    const statuses = await this.core.store.containerStatuses(
+      open.filter((r) => r.status === 'started').map((r) => r.container),
+    );
     const active: RunDoc[] = [];
     for (const r of open) {
       if (r.status === 'starting') {
@@ -154,11 +177,18 @@ export class Scheduler {
       def = await resolveRun(p, run.slot, await this.core.dataRules());
     } catch (err) {
       if (isTransient(err)) throw err;
-      return this.core.store.moveRun(run._id, 'starting', 'error', { reason: `definition: ${(err as Error).message}` });
+      return this.core.store.moveRun(run._id, 'starting', 'error', {
+        reason: `definition: ${(err as Error).message}`,
+      });
     }
     const { doc, created } = await this.core.store.getOrCreateContainer(run.container, {
       failurePolicy: p.failurePolicy,
-      metadata: { pipeline: run.pipeline, schedule: run.schedule, slot: run.slot.toISOString(), definitionHash: def.hash },
+      metadata: {
+        pipeline: run.pipeline,
+        schedule: run.schedule,
+        slot: run.slot.toISOString(),
+        definitionHash: def.hash,
+      },
     });
     if (created) this.core.notify.containerCreated(run.container);
     try {
@@ -168,9 +198,15 @@ export class Scheduler {
       if (repair) await this.core.store.reconcileContainer(doc._id);
     } catch (err) {
       if (!(err instanceof DuplicateError)) throw err;
-      return this.core.store.moveRun(run._id, 'starting', 'error', { reason: `the container already holds a different definition: ${err.message}` });
+      return this.core.store.moveRun(run._id, 'starting', 'error', {
+        reason: `the container already holds a different definition: ${err.message}`,
+      });
     }
-    return this.core.store.moveRun(run._id, 'starting', 'started', { startedAt: this.now(), definitionHash: def.hash, steps: def.steps });
+    return this.core.store.moveRun(run._id, 'starting', 'started', {
+      startedAt: this.now(),
+      definitionHash: def.hash,
+      steps: def.steps,
+    });
   }
 
   /** The record for a slot under the overlap policy, given the pipeline's unfinished runs (after settling them). */
@@ -254,8 +290,15 @@ export class Scheduler {
    * One record for the slots from the schedule's `nextSlot` on that are due before `until`
    * (reason `missed` or `paused`); null when there is none.
    */
-  async skipRange(s: ScheduleDoc, reason: 'missed' | 'paused', until: Date, out: SchedulerPass): Promise<RunDoc | null> {
-    const slots = slotsBetween(s.cron, s.timezone, s.nextSlot!, until, RANGE_LIMIT).filter((t) => fireAt(s, t)!.getTime() <= until.getTime());
+  async skipRange(
+    s: ScheduleDoc,
+    reason: 'missed' | 'paused',
+    until: Date,
+    out: SchedulerPass,
+  ): Promise<RunDoc | null> {
+    const slots = slotsBetween(s.cron, s.timezone, s.nextSlot!, until, RANGE_LIMIT).filter(
+      (t) => fireAt(s, t)!.getTime() <= until.getTime(),
+    );
     if (slots.length === 0) return null;
     const first = slots[0];
     const last = slots[slots.length - 1];
@@ -291,8 +334,14 @@ export class Scheduler {
       const slot: Date = s.nextSlot;
       let run: RunDoc | null;
       if (s.paused) run = await this.skipRange(s, 'paused', now, out);
-      else if (now.getTime() - s.nextFireAt.getTime() > s.catchupWindowMs) run = await this.skipRange(s, 'missed', new Date(now.getTime() - s.catchupWindowMs - 1), out);
-      else run = await this.fireSlot({ pipeline: s.pipeline, schedule: s.name, slot, kind: 'scheduled' }, s.overlap, out);
+      else if (now.getTime() - s.nextFireAt.getTime() > s.catchupWindowMs)
+        run = await this.skipRange(s, 'missed', new Date(now.getTime() - s.catchupWindowMs - 1), out);
+      else
+        run = await this.fireSlot(
+          { pipeline: s.pipeline, schedule: s.name, slot, kind: 'scheduled' },
+          s.overlap,
+          out,
+        );
       if (!run) return;
       const next = following(s, run.lastSlot);
       const moved = await this.core.store.advanceSchedule(s._id, slot, next);
@@ -303,17 +352,30 @@ export class Scheduler {
   /** Fires the schedule now (slot: the clock's current time), under its overlap policy. */
   async trigger(name: string): Promise<RunDoc> {
     const s = await this.schedule(name);
-    return this.fireSlot({ pipeline: s.pipeline, schedule: s.name, slot: this.now(), kind: 'trigger' }, s.overlap, emptyPass());
+    return this.fireSlot(
+      { pipeline: s.pipeline, schedule: s.name, slot: this.now(), kind: 'trigger' },
+      s.overlap,
+      emptyPass(),
+    );
   }
 
   /** Fires the schedule's slots in `[from, to]` through the same path (a slot already decided keeps its record). */
   async backfill(name: string, from: Date, to: Date, overlap?: OverlapPolicy): Promise<RunDoc[]> {
     const s = await this.schedule(name);
-    if (to.getTime() > this.now().getTime()) throw new ValidationError('backfill range must end in the past', { path: 'to' });
+    if (to.getTime() > this.now().getTime())
+      throw new ValidationError('backfill range must end in the past', { path: 'to' });
     const slots = slotsBetween(s.cron, s.timezone, from, to, RANGE_LIMIT + 1);
-    if (slots.length > RANGE_LIMIT) throw new ValidationError(`backfill range holds more than ${RANGE_LIMIT} slots`, { path: 'to' });
+    if (slots.length > RANGE_LIMIT)
+      throw new ValidationError(`backfill range holds more than ${RANGE_LIMIT} slots`, { path: 'to' });
     const out: RunDoc[] = [];
-    for (const slot of slots) out.push(await this.fireSlot({ pipeline: s.pipeline, schedule: s.name, slot, kind: 'backfill' }, overlap ?? s.overlap, emptyPass()));
+    for (const slot of slots)
+      out.push(
+        await this.fireSlot(
+          { pipeline: s.pipeline, schedule: s.name, slot, kind: 'backfill' },
+          overlap ?? s.overlap,
+          emptyPass(),
+        ),
+      );
     return out;
   }
 
@@ -323,12 +385,17 @@ export class Scheduler {
       const s = await this.schedule(name);
       if (!s.paused) return s;
       const now = this.now();
-      const run = s.nextSlot && s.nextFireAt && s.nextFireAt <= now ? await this.skipRange(s, 'paused', now, emptyPass()) : null;
+      const run =
+        s.nextSlot && s.nextFireAt && s.nextFireAt <= now
+          ? await this.skipRange(s, 'paused', now, emptyPass())
+          : null;
       const next = run ? following(s, run.lastSlot) : { nextSlot: s.nextSlot, nextFireAt: s.nextFireAt };
       const doc = await this.core.store.setSchedulePaused(name, false, null, { from: s.nextSlot, ...next });
       if (doc) return doc;
     }
-    throw new ValidationError(`schedule ${JSON.stringify(name)} is being changed concurrently; try again`, { schedule: name });
+    throw new ValidationError(`schedule ${JSON.stringify(name)} is being changed concurrently; try again`, {
+      schedule: name,
+    });
   }
 
   private async schedule(name: string): Promise<ScheduleDoc> {
@@ -356,11 +423,18 @@ export interface SchedulerHandle {
 }
 
 /** Runs {@link Scheduler.pass} every `intervalMs` until stopped. Transient database errors are reported as `db:unavailable` and retried on the next pass. */
-export function startSchedulerLoop(core: Core, scheduler: Scheduler, options: SchedulerOptions = {}): SchedulerHandle {
-  if (options === null || typeof options !== 'object') throw new ValidationError('options must be an object', { path: 'options' });
+export function startSchedulerLoop(
+  core: Core,
+  scheduler: Scheduler,
+  options: SchedulerOptions = {},
+): SchedulerHandle {
+  if (options === null || typeof options !== 'object')
+    throw new ValidationError('options must be an object', { path: 'options' });
   const intervalMs = options.intervalMs ?? 1_000;
-  if (options.onPass !== undefined && typeof options.onPass !== 'function') throw new ValidationError('onPass must be a function', { path: 'onPass' });
-  if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs < 10) throw new ValidationError('intervalMs must be a number of at least 10', { path: 'intervalMs' });
+  if (options.onPass !== undefined && typeof options.onPass !== 'function')
+    throw new ValidationError('onPass must be a function', { path: 'onPass' });
+  if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs < 10)
+    throw new ValidationError('intervalMs must be a number of at least 10', { path: 'intervalMs' });
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
   let current: Promise<unknown> = Promise.resolve();
@@ -371,19 +445,27 @@ export function startSchedulerLoop(core: Core, scheduler: Scheduler, options: Sc
   };
   const loop = (): void => {
     if (stopped) return;
-    run().then(
-      (r) => {
-        core.notify.dbAvailable('scheduler');
-        const busy = r.fired.length + r.skipped.length + r.buffered.length + r.finished.length + r.repaired.length + r.paused.length;
-        if (busy > 0) options.onPass?.(r);
-      },
-      (err: Error) => {
-        if (isTransient(err)) core.notify.dbUnavailable('scheduler', err);
-        else process.emitWarning(`persistent-task-status: scheduler pass failed: ${err.message}`);
-      },
-    ).finally(() => {
-      if (!stopped) timer = setTimeout(loop, intervalMs);
-    });
+    run()
+      .then(
+        (r) => {
+          core.notify.dbAvailable('scheduler');
+          const busy =
+            r.fired.length +
+            r.skipped.length +
+            r.buffered.length +
+            r.finished.length +
+            r.repaired.length +
+            r.paused.length;
+          if (busy > 0) options.onPass?.(r);
+        },
+        (err: Error) => {
+          if (isTransient(err)) core.notify.dbUnavailable('scheduler', err);
+          else process.emitWarning(`persistent-task-status: scheduler pass failed: ${err.message}`);
+        },
+      )
+      .finally(() => {
+        if (!stopped) timer = setTimeout(loop, intervalMs);
+      });
   };
   loop();
   return {

@@ -31,12 +31,27 @@ export interface WorkHandle {
   readonly done: Promise<void>;
 }
 
-export function startWork(core: Core, pipeline: string, handlers: Handlers, options: WorkOptions = {}): WorkHandle {
+export function startWork(
+  core: Core,
+  pipeline: string,
+  handlers: Handlers,
+  options: WorkOptions = {},
+): WorkHandle {
   const name = validateName(pipeline, 'pipeline');
-  if (options === null || typeof options !== 'object') throw new ValidationError('options must be an object', { path: 'options' });
-  const concurrency = options.concurrency === undefined ? 4 : Math.max(1, validateNonNegativeInt(options.concurrency, 'concurrency', 10_000));
-  const pollMs = options.pollIntervalMs === undefined ? 1_000 : validatePositiveNumber(options.pollIntervalMs, 'pollIntervalMs');
-  if (typeof handlers !== 'function' && (handlers === null || typeof handlers !== 'object')) throw new ValidationError('handlers must be a function or an object of functions by task name', { path: 'handlers' });
+  if (options === null || typeof options !== 'object')
+    throw new ValidationError('options must be an object', { path: 'options' });
+  const concurrency =
+    options.concurrency === undefined
+      ? 4
+      : Math.max(1, validateNonNegativeInt(options.concurrency, 'concurrency', 10_000));
+  const pollMs =
+    options.pollIntervalMs === undefined
+      ? 1_000
+      : validatePositiveNumber(options.pollIntervalMs, 'pollIntervalMs');
+  if (typeof handlers !== 'function' && (handlers === null || typeof handlers !== 'object'))
+    throw new ValidationError('handlers must be a function or an object of functions by task name', {
+      path: 'handlers',
+    });
   const ac = new AbortController();
   /** Runs this worker cannot work on (a handler is missing): not picked again. */
   const refused = new Set<string>();
@@ -51,12 +66,16 @@ export function startWork(core: Core, pipeline: string, handlers: Handlers, opti
       ac.signal.addEventListener('abort', done, { once: true });
     });
   const next = async (): Promise<string | null> => {
-    const open = (await core.store.openRuns(name)).filter((r) => r.status === 'started' && !refused.has(r.container));
+    const open = (await core.store.openRuns(name)).filter(
+      (r) => r.status === 'started' && !refused.has(r.container),
+    );
     const statuses = await core.store.containerStatuses(open.map((r) => r.container));
-    return open.find((r) => {
-      const st = statuses.get(r.container);
-      return st !== undefined && !FINAL_CONTAINER_STATUSES.includes(st);
-    })?.container ?? null;
+    return (
+      open.find((r) => {
+        const st = statuses.get(r.container);
+        return st !== undefined && !FINAL_CONTAINER_STATUSES.includes(st);
+      })?.container ?? null
+    );
   };
   const loop = async (): Promise<void> => {
     await core.ready().catch(() => undefined);
@@ -81,7 +100,10 @@ export function startWork(core: Core, pipeline: string, handlers: Handlers, opti
         }
       } catch (err) {
         if (isTransient(err)) core.notify.dbUnavailable('work', err as Error);
-        else process.emitWarning(`persistent-task-status: work(${JSON.stringify(name)}) failed: ${(err as Error).message}`);
+        else
+          process.emitWarning(
+            `persistent-task-status: work(${JSON.stringify(name)}) failed: ${(err as Error).message}`,
+          );
         await pause();
       }
     }

@@ -7,7 +7,14 @@
  */
 import { expect } from 'chai';
 import mongoose from 'mongoose';
-import { createClient, ManualClock, ValidationError, type Client, type PtsEventName, type RunRecord } from '../lib';
+import {
+  createClient,
+  ManualClock,
+  ValidationError,
+  type Client,
+  type PtsEventName,
+  type RunRecord,
+} from '../lib';
 import { CommandCounter } from './helpers/consistency';
 import { useTestDatabase } from './helpers/db';
 
@@ -23,7 +30,8 @@ describe('scheduler', function () {
 
   const at = (t: string): void => clock.set(Date.parse(t));
   const pass = () => client.runSchedulerPass();
-  const runs = async (c: Client = client): Promise<RunRecord[]> => (await c.listRuns(name, { limit: 1000 })).items.slice().reverse();
+  const runs = async (c: Client = client): Promise<RunRecord[]> =>
+    (await c.listRuns(name, { limit: 1000 })).items.slice().reverse();
   /** Runs a started run's container to the end (every task succeeds, or fails for good). */
   async function finish(container: string, ok = true): Promise<void> {
     const c = await client.getTaskContainer(container);
@@ -66,12 +74,28 @@ describe('scheduler', function () {
   it('bad calls of the other schedule methods: typed errors, nothing written', async function () {
     await client.schedule(name, { cron: '0 * * * *' });
     const before = JSON.stringify(await client.listSchedules());
-    const codes = async (p: Promise<unknown>): Promise<string> => ((await p.then(() => null, (e: unknown) => e)) as { code?: string } | null)?.code ?? 'resolved';
+    const codes = async (p: Promise<unknown>): Promise<string> =>
+      (
+        (await p.then(
+          () => null,
+          (e: unknown) => e,
+        )) as { code?: string } | null
+      )?.code ?? 'resolved';
     expect(await codes(client.triggerSchedule('nope'))).to.equal('PTS_NOT_FOUND');
-    expect(await codes(client.backfillSchedule('nope', { from: new Date(0), to: new Date(1) }))).to.equal('PTS_NOT_FOUND');
-    expect(await codes(client.backfillSchedule(name, { from: new Date(2), to: new Date(1) }))).to.equal('PTS_VALIDATION');
-    expect(await codes(client.backfillSchedule(name, { from: new Date(0), to: new Date(1), overlap: 'nope' as never }))).to.equal('PTS_VALIDATION');
-    expect(await codes(client.backfillSchedule(name, { from: new Date(0), to: new Date('2026-04-30T00:00:00Z') }))).to.equal('PTS_VALIDATION'); // > 10 000 slots
+    expect(await codes(client.backfillSchedule('nope', { from: new Date(0), to: new Date(1) }))).to.equal(
+      'PTS_NOT_FOUND',
+    );
+    expect(await codes(client.backfillSchedule(name, { from: new Date(2), to: new Date(1) }))).to.equal(
+      'PTS_VALIDATION',
+    );
+    expect(
+      await codes(
+        client.backfillSchedule(name, { from: new Date(0), to: new Date(1), overlap: 'nope' as never }),
+      ),
+    ).to.equal('PTS_VALIDATION');
+    expect(
+      await codes(client.backfillSchedule(name, { from: new Date(0), to: new Date('2026-04-30T00:00:00Z') })),
+    ).to.equal('PTS_VALIDATION'); // > 10 000 slots
     expect(await codes(client.backfillSchedule(name, null as never))).to.equal('PTS_VALIDATION');
     expect(await codes(client.unpauseSchedule('nope'))).to.equal('PTS_NOT_FOUND');
     expect(await codes(client.pauseSchedule(name, 5 as never))).to.equal('PTS_VALIDATION');
@@ -82,7 +106,9 @@ describe('scheduler', function () {
     expect(() => client.work(name, () => undefined, { concurrency: -1 })).to.throw(ValidationError);
     expect(() => client.startScheduler({ intervalMs: 0 })).to.throw(ValidationError);
     expect(() => client.definePipeline('x', { tasks: 'a' as never })).to.throw(ValidationError);
-    expect(() => client.definePipeline('x', { tasks: [], failurePolicy: 'x' as never })).to.throw(ValidationError);
+    expect(() => client.definePipeline('x', { tasks: [], failurePolicy: 'x' as never })).to.throw(
+      ValidationError,
+    );
     expect(JSON.stringify(await client.listSchedules())).to.equal(before);
     expect(await runs()).to.deep.equal([]);
   });
@@ -96,9 +122,18 @@ describe('scheduler', function () {
     expect(r.fired.map((x) => x.container)).to.deep.equal([`${name}@2026-05-01T01:00:00.000Z`]);
     expect((await pass()).fired).to.deep.equal([]);
     const [run] = await runs();
-    expect(run).to.include({ pipeline: name, schedule: name, status: 'started', kind: 'scheduled', containerStatus: 'pending' });
+    expect(run).to.include({
+      pipeline: name,
+      schedule: name,
+      status: 'started',
+      kind: 'scheduled',
+      containerStatus: 'pending',
+    });
     expect(run.definitionHash).to.match(/^[0-9a-f]{16}$/);
-    expect(run.steps.map((x) => [x.name, x.dependsOn])).to.deep.equal([['fetch', []], ['load', ['fetch']]]);
+    expect(run.steps.map((x) => [x.name, x.dependsOn])).to.deep.equal([
+      ['fetch', []],
+      ['load', ['fetch']],
+    ]);
     const c = await client.getTaskContainer(run.container);
     expect((await c!.getTasks()).map((t) => t.name())).to.deep.equal(['fetch', 'load']);
     expect(iso((await client.getSchedule(name))!.nextSlot)).to.equal('2026-05-01T02:00:00.000Z');
@@ -132,7 +167,9 @@ describe('scheduler', function () {
   });
 
   it('tasks as a function of the slot: the run gets that slot', async function () {
-    client.definePipeline(name, { tasks: (slot) => [{ name: 'day', data: { day: slot.toISOString().slice(0, 10) } }] });
+    client.definePipeline(name, {
+      tasks: (slot) => [{ name: 'day', data: { day: slot.toISOString().slice(0, 10) } }],
+    });
     await client.schedule(name, { cron: '0 0 * * *' });
     at('2026-05-02T00:00:01Z');
     const [fired] = (await pass()).fired;
@@ -161,7 +198,9 @@ describe('scheduler', function () {
     expect(r.fired).to.deep.equal([]);
     const [run] = await runs();
     expect(run.status).to.equal('error');
-    expect(run.reason).to.match(/^the container already holds a different definition: task "load" already exists with different dependencies/);
+    expect(run.reason).to.match(
+      /^the container already holds a different definition: task "load" already exists with different dependencies/,
+    );
   });
 
   it('close() stops the scheduler and worker loops the client started', async function () {
@@ -177,7 +216,7 @@ describe('scheduler', function () {
     await h.stop(); // stopping again is harmless
   });
 
-  it("three schedulers passing at once: every slot decided by exactly one of them, each once", async function () {
+  it('three schedulers passing at once: every slot decided by exactly one of them, each once', async function () {
     const others = [1, 2].map((i) => createClient({ connection: db.connection, clock, workerId: `s${i}` }));
     others.forEach((c) => pipeline(c));
     const all = [client, ...others];
@@ -207,7 +246,9 @@ describe('scheduler', function () {
       at('2026-05-01T02:00:00Z');
       const r2 = await pass();
       expect(r2.fired).to.deep.equal([]);
-      expect(r2.skipped.map((x) => [iso(x.slot), x.reason])).to.deep.equal([['2026-05-01T02:00:00.000Z', 'overlap']]);
+      expect(r2.skipped.map((x) => [iso(x.slot), x.reason])).to.deep.equal([
+        ['2026-05-01T02:00:00.000Z', 'overlap'],
+      ]);
       expect(skipped).to.have.length(1);
       await finish(first.container);
       at('2026-05-01T03:00:00Z');
@@ -224,7 +265,9 @@ describe('scheduler', function () {
       at('2026-05-01T02:00:00Z');
       expect((await pass()).buffered.map((x) => iso(x.slot))).to.deep.equal(['2026-05-01T02:00:00.000Z']);
       at('2026-05-01T03:00:00Z');
-      expect((await pass()).skipped.map((x) => [iso(x.slot), x.reason])).to.deep.equal([['2026-05-01T03:00:00.000Z', 'overlap']]);
+      expect((await pass()).skipped.map((x) => [iso(x.slot), x.reason])).to.deep.equal([
+        ['2026-05-01T03:00:00.000Z', 'overlap'],
+      ]);
       expect(await client.getTaskContainer(`${name}@2026-05-01T02:00:00.000Z`)).to.equal(null);
       await finish(first.container);
       at('2026-05-01T03:10:00Z');
@@ -246,7 +289,10 @@ describe('scheduler', function () {
       at('2026-05-01T02:01:00Z');
       expect((await pass()).finished.map((x) => x.container)).to.deep.equal([first.container]);
       const list = await runs();
-      expect(list.map((x) => [x.status, x.containerStatus])).to.deep.equal([['finished', 'cancelled'], ['started', 'pending']]);
+      expect(list.map((x) => [x.status, x.containerStatus])).to.deep.equal([
+        ['finished', 'cancelled'],
+        ['started', 'pending'],
+      ]);
     });
 
     it("'allowAll': slots start while earlier runs are unfinished", async function () {
@@ -255,7 +301,9 @@ describe('scheduler', function () {
         at(`2026-05-01T${h}:00:00Z`);
         expect((await pass()).fired).to.have.length(1);
       }
-      expect((await runs()).map((x) => [x.status, x.containerStatus])).to.deep.equal(Array(3).fill(['started', 'pending']));
+      expect((await runs()).map((x) => [x.status, x.containerStatus])).to.deep.equal(
+        Array(3).fill(['started', 'pending']),
+      );
     });
   });
 
@@ -264,7 +312,11 @@ describe('scheduler', function () {
       await client.schedule(name, { cron: '0 * * * *', overlap: 'allowAll', catchupWindowMs: 3 * H });
       at('2026-05-01T03:30:00Z'); // down since 00:30: slots 01:00, 02:00, 03:00 are all inside 3 h
       const r = await pass();
-      expect(r.fired.map((x) => iso(x.slot))).to.deep.equal(['2026-05-01T01:00:00.000Z', '2026-05-01T02:00:00.000Z', '2026-05-01T03:00:00.000Z']);
+      expect(r.fired.map((x) => iso(x.slot))).to.deep.equal([
+        '2026-05-01T01:00:00.000Z',
+        '2026-05-01T02:00:00.000Z',
+        '2026-05-01T03:00:00.000Z',
+      ]);
       expect(r.skipped).to.deep.equal([]);
     });
 
@@ -277,7 +329,11 @@ describe('scheduler', function () {
       expect(r.skipped.map((x) => [iso(x.slot), iso(x.lastSlot), x.count, x.reason])).to.deep.equal([
         ['2026-05-01T01:00:00.000Z', '2026-05-01T07:00:00.000Z', 7, 'missed'],
       ]);
-      expect(r.fired.map((x) => iso(x.slot))).to.deep.equal(['2026-05-01T08:00:00.000Z', '2026-05-01T09:00:00.000Z', '2026-05-01T10:00:00.000Z']);
+      expect(r.fired.map((x) => iso(x.slot))).to.deep.equal([
+        '2026-05-01T08:00:00.000Z',
+        '2026-05-01T09:00:00.000Z',
+        '2026-05-01T10:00:00.000Z',
+      ]);
       expect(missed).to.have.length(1);
       const hist = await runs();
       expect(hist[0]).to.include({ status: 'skipped', reason: 'missed', count: 7 });
@@ -309,13 +365,29 @@ describe('scheduler', function () {
     }
 
     it('spring forward (2026-03-29, 02:00 → 03:00): the 02:30 that does not exist fires at 03:00 CEST, once', async function () {
-      const fired = await daily('2026-03-27T12:00:00Z', ['2026-03-28T12:00:00Z', '2026-03-29T12:00:00Z', '2026-03-30T12:00:00Z']);
-      expect(fired).to.deep.equal(['2026-03-28T01:30:00.000Z', '2026-03-29T01:00:00.000Z', '2026-03-30T00:30:00.000Z']);
+      const fired = await daily('2026-03-27T12:00:00Z', [
+        '2026-03-28T12:00:00Z',
+        '2026-03-29T12:00:00Z',
+        '2026-03-30T12:00:00Z',
+      ]);
+      expect(fired).to.deep.equal([
+        '2026-03-28T01:30:00.000Z',
+        '2026-03-29T01:00:00.000Z',
+        '2026-03-30T00:30:00.000Z',
+      ]);
     });
 
     it('fall back (2026-10-25, 03:00 → 02:00): 02:30 happens twice, the slot fires once (the first, CEST)', async function () {
-      const fired = await daily('2026-10-23T12:00:00Z', ['2026-10-24T12:00:00Z', '2026-10-25T12:00:00Z', '2026-10-26T12:00:00Z']);
-      expect(fired).to.deep.equal(['2026-10-24T00:30:00.000Z', '2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z']);
+      const fired = await daily('2026-10-23T12:00:00Z', [
+        '2026-10-24T12:00:00Z',
+        '2026-10-25T12:00:00Z',
+        '2026-10-26T12:00:00Z',
+      ]);
+      expect(fired).to.deep.equal([
+        '2026-10-24T00:30:00.000Z',
+        '2026-10-25T00:30:00.000Z',
+        '2026-10-26T01:30:00.000Z',
+      ]);
     });
 
     it('hourly on the fall-back day: 25 slots, one per real hour, none twice', async function () {
@@ -342,7 +414,9 @@ describe('scheduler', function () {
       at('2026-05-01T02:30:00Z');
       const r = await pass();
       expect(r.fired).to.deep.equal([]);
-      expect(r.skipped.map((x) => [iso(x.slot), x.count, x.reason])).to.deep.equal([['2026-05-01T01:00:00.000Z', 2, 'paused']]);
+      expect(r.skipped.map((x) => [iso(x.slot), x.count, x.reason])).to.deep.equal([
+        ['2026-05-01T01:00:00.000Z', 2, 'paused'],
+      ]);
       at('2026-05-01T03:30:00Z');
       const s = await client.unpauseSchedule(name);
       expect(s.paused).to.equal(false);
@@ -371,7 +445,10 @@ describe('scheduler', function () {
       expect(r.paused).to.deep.equal([name]);
       expect(r.fired).to.deep.equal([]);
       expect(r.skipped.map((x) => x.reason)).to.deep.equal(['paused']);
-      expect((await client.getSchedule(name))!).to.include({ paused: true, note: `run failed: ${first.container}` });
+      expect((await client.getSchedule(name))!).to.include({
+        paused: true,
+        note: `run failed: ${first.container}`,
+      });
       expect(paused).to.deep.equal([{ schedule: name, reason: `run failed: ${first.container}` }]);
     });
   });
@@ -380,14 +457,20 @@ describe('scheduler', function () {
     it('backfill fires the slots of a past range through the same path; a slot already decided is not fired again', async function () {
       clock.set(Date.parse('2026-05-01T10:30:00Z'));
       await client.schedule(name, { cron: '0 * * * *', overlap: 'allowAll' });
-      const b = await client.backfillSchedule(name, { from: new Date('2026-05-01T05:00:00Z'), to: new Date('2026-05-01T08:00:00Z') });
+      const b = await client.backfillSchedule(name, {
+        from: new Date('2026-05-01T05:00:00Z'),
+        to: new Date('2026-05-01T08:00:00Z'),
+      });
       expect(b.map((x) => [iso(x.slot), x.status, x.kind])).to.deep.equal([
         ['2026-05-01T05:00:00.000Z', 'started', 'backfill'],
         ['2026-05-01T06:00:00.000Z', 'started', 'backfill'],
         ['2026-05-01T07:00:00.000Z', 'started', 'backfill'],
         ['2026-05-01T08:00:00.000Z', 'started', 'backfill'],
       ]);
-      const again = await client.backfillSchedule(name, { from: new Date('2026-05-01T04:00:00Z'), to: new Date('2026-05-01T06:00:00Z') });
+      const again = await client.backfillSchedule(name, {
+        from: new Date('2026-05-01T04:00:00Z'),
+        to: new Date('2026-05-01T06:00:00Z'),
+      });
       expect(again.map((x) => [iso(x.slot), x.id])).to.deep.equal([
         ['2026-05-01T04:00:00.000Z', again[0].id],
         ['2026-05-01T05:00:00.000Z', b[0].id],
@@ -395,10 +478,22 @@ describe('scheduler', function () {
       ]);
       expect((await client.listContainers({ namePrefix: `${name}@`, limit: 100 })).items.length).to.equal(5);
       // under 'skip' the first backfilled slot starts, the others overlap it
-      const skip = await client.backfillSchedule(name, { from: new Date('2026-05-01T01:00:00Z'), to: new Date('2026-05-01T02:00:00Z'), overlap: 'skip' });
-      expect(skip.map((x) => [x.status, x.reason])).to.deep.equal([['skipped', 'overlap'], ['skipped', 'overlap']]);
-      for (const bad of [{ from: new Date('2026-05-01T09:00:00Z'), to: new Date('2026-05-01T11:00:00Z') }, { from: new Date('x'), to: new Date() }]) {
-        expect(await client.backfillSchedule(name, bad).catch((e: unknown) => e)).to.be.instanceOf(ValidationError);
+      const skip = await client.backfillSchedule(name, {
+        from: new Date('2026-05-01T01:00:00Z'),
+        to: new Date('2026-05-01T02:00:00Z'),
+        overlap: 'skip',
+      });
+      expect(skip.map((x) => [x.status, x.reason])).to.deep.equal([
+        ['skipped', 'overlap'],
+        ['skipped', 'overlap'],
+      ]);
+      for (const bad of [
+        { from: new Date('2026-05-01T09:00:00Z'), to: new Date('2026-05-01T11:00:00Z') },
+        { from: new Date('x'), to: new Date() },
+      ]) {
+        expect(await client.backfillSchedule(name, bad).catch((e: unknown) => e)).to.be.instanceOf(
+          ValidationError,
+        );
       }
     });
 
@@ -406,7 +501,11 @@ describe('scheduler', function () {
       await client.schedule(name, { cron: '0 0 1 1 *' });
       at('2026-05-01T00:45:00Z');
       const t = await client.triggerSchedule(name);
-      expect(t).to.include({ status: 'started', kind: 'trigger', container: `${name}@2026-05-01T00:45:00.000Z` });
+      expect(t).to.include({
+        status: 'started',
+        kind: 'trigger',
+        container: `${name}@2026-05-01T00:45:00.000Z`,
+      });
       at('2026-05-01T00:46:00Z');
       expect(await client.triggerSchedule(name)).to.include({ status: 'skipped', reason: 'overlap' });
     });
@@ -439,7 +538,9 @@ describe('scheduler', function () {
     expect(fired).to.deep.equal([]); // the dead firer decided it; the repair does not fire it again
     expect((await runs()).map((x) => [x.status, x.containerStatus])).to.deep.equal([['started', 'pending']]);
     expect(iso((await client.getSchedule(name))!.nextSlot)).to.equal('2026-05-01T02:00:00.000Z');
-    expect((await (await client.getTaskContainer(`${name}@2026-05-01T01:00:00.000Z`))!.getTasks()).length).to.equal(2);
+    expect(
+      (await (await client.getTaskContainer(`${name}@2026-05-01T01:00:00.000Z`))!.getTasks()).length,
+    ).to.equal(2);
   });
 
   it('the run history shows definition changes (steps added, removed, dependencies changed) and step durations', async function () {
@@ -447,22 +548,38 @@ describe('scheduler', function () {
     at('2026-05-01T01:00:00Z');
     const [r1] = (await pass()).fired;
     await finish(r1.container);
-    client.definePipeline(name, { tasks: [{ name: 'fetch' }, { name: 'clean' }, { name: 'load', dependsOn: ['fetch', 'clean'] }] });
+    client.definePipeline(name, {
+      tasks: [{ name: 'fetch' }, { name: 'clean' }, { name: 'load', dependsOn: ['fetch', 'clean'] }],
+    });
     at('2026-05-01T02:00:00Z');
     await pass();
     at('2026-05-01T03:00:00Z');
     await pass();
-    client.definePipeline(name, { tasks: [{ name: 'fetch' }, { name: 'load', dependsOn: ['fetch'], maxRetries: 9 }] });
+    client.definePipeline(name, {
+      tasks: [{ name: 'fetch' }, { name: 'load', dependsOn: ['fetch'], maxRetries: 9 }],
+    });
     at('2026-05-01T04:00:00Z');
     await pass();
     const page = await client.listRuns(name, { limit: 2 });
-    expect(page.items.map((x) => iso(x.slot))).to.deep.equal(['2026-05-01T04:00:00.000Z', '2026-05-01T03:00:00.000Z']);
-    expect(page.items[0].changes).to.deep.include({ added: [], removed: ['clean'], settingsChanged: ['load'] });
-    expect(page.items[0].changes!.dependenciesChanged).to.deep.equal([{ name: 'load', from: ['clean', 'fetch'], to: ['fetch'] }]);
+    expect(page.items.map((x) => iso(x.slot))).to.deep.equal([
+      '2026-05-01T04:00:00.000Z',
+      '2026-05-01T03:00:00.000Z',
+    ]);
+    expect(page.items[0].changes).to.deep.include({
+      added: [],
+      removed: ['clean'],
+      settingsChanged: ['load'],
+    });
+    expect(page.items[0].changes!.dependenciesChanged).to.deep.equal([
+      { name: 'load', from: ['clean', 'fetch'], to: ['fetch'] },
+    ]);
     expect(page.items[1].changes).to.equal(null); // 03:00 has the same definition as 02:00
     const rest = await client.listRuns(name, { cursor: page.nextCursor });
     expect(rest.nextCursor).to.equal(null);
-    expect(rest.items.map((x) => iso(x.slot))).to.deep.equal(['2026-05-01T02:00:00.000Z', '2026-05-01T01:00:00.000Z']);
+    expect(rest.items.map((x) => iso(x.slot))).to.deep.equal([
+      '2026-05-01T02:00:00.000Z',
+      '2026-05-01T01:00:00.000Z',
+    ]);
     expect(rest.items[0].changes).to.deep.equal({
       fromHash: rest.items[1].definitionHash,
       toHash: rest.items[0].definitionHash,
@@ -471,18 +588,26 @@ describe('scheduler', function () {
       dependenciesChanged: [{ name: 'load', from: ['fetch'], to: ['clean', 'fetch'] }],
       settingsChanged: [],
     });
-    expect(rest.items[1].steps.map((s) => [s.name, s.state, s.durationMs])).to.deep.equal([['fetch', 'succeeded', 0], ['load', 'succeeded', 0]]);
+    expect(rest.items[1].steps.map((s) => [s.name, s.state, s.durationMs])).to.deep.equal([
+      ['fetch', 'succeeded', 0],
+      ['load', 'succeeded', 0],
+    ]);
     const d = await client.stepDurations(name);
     expect(Object.keys(d).sort()).to.deep.equal(['fetch', 'load']);
     expect(d.fetch.map((x) => iso(x.slot))).to.deep.equal(['2026-05-01T01:00:00.000Z']);
-    expect(await client.listRuns(name, { cursor: 'x!' }).catch((e: unknown) => e)).to.be.instanceOf(ValidationError);
+    expect(await client.listRuns(name, { cursor: 'x!' }).catch((e: unknown) => e)).to.be.instanceOf(
+      ValidationError,
+    );
   });
 
   it('work() runs the runs the scheduler creates, in another client; the next pass records them finished', async function () {
     const worker = createClient({ connection: db.connection, clock, workerId: 'worker' });
     const ran: string[] = [];
     const done: string[] = [];
-    const w = worker.work(name, async (ctx) => void ran.push(ctx.name), { pollIntervalMs: 20, onRun: (c, r) => done.push(`${c}:${r.status}`) });
+    const w = worker.work(name, async (ctx) => void ran.push(ctx.name), {
+      pollIntervalMs: 20,
+      onRun: (c, r) => done.push(`${c}:${r.status}`),
+    });
     try {
       await client.schedule(name, { cron: '0 * * * *', overlap: 'allowAll' });
       at('2026-05-01T02:00:00Z');
@@ -511,7 +636,10 @@ describe('scheduler', function () {
       counter.reset();
       await c.runSchedulerPass();
       // the pipeline's schedules; its open runs (none)
-      expect(counter.commands.map((x) => `${x.name} ${String(x.collection)}`)).to.deep.equal(['find pts_schedules', 'find pts_runs']);
+      expect(counter.commands.map((x) => `${x.name} ${String(x.collection)}`)).to.deep.equal([
+        'find pts_schedules',
+        'find pts_runs',
+      ]);
       at('2026-05-01T01:00:00Z');
       counter.reset();
       expect((await c.runSchedulerPass()).fired).to.have.length(1);
@@ -523,7 +651,11 @@ describe('scheduler', function () {
       counter.reset();
       await c.runSchedulerPass();
       // schedules; open runs (one started); its container's status
-      expect(counter.commands.map((x) => `${x.name} ${String(x.collection)}`)).to.deep.equal(['find pts_schedules', 'find pts_runs', 'find pts_containers']);
+      expect(counter.commands.map((x) => `${x.name} ${String(x.collection)}`)).to.deep.equal([
+        'find pts_schedules',
+        'find pts_runs',
+        'find pts_containers',
+      ]);
     } finally {
       counter.stop();
       await conn.close();

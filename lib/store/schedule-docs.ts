@@ -63,4 +63,3 @@ export interface RunDoc {
   finishedAt: Date | null;
   updatedAt: Date;
 }
-

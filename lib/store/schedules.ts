@@ -35,7 +35,14 @@ export async function saveSchedule(
     const cur = await ctx.cols.schedules.findOne({ name: s.name });
     const fields = { ...s, updatedAt: now };
     if (!cur) {
-      const doc: ScheduleDoc = { _id: new ObjectId(), ...fields, note: null, ...next(now), createdAt: now, rev: 1 };
+      const doc: ScheduleDoc = {
+        _id: new ObjectId(),
+        ...fields,
+        note: null,
+        ...next(now),
+        createdAt: now,
+        rev: 1,
+      };
       try {
         await ctx.cols.schedules.insertOne(doc, { writeConcern: ctx.writeConcern });
         return { doc, created: true };
@@ -44,7 +51,11 @@ export async function saveSchedule(
         throw err;
       }
     }
-    const same = cur.cron === s.cron && cur.timezone === s.timezone && cur.jitterMs === s.jitterMs && cur.pipeline === s.pipeline;
+    const same =
+      cur.cron === s.cron &&
+      cur.timezone === s.timezone &&
+      cur.jitterMs === s.jitterMs &&
+      cur.pipeline === s.pipeline;
     // `paused` applies on creation only: a process restating its schedule at start-up must not
     // unpause one paused by hand or by pauseOnFailure (unpausing goes through unpauseSchedule).
     const { paused: _paused, ...kept } = fields;
@@ -57,7 +68,9 @@ export async function saveSchedule(
     );
     if (doc) return { doc, created: false };
   }
-  throw new ValidationError(`schedule ${JSON.stringify(s.name)} is being changed concurrently; try again`, { schedule: s.name });
+  throw new ValidationError(`schedule ${JSON.stringify(s.name)} is being changed concurrently; try again`, {
+    schedule: s.name,
+  });
 }
 
 export async function findSchedule(ctx: StoreContext, name: string): Promise<ScheduleDoc | null> {
@@ -94,11 +107,20 @@ export async function setSchedulePaused(
     set.nextSlot = resume.nextSlot;
     set.nextFireAt = resume.nextFireAt;
   }
-  return ctx.cols.schedules.findOneAndUpdate(filter, { $set: set, $inc: { rev: 1 } }, { returnDocument: 'after', writeConcern: ctx.writeConcern });
+  return ctx.cols.schedules.findOneAndUpdate(
+    filter,
+    { $set: set, $inc: { rev: 1 } },
+    { returnDocument: 'after', writeConcern: ctx.writeConcern },
+  );
 }
 
 /** Moves the schedule past a decided slot: one conditional write on the slot read. False if another process (or an edit) moved it first. */
-export async function advanceSchedule(ctx: StoreContext, id: ObjectId, from: Date, to: { nextSlot: Date | null; nextFireAt: Date | null }): Promise<boolean> {
+export async function advanceSchedule(
+  ctx: StoreContext,
+  id: ObjectId,
+  from: Date,
+  to: { nextSlot: Date | null; nextFireAt: Date | null },
+): Promise<boolean> {
   const r = await ctx.cols.schedules.updateOne(
     { _id: id, nextSlot: from },
     { $set: { ...to, updatedAt: ctx.clock.now() }, $inc: { rev: 1 } },
@@ -110,7 +132,15 @@ export async function advanceSchedule(ctx: StoreContext, id: ObjectId, from: Dat
 /** Inserts the record of a slot; if the slot was already decided (E11000), returns that record instead with `inserted: false`. */
 export async function insertRun(ctx: StoreContext, run: NewRun): Promise<{ run: RunDoc; inserted: boolean }> {
   const now = ctx.clock.now();
-  const doc: RunDoc = { _id: new ObjectId(), ...run, outcome: null, decidedAt: now, startedAt: null, finishedAt: null, updatedAt: now };
+  const doc: RunDoc = {
+    _id: new ObjectId(),
+    ...run,
+    outcome: null,
+    decidedAt: now,
+    startedAt: null,
+    finishedAt: null,
+    updatedAt: now,
+  };
   try {
     await ctx.cols.runs.insertOne(doc, { writeConcern: ctx.writeConcern });
     return { run: doc, inserted: true };
@@ -128,7 +158,9 @@ export async function moveRun(
   id: ObjectId,
   from: RunStatus,
   to: RunStatus,
-  set: Partial<Pick<RunDoc, 'reason' | 'outcome' | 'definitionHash' | 'steps' | 'startedAt' | 'finishedAt'>> = {},
+  set: Partial<
+    Pick<RunDoc, 'reason' | 'outcome' | 'definitionHash' | 'steps' | 'startedAt' | 'finishedAt'>
+  > = {},
 ): Promise<RunDoc | null> {
   return ctx.cols.runs.findOneAndUpdate(
     { _id: id, status: from },
@@ -139,13 +171,22 @@ export async function moveRun(
 
 /** The pipeline's runs that are not over (buffered, starting, started), oldest slot first. */
 export async function openRuns(ctx: StoreContext, pipeline: string): Promise<RunDoc[]> {
-  return ctx.cols.runs.find({ pipeline, status: { $in: ['buffered', 'starting', 'started'] } }).sort({ slot: 1 }).limit(1000).toArray();
+  return ctx.cols.runs
+    .find({ pipeline, status: { $in: ['buffered', 'starting', 'started'] } })
+    .sort({ slot: 1 })
+    .limit(1000)
+    .toArray();
 }
 
 /** Status of each named container that exists (one read on the unique name index). */
-export async function containerStatuses(ctx: StoreContext, names: string[]): Promise<Map<string, ContainerStatus>> {
+export async function containerStatuses(
+  ctx: StoreContext,
+  names: string[],
+): Promise<Map<string, ContainerStatus>> {
   if (names.length === 0) return new Map();
-  const docs = await ctx.cols.containers.find({ name: { $in: names } }, { projection: { name: 1, status: 1 } }).toArray();
+  const docs = await ctx.cols.containers
+    .find({ name: { $in: names } }, { projection: { name: 1, status: 1 } })
+    .toArray();
   return new Map(docs.map((d) => [d.name, d.status]));
 }
 
@@ -160,27 +201,45 @@ export async function listRuns(
   ctx: StoreContext,
   pipeline: string,
   q: { cursor?: string | null; limit?: number },
-): Promise<{ items: RunDoc[]; nextCursor: string | null; steps: Map<string, StepRun[]>; statuses: Map<string, ContainerStatus> }> {
+): Promise<{
+  items: RunDoc[];
+  nextCursor: string | null;
+  steps: Map<string, StepRun[]>;
+  statuses: Map<string, ContainerStatus>;
+}> {
   const limit = q.limit === undefined ? 50 : q.limit;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ValidationError('limit must be an integer from 1 to 1000', { path: 'limit' });
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new ValidationError('limit must be an integer from 1 to 1000', { path: 'limit' });
   const filter: Filter<RunDoc> = { pipeline };
   if (q.cursor !== undefined && q.cursor !== null && q.cursor !== '') {
-    if (typeof q.cursor !== 'string' || !/^\d{1,16}$/.test(q.cursor)) throw new ValidationError('malformed cursor', { path: 'cursor' });
+    if (typeof q.cursor !== 'string' || !/^\d{1,16}$/.test(q.cursor))
+      throw new ValidationError('malformed cursor', { path: 'cursor' });
     filter.slot = { $lt: new Date(Number(q.cursor)) };
   }
   // One more than the page, and the run before it: the oldest run of the page is compared with it.
-  const docs = await ctx.cols.runs.find(filter).sort({ slot: -1 }).limit(limit + 1).toArray();
+  const docs = await ctx.cols.runs
+    .find(filter)
+    .sort({ slot: -1 })
+    .limit(limit + 1)
+    .toArray();
   const more = docs.length > limit;
   const items = docs.slice(0, limit);
-  const names = items.filter((r) => r.status === 'started' || r.status === 'finished').map((r) => r.container);
+  const names = items
+    .filter((r) => r.status === 'started' || r.status === 'finished')
+    .map((r) => r.container);
   const containers = names.length
-    ? await ctx.cols.containers.find({ name: { $in: names } }, { projection: { _id: 1, name: 1, status: 1 } }).toArray()
+    ? await ctx.cols.containers
+        .find({ name: { $in: names } }, { projection: { _id: 1, name: 1, status: 1 } })
+        .toArray()
     : [];
   const byId = new Map(containers.map((c) => [c._id.toHexString(), c.name]));
   const steps = new Map<string, StepRun[]>();
   if (containers.length) {
     const tasks = await ctx.cols.tasks
-      .find({ containerId: { $in: containers.map((c) => c._id) } }, { projection: { containerId: 1, name: 1, state: 1, durationMs: 1 } })
+      .find(
+        { containerId: { $in: containers.map((c) => c._id) } },
+        { projection: { containerId: 1, name: 1, state: 1, durationMs: 1 } },
+      )
       .toArray();
     for (const t of tasks) {
       const name = byId.get(t.containerId.toHexString())!;
@@ -198,6 +257,13 @@ export async function listRuns(
 }
 
 /** The newest run of the pipeline before `slot` that has a recorded definition (to diff against). */
-export async function previousDefinedRun(ctx: StoreContext, pipeline: string, slot: Date): Promise<RunDoc | null> {
-  return ctx.cols.runs.findOne({ pipeline, slot: { $lt: slot }, definitionHash: { $type: 'string' } }, { sort: { slot: -1 } });
+export async function previousDefinedRun(
+  ctx: StoreContext,
+  pipeline: string,
+  slot: Date,
+): Promise<RunDoc | null> {
+  return ctx.cols.runs.findOne(
+    { pipeline, slot: { $lt: slot }, definitionHash: { $type: 'string' } },
+    { sort: { slot: -1 } },
+  );
 }

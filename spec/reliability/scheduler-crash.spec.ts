@@ -73,7 +73,10 @@ describe('reliability: scheduler processes killed while firing', function () {
       for (let i = 0; i < 3; i++) spawnOne();
       let lastKilledLine = 0;
       for (;;) {
-        if (Date.now() - started > 150_000) throw new Error(`did not reach ${MIN_KILLS} kills in 150 s (kills ${kills}): ${[...procs].map((p) => p.stderr()).join('\n')}`);
+        if (Date.now() - started > 150_000)
+          throw new Error(
+            `did not reach ${MIN_KILLS} kills in 150 s (kills ${kills}): ${[...procs].map((p) => p.stderr()).join('\n')}`,
+          );
         await sleep(50);
         const lines = readLogs<Line>(tmp.dir).filter((l) => l.ev === 'fired');
         const fired = new Set(lines.map((l) => l.slot)).size;
@@ -103,22 +106,30 @@ describe('reliability: scheduler processes killed while firing', function () {
     // pass may decide slots too; they are checked like the others).
     const client = createClient({ connection: db.connection, workerId: 'checker' });
     client.definePipeline(PIPELINE, { tasks: [{ name: 'check' }, { name: 'report', dependsOn: ['check'] }] });
-    const leftStarting = (await client.listRuns(PIPELINE, { limit: 1000 })).items.filter((r) => r.status === 'starting').length;
+    const leftStarting = (await client.listRuns(PIPELINE, { limit: 1000 })).items.filter(
+      (r) => r.status === 'starting',
+    ).length;
     const repairedByOthers = readLogs<Line>(tmp.dir).filter((l) => l.ev === 'repaired').length;
     const final = await client.runSchedulerPass();
     const runs: RunRecord[] = [];
-    for (let cursor: string | null = null; ; ) {
-      const page: { items: RunRecord[]; nextCursor: string | null } = await client.listRuns(PIPELINE, { limit: 1000, cursor });
+    for (let cursor: string | null = null; ;) {
+      const page: { items: RunRecord[]; nextCursor: string | null } = await client.listRuns(PIPELINE, {
+        limit: 1000,
+        cursor,
+      });
       runs.push(...page.items);
       if (!(cursor = page.nextCursor)) break;
     }
     runs.reverse();
     // Coverage: consecutive seconds from the first record's slot to the last record's lastSlot, each covered once.
     const covered: number[] = [];
-    for (const r of runs) for (let t = r.slot.getTime(); t <= r.lastSlot.getTime(); t += 1000) covered.push(t);
+    for (const r of runs)
+      for (let t = r.slot.getTime(); t <= r.lastSlot.getTime(); t += 1000) covered.push(t);
     const first = runs[0].slot.getTime();
     const last = runs[runs.length - 1].lastSlot.getTime();
-    expect(covered).to.deep.equal(Array.from({ length: (last - first) / 1000 + 1 }, (_, i) => first + i * 1000));
+    expect(covered).to.deep.equal(
+      Array.from({ length: (last - first) / 1000 + 1 }, (_, i) => first + i * 1000),
+    );
     expect(covered.length).to.be.at.least(MIN_SLOTS);
     for (const r of runs) {
       expect(['started', 'skipped'], `${r.slot.toISOString()}: ${r.status} ${r.reason}`).to.include(r.status);
@@ -130,7 +141,9 @@ describe('reliability: scheduler processes killed while firing', function () {
     expect(containers.map((c) => c.name).sort()).to.deep.equal(startedRuns.map((r) => r.container).sort());
     for (const c of containers) expect(c.total, c.name).to.equal(2);
     // No slot fired twice by the processes' own account.
-    const fired = readLogs<Line>(tmp.dir).filter((l) => l.ev === 'fired').map((l) => l.slot);
+    const fired = readLogs<Line>(tmp.dir)
+      .filter((l) => l.ev === 'fired')
+      .map((l) => l.slot);
     expect(fired.length).to.equal(new Set(fired).size);
     console.log(
       `[reliability] scheduler: ${kills} SIGKILLs of the firing process, ${spawned} processes, ${covered.length} slots: ` +
