@@ -4,7 +4,7 @@
  * {@link LeaseLostError} and changes nothing.
  */
 import type { Core } from './core';
-import type { FailureInput, HeldTask, ProgressPatch, TaskDoc } from './store';
+import type { FailureInput, HeldTask, ProgressPatch, TaskDoc, TransitionResult } from './store';
 import { toTaskRecord } from './store/documents';
 import { readTaskInputs, type TaskInputs } from './inputs';
 import { spawnChildren } from './spawn';
@@ -152,6 +152,17 @@ export class TaskLease {
     return expiresAt;
   }
 
+  /**
+   * The blocked-for-good check after this task ended (store `finalizeIfBlocked`): the events of
+   * the cleanup steps it skipped (`bypass`, run-when.ts) and of the container's final status.
+   */
+  private async finalizeIfBlocked(containerId: TaskDoc['containerId']): Promise<void> {
+    const out = { unblocked: 0, decided: [] as TransitionResult[] };
+    const f = await this.core.store.finalizeIfBlocked(containerId, out);
+    for (const d of out.decided) this.core.notify.transition(d);
+    this.core.notify.containerChange(this.held.container, f);
+  }
+
   /** Marks the task succeeded with `result` (and any last progress). */
   async succeed(result?: unknown, progress?: ProgressInput): Promise<TaskRecord> {
     const rules = await this.core.dataRules();
@@ -170,7 +181,7 @@ export class TaskLease {
     // result: no extra command otherwise.
     const c = r.container.container;
     if (c && c.counts.running === 0 && c.counts.pending > 0 && c.counts.failed + c.counts.cancelled > 0) {
-      this.core.notify.containerChange(this.held.container, await this.core.store.finalizeIfBlocked(r.task.containerId));
+      await this.finalizeIfBlocked(r.task.containerId);
     }
     return this.current;
   }
@@ -194,7 +205,7 @@ export class TaskLease {
     this.current = toTaskRecord(r.task);
     if (r.task.state === 'failed') {
       // A permanent failure may leave the rest of the container blocked for good.
-      this.core.notify.containerChange(this.held.container, await this.core.store.finalizeIfBlocked(r.task.containerId));
+      await this.finalizeIfBlocked(r.task.containerId);
     }
     return this.current;
   }
@@ -222,7 +233,7 @@ export class TaskLease {
     if (!r) return null;
     this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);
-    if (r.task.state === 'failed') this.core.notify.containerChange(this.held.container, await this.core.store.finalizeIfBlocked(r.task.containerId));
+    if (r.task.state === 'failed') await this.finalizeIfBlocked(r.task.containerId);
     return this.current;
   }
 

@@ -11,6 +11,7 @@ import {
   ManualClock,
   ValidationError,
   createClient,
+  deriveContainerStatus,
   runWhenVerdict,
   type Client,
   type PtsEventMap,
@@ -42,6 +43,14 @@ describe('runWhen: the rule (lib/run-when.ts, no database)', function () {
     ];
     for (const [rw, outcomes, want] of cases) expect(verdict(rw, outcomes), `${rw} ${outcomes.join(',')}`).to.equal(want);
     expect(runWhenVerdict).to.equal(verdict);
+  });
+
+  it('the container status still reports the real failure after a cleanup step succeeded (deriveContainerStatus)', function () {
+    const counts = { pending: 0, running: 0, succeeded: 3, failed: 1, skipped: 1, cancelled: 0 };
+    expect(deriveContainerStatus(counts, 'running')).to.equal('failed');
+    expect(deriveContainerStatus({ ...counts, failed: 0, cancelled: 1 }, 'running')).to.equal('cancelled');
+    // a skipped 'failed' step counts as done
+    expect(deriveContainerStatus({ ...counts, failed: 0 }, 'running')).to.equal('succeeded');
   });
 
   it('initialWaitingOn: the marker only for a failed step none of whose dependencies failed', function () {
@@ -242,6 +251,24 @@ describe('runWhen: cleanup steps against the database', function () {
     const s = await c.summary();
     expect(s.status).to.equal('failed');
     expect(s.counts).to.include({ failed: 1, succeeded: 2, pending: 1 });
+  });
+
+  it('a failed step behind a step blocked only by a cancellation is bypassed when the container is stuck, with its event', async function () {
+    const c = await container([{ name: 'a' }, { name: 'x', dependsOn: ['a'] }, { name: 'e' }, { name: 'report', dependsOn: ['x'], runWhen: 'failed' }]);
+    const skipped: string[] = [];
+    const on = (ev: PtsEventMap['task:skipped']) => skipped.push(ev.task.name);
+    client.on('task:skipped', on);
+    try {
+      const e = await claim(c, 'e');
+      await c.cancel('a');
+      expect(await state(c, 'report')).to.equal('pending');
+      await e.succeed();
+      expect(await state(c, 'report'), 'x can never run, and only a cancellation holds it: nothing failed').to.equal('skipped');
+      expect(skipped).to.deep.equal(['report']);
+      expect((await c.summary()).status).to.equal('cancelled');
+    } finally {
+      client.off('task:skipped', on);
+    }
   });
 
   it('crash between a failure and the cleanup unblock: the sweep repairs it (and decides a stranded failed step)', async function () {

@@ -111,13 +111,18 @@ async function repairCleanups(
  * blocked for good (run-when.ts `releasable`) run (their `waitingOn` emptied) or, for a `'failed'`
  * step none of whose dependencies failed or is blocked by a failure, are bypassed. With `halted`
  * (a fail-fast run that stopped claiming) every pending `'succeeded'` step counts as blocked.
- * Returns how many steps it moved.
+ * Returns how many steps it released to run and how many it bypassed.
  */
-export async function releaseStuckCleanups(ctx: StoreContext, containerId: ObjectId, halted: boolean, decided: TransitionResult[] = []): Promise<number> {
-  let n = 0;
+export async function releaseStuckCleanups(
+  ctx: StoreContext,
+  containerId: ObjectId,
+  halted: boolean,
+  decided: TransitionResult[] = [],
+): Promise<{ ran: number; bypassed: number }> {
+  const n = { ran: 0, bypassed: 0 };
   for (const r of await findReleasable(ctx, containerId, halted)) {
     if (r.verdict === 'run') {
-      if (await releaseStep(ctx, r._id, r.waitingOn)) n++;
+      if (await releaseStep(ctx, r._id, r.waitingOn)) n.ran++;
       continue;
     }
     // A 'failed' step to skip: down to its marker first (conditional on what was read), then the bypass.
@@ -125,7 +130,7 @@ export async function releaseStuckCleanups(ctx: StoreContext, containerId: Objec
     const b = await bypassTask(ctx, containerId, r);
     if (b) {
       decided.push(b);
-      n++;
+      n.bypassed++;
     }
   }
   return n;
@@ -157,9 +162,11 @@ export async function finalizeIfBlocked(ctx: StoreContext, containerId: ObjectId
   const seen: { cleanups?: boolean } = {};
   if ((await unblockSatisfied(ctx, containerId, out.decided, seen)) > 0) return null;
   // Cleanup steps behind the blocked ones run before the container gets its final status.
-  const released = seen.cleanups ? await releaseStuckCleanups(ctx, containerId, false, out.decided) : 0;
-  out.unblocked += released;
-  if (released > 0) return null;
+  const released = seen.cleanups ? await releaseStuckCleanups(ctx, containerId, false, out.decided) : { ran: 0, bypassed: 0 };
+  out.unblocked += released.ran + released.bypassed;
+  if (released.ran > 0) return null;
+  // Only bypasses (nothing became ready): look again — each pass skips at least one step.
+  if (released.bypassed > 0) return finalizeIfBlocked(ctx, containerId, out);
   doc = await ctx.cols.containers.findOne({ _id: containerId });
   if (!doc || doc.counts.running > 0) return null;
   const r = await settleStatus(ctx, doc, doc.counts.failed > 0 ? 'failed' : 'cancelled');
