@@ -72,6 +72,17 @@ describe('deadlines (timeoutMs, stallMs)', function () {
       await withDefaults.close();
     });
 
+    it('a spawned child keeps the limits its spec sets', async function () {
+      const c = await container();
+      await c.addTask('parent');
+      const p = await claim(c);
+      await p.spawn([{ name: 'child', timeoutMs: 2_000, stallMs: 500 }]);
+      const child = (await c.getTask('child'))!.toJSON();
+      expect([child.timeoutMs, child.stallMs]).to.deep.equal([2_000, 500]);
+      const l = (await client.claimNext({ container: c.name(), names: ['child'] }, { owner: 'w2' }))!;
+      expect(l.deadline?.getTime()).to.equal(T0 + 500);
+    });
+
     it('bad values are a ValidationError with nothing written', async function () {
       const c = await container();
       for (const bad of [0, -1, 1.5, '10', Number.NaN, 366 * 86_400_000]) {
@@ -236,6 +247,24 @@ describe('deadlines (timeoutMs, stallMs)', function () {
       expect(t.failures[0]).to.include({ kind: 'stalled', code: 'TASK_STALLED' });
       expect(events).to.deep.equal(['stalled a TASK_STALLED', 'container:failed']);
       expect(await rejection(l.heartbeat({ percentageComplete: 1 }))).to.be.instanceOf(TaskStalledError);
+    });
+
+    it('frees the key slot of a keyed task it ends, so the next task with that key can run', async function () {
+      const c = await container();
+      const key = `dl-key-${n}`;
+      await c.addTasks([
+        { name: 'first', key, timeoutMs: 1_000, maxRetries: 0 },
+        { name: 'second', key },
+      ]);
+      const first = (await client.claimNext({ container: c.name(), key }, { owner: 'w1' }))!;
+      expect(first.task.name).to.equal('first');
+      expect(await client.claimNext({ container: c.name(), key }, { owner: 'w2' }), 'the key (limit 1) is taken').to.equal(null);
+      clock.advance(1_000);
+      await client.recoverStale({ container: c.name() });
+      const second = (await client.claimNext({ container: c.name(), key }, { owner: 'w2' }))!;
+      expect(second.task.name).to.equal('second');
+      await second.succeed('ok');
+      expect((await c.getTask('first'))!.toJSON().failures.map((f) => f.kind)).to.deep.equal(['timeout']);
     });
 
     it('counts attempts ended by a deadline in pts_task_transitions_total', async function () {
