@@ -305,6 +305,9 @@ describe('deadlines (timeoutMs, stallMs)', function () {
       await c.addTasks([{ name: 'a', timeoutMs: 5_000, retryDelayMs: 0, maxRetries: 1 }]);
       const reasons: unknown[] = [];
       let deadlineSeen: Date | null = null;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let lateReturned = false;
       const r = await c.run(
         {
           a: async (ctx) => {
@@ -312,13 +315,21 @@ describe('deadlines (timeoutMs, stallMs)', function () {
               deadlineSeen = ctx.deadline;
               ctx.signal.addEventListener('abort', () => reasons.push(ctx.signal.reason));
               clock.advance(5_000);
-              await new Promise(() => undefined); // ignores the abort: the runner does not wait
+              await gate; // ignores the abort: the runner does not wait for it
+              ctx.progress(99, 'late');
+              lateReturned = true;
+              return 'late';
             }
             return 'second time';
           },
         },
         { heartbeatMs: 20, pollIntervalMs: 20, progressIntervalMs: 0 },
       );
+      const settled = await raw(c.name(), 'a');
+      release();
+      while (!lateReturned) await new Promise((res) => setTimeout(res, 5));
+      await new Promise((res) => setTimeout(res, 100));
+      expect(await raw(c.name(), 'a'), 'the late return and its progress wrote nothing').to.deep.equal(settled);
       expect(r.status).to.equal('succeeded');
       expect(r.attempts).to.deep.equal({ a: 2 });
       expect(deadlineSeen!.getTime()).to.equal(T0 + 5_000);
