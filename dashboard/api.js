@@ -75,6 +75,8 @@ export const api = {
   container: (name) => request('GET', `/containers/${enc(name)}`),
   listTasks: (name, p = {}) => request('GET', `/containers/${enc(name)}/tasks${qs(p)}`),
   task: (name, task) => request('GET', `/containers/${enc(name)}/tasks/${enc(task)}`),
+  /** Counts per state of the children `task` spawned (`{ parent, counts, total, done }`). */
+  children: (name, task) => request('GET', `/containers/${enc(name)}/tasks/${enc(task)}/children`),
   action: (name, action, task) =>
     request('POST', `/containers/${enc(name)}/actions/${action}`, task === undefined ? {} : { task }),
   /** One of TASK_ACTIONS on one task: skip, delete and markSucceeded (`extra`: the result) have routes of their own, the others take `{ task }`. */

@@ -106,6 +106,8 @@ const capitalized = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 
 const PAGE = 50;
 const TASK_PAGE = 100;
+/** Spawned children shown per "More children" click under their parent. */
+const CHILD_PAGE = 50;
 
 const $app = document.getElementById('app');
 const $live = document.getElementById('live');
@@ -485,7 +487,64 @@ function runWhenBadge(t) {
   return null;
 }
 
-function taskCard(container, t, open, onAction) {
+/**
+ * The children a task spawned (`ctx.spawn`), grouped under it: "N of M done", a bar, the counts
+ * per state, and — on demand — pages of the children themselves, so a fan-out of 10,000 stays
+ * one card.
+ */
+function childrenBlock(container, t, summary, open) {
+  if (!summary) return null;
+  const { done, total } = summary;
+  const list = h('ol.children-list');
+  const more = h('div.children-more');
+  let cursor = null;
+  const load = async () => {
+    try {
+      const page = await api.listTasks(container, { parent: t.name, limit: CHILD_PAGE, cursor });
+      for (const c of page.items)
+        list.appendChild(
+          h(
+            `li.child.s-${cls(c.state)}`,
+            { dataset: { task: c.name, state: c.state } },
+            displayName(c.name, 'span.child-name'),
+            badge(c.state),
+            c.state === 'running' ? h('span.muted', pct(c.percentageComplete)) : null,
+            c.statusText ? h('span.muted.child-status', c.statusText) : null,
+          ),
+        );
+      cursor = page.nextCursor;
+      replace(
+        more,
+        cursor
+          ? h('button', { type: 'button', class: 'small', dataset: { more: 'children' }, onclick: () => load() }, 'More children')
+          : null,
+      );
+    } catch (err) {
+      replace(more, h('span.error', `could not load the children: ${err.message}`));
+    }
+  };
+  const key = `${t.name}\u0000children`;
+  const box = details(key, open, `Show children (${total.toLocaleString()})`, list, more);
+  box.classList.add('children-details');
+  // Also fires (asynchronously) when details() opened it again after a refresh: one first page.
+  let started = false;
+  box.addEventListener('toggle', () => {
+    if (box.open && !started) {
+      started = true;
+      load();
+    }
+  });
+  return h(
+    'div.children',
+    { dataset: { done: String(done), total: String(total) } },
+    h('p.children-done', h('strong', `${done.toLocaleString()} of ${total.toLocaleString()} done`), h('span.muted', ' spawned children')),
+    progressBar(total ? (done * 100) / total : 0, summary.counts.failed ? 'failed' : done === total ? 'succeeded' : 'running'),
+    h('div.counts', countsChips(summary.counts)),
+    box,
+  );
+}
+
+function taskCard(container, t, open, onAction, children) {
   const attemptsText =
     `attempt ${t.attempts || 0} of ${(t.maxRetries || 0) + 1}` +
     (t.invokeCount > t.attempts ? ` (${t.invokeCount} runs in total)` : '');
@@ -546,12 +605,14 @@ function taskCard(container, t, open, onAction) {
       t.lease ? [h('dt', 'Worker'), h('dd', displayName(t.lease.owner))] : null,
       t.lease && t.lease.deadline ? [h('dt', 'Deadline'), h('dd.deadline', deadlineText(t))] : null,
       t.priority ? [h('dt', 'Priority'), h('dd', String(t.priority))] : null,
+      t.parent ? [h('dt', 'Spawned by'), h('dd', displayName(t.parent))] : null,
     ),
     t.taskData !== null && t.taskData !== undefined ? payload(t, open, 'input', 'Input', t.taskData) : null,
     t.processingData !== null && t.processingData !== undefined
       ? payload(t, open, 'checkpoint', 'Checkpoint', t.processingData)
       : null,
     t.result !== null && t.result !== undefined ? payload(t, open, 'result', 'Result', t.result) : null,
+    t.spawned ? childrenBlock(container, t, children, open) : null,
     attemptTimeline(t, open),
     t.failureCount || (t.failures && t.failures.length) ? failureList(t, open) : null,
     actions.length ? h('div.actions', actions) : null,
@@ -559,7 +620,7 @@ function taskCard(container, t, open, onAction) {
 }
 
 function renderContainer(name) {
-  const state = { stateFilter: '', search: '', cursors: [null], graphOpen: true, last: null, flash: null };
+  const state = { stateFilter: '', search: '', cursors: [null], graphOpen: true, last: null, flash: null, children: new Map() };
   replace($crumbs, h('a', { href: '#/' }, 'Containers'), h('span.sep', '/'), displayName(name));
   const head = h('section.panel.container-head');
   const stepsBox = h('section.steps');
@@ -775,7 +836,7 @@ function renderContainer(name) {
           h(
             'div.stage-tasks',
             group.map((t) => {
-              const card = taskCard(name, t, open, act);
+              const card = taskCard(name, t, open, act, state.children.get(t.name));
               if (state.flash && state.flash.task === t.name && Date.now() < state.flash.until)
                 card.classList.add('flash');
               return card;
@@ -808,12 +869,18 @@ function renderContainer(name) {
     try {
       const [c, page] = await Promise.all([
         api.container(name),
+        // Spawned children are grouped under their parent (childrenBlock), not listed as steps;
+        // a state filter looks at every task, children included.
         api.listTasks(name, {
           state: state.stateFilter,
+          topLevel: state.stateFilter ? undefined : true,
           limit: TASK_PAGE,
           cursor: state.cursors[state.cursors.length - 1],
         }),
       ]);
+      const spawning = page.items.filter((t) => t.spawned).map((t) => t.name);
+      const kids = await Promise.all(spawning.map((t) => api.children(name, t)));
+      state.children = new Map(kids.map((k) => [k.parent, k]));
       clear(note);
       renderHead(c);
       renderSteps(page.items, page.nextCursor);

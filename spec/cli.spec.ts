@@ -381,5 +381,10 @@ describe('pts CLI', function () {
     const imp = (await demo.getTask('import'))!.toJSON();
     expect(imp.failures.map((f) => f.code)).to.deep.equal(['ECONNRESET']);
     expect(imp.state).to.equal('succeeded');
+    // validate fanned out (ctx.spawn): import started only after every shard ended
+    const shards = (await demo.listTasks({ parent: 'validate' })).items;
+    expect(shards.map((t) => t.name)).to.deep.equal(Array.from({ length: 6 }, (_, i) => `validate/shard-${i + 1}`));
+    expect(shards.every((t) => t.state === 'succeeded')).to.equal(true);
+    expect(imp.startedAt!.getTime()).to.be.at.least(Math.max(...shards.map((t) => t.endedAt!.getTime())));
   });
 });

@@ -15,6 +15,7 @@ import {
   TASK_STATES,
   TRANSITIONS,
   createClient,
+  isTransient,
   type Client,
   type TaskState,
 } from '../lib';
@@ -684,6 +685,53 @@ describe('dashboard (headless Chromium)', function () {
     expect(await page.locator('[data-task="unlock"] .badge.run-when').textContent()).to.equal('always');
     expect(await page.locator('[data-task="report"] .badge.run-when').textContent()).to.equal('on failure');
     expect(await page.locator('[data-task="report"] .badge.run-when').getAttribute('title')).to.include('only if a dependency failed');
+    expect(dialogs).to.deep.equal([]);
+  });
+
+  it('groups 10,000 spawned children under their parent with "N of M done" and pages them on demand', async function () {
+    // The spawn is 10 fenced batches of 1000 inserts: seconds on an idle FerretDB, minutes on a
+    // loaded machine (where a batch may outlast the driver's monitor timeout: spawning the same
+    // names again is idempotent, so such a batch is simply sent again).
+    this.timeout(600_000);
+    const N = Number(process.env.PTS_FANOUT_CHILDREN ?? 10_000);
+    const c = await client.getOrCreateTaskContainer('dash-fanout');
+    await c.addTasks([{ name: 'split' }, { name: 'join', dependsOn: ['split'] }]);
+    const parent = (await client.claimNext({ container: 'dash-fanout', names: ['split'] }, { owner: 'dash' }))!;
+    const specs = Array.from({ length: N }, (_, i) => ({ name: `child/${i}` }));
+    for (let i = 0; i < N; i += 1000) {
+      for (let tries = 1; ; tries++) {
+        try {
+          await parent.spawn(specs.slice(i, i + 1000));
+          break;
+        } catch (err) {
+          if (!isTransient(err) || tries >= 5) throw err;
+        }
+      }
+    }
+    expect((await c.children('split')).total).to.equal(N);
+    await parent.succeed();
+    for (const n of ['child/0', 'child/1', 'child/2']) await (await client.claimNext({ container: 'dash-fanout', names: [n] }, { owner: 'dash' }))!.succeed();
+    await page.goto(containerUrl('dash-fanout'));
+    const group = page.locator('[data-task="split"] .children');
+    await group.waitFor();
+    expect(await group.locator('.children-done strong').textContent()).to.equal(`3 of ${N.toLocaleString('en-US')} done`);
+    expect(await group.getAttribute('data-total')).to.equal(String(N));
+    // one card per top-level step, not 10,002
+    expect(await page.locator('article.task').count()).to.equal(2);
+    expect(await page.locator('[data-task="join"]').textContent()).to.include('Waiting on');
+    expect(await page.locator('li.child').count()).to.equal(0);
+    await group.locator('details.children-details > summary').click();
+    await page.locator('li.child').nth(49).waitFor();
+    expect(await page.locator('li.child').count()).to.equal(50);
+    expect(await page.locator('li.child[data-task="child/0"]').getAttribute('data-state')).to.equal('succeeded');
+    expect(await page.locator('li.child[data-task="child/3"]').getAttribute('data-state')).to.equal('pending');
+    await group.locator('button[data-more="children"]').click();
+    await page.locator('li.child').nth(99).waitFor();
+    expect(await page.locator('li.child').nth(99).getAttribute('data-task')).to.equal('child/99');
+    // a state filter looks at every task, children included
+    await page.selectOption('#state-filter', 'succeeded');
+    await page.locator('article.task[data-task="child/2"]').waitFor();
+    expect(await page.locator('article.task').count()).to.equal(4);
     expect(dialogs).to.deep.equal([]);
   });
 

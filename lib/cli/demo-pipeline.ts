@@ -1,6 +1,7 @@
 /**
  * The sample pipeline behind `pts demo`: download → (unpack ∥ validate) → import → report, then
- * a cleanup step that runs however the rest ended (`runWhen: 'always'`).
+ * a cleanup step that runs however the rest ended (`runWhen: 'always'`). `validate` fans out:
+ * it spawns one child task per shard (`ctx.spawn`), and `import` waits for all of them.
  * Handlers simulate work with timers, report progress, save checkpoints and resume from them.
  * `import` fails on its first attempt (and is retried); `unpack` is run by a child process that
  * the demo kills mid-step, so its lease expires and the demo's own runner resumes it.
@@ -33,6 +34,9 @@ export const DEMO_TASKS: TaskSpec[] = [
   // A cleanup step: deletes the unpacked files however the pipeline ended (runWhen 'always').
   { name: 'cleanup', data: { paths: ['/tmp/orders-2024/'] }, dependsOn: ['report'], weight: 1, runWhen: 'always' },
 ];
+
+/** How many child tasks (`validate/shard-N`) the validate step spawns. */
+export const VALIDATE_SHARDS = 6;
 
 /** The step run in a child process that the demo kills (SIGKILL) halfway through. */
 export const CRASHING_TASK = 'unpack';
@@ -100,18 +104,33 @@ export function demoHandlers(pace: DemoPace): Record<string, TaskHandler> {
       return { files: 48_211, resumedFrom: start };
     },
 
+    // Dynamic fan-out: validate scans the file, then spawns one child task per shard
+    // (`ctx.spawn`, idempotent by name if it is retried); import waits for validate AND every shard.
     async validate(ctx) {
       const rows = 1_200_000;
-      const steps = 16;
+      for (let i = 1; i <= 4; i++) {
+        await wait(ms(300), ctx.signal);
+        ctx.progress(i * 25, `scanned ${i}/4 of the file for shard boundaries`);
+      }
+      const shards = Array.from({ length: VALIDATE_SHARDS }, (_, i) => ({
+        name: `validate/shard-${i + 1}`,
+        data: { firstRow: (i * rows) / VALIDATE_SHARDS, rows: rows / VALIDATE_SHARDS },
+      }));
+      const r = await ctx.spawn(shards);
+      await ctx.flush();
+      return { rows, shards: r.tasks.length };
+    },
+
+    // The children of validate (a `'<parent>/*'` handler runs every child without its own).
+    async 'validate/*'(ctx) {
+      const { rows } = ctx.data as { rows: number };
+      const steps = 6;
       for (let i = 1; i <= steps; i++) {
-        await wait(ms(380), ctx.signal);
-        ctx.progress(
-          (i / steps) * 100,
-          `validated ${Math.round((i / steps) * rows).toLocaleString('en-US')} of ${rows.toLocaleString('en-US')} rows`,
-        );
+        await wait(ms(300), ctx.signal);
+        ctx.progress((i / steps) * 100, `validated ${Math.round((i / steps) * rows).toLocaleString('en-US')} of ${rows.toLocaleString('en-US')} rows`);
       }
       await ctx.flush();
-      return { rows, rejected: 37 };
+      return { rows, rejected: ctx.name.endsWith('-2') ? 37 : 0 };
     },
 
     async import(ctx) {

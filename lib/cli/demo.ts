@@ -232,7 +232,7 @@ async function orchestrate(
   });
   runner.catch(() => undefined); // awaited by the caller; avoid an unhandled rejection meanwhile
   state.runner = runner.catch(() => undefined);
-  note('this process runs the rest: validate in parallel, then import and report, then cleanup (runWhen: always)');
+  note('this process runs the rest: validate in parallel (it spawns one child task per shard: ctx.spawn), then import once every shard is done, report, then cleanup (runWhen: always)');
   // Kill the child once it has checkpointed part of its work.
   for (;;) {
     if (signal.aborted) {
