@@ -76,16 +76,39 @@ export function statesModule(): string {
 }
 
 /**
+ * Files of npm dependencies the dashboard loads, served from the package's own `node_modules`
+ * under `/ui/vendor/` (the CSP allows no CDN): the charting library of the pipelines page.
+ * Resolved through Node's module resolution, so it works from the repository and from an
+ * installed package (where the dependency may be hoisted next to it).
+ * @internal
+ */
+export const VENDOR_FILES: Record<string, { module: string; file: string }> = {
+  'uplot.js': { module: 'uplot', file: 'dist/uPlot.esm.js' },
+  'uplot.css': { module: 'uplot', file: 'dist/uPlot.min.css' },
+};
+
+/** Absolute path of a {@link VENDOR_FILES} entry, or null when the dependency is not installed. @internal */
+export function vendorPath(name: string): string | null {
+  const entry = Object.prototype.hasOwnProperty.call(VENDOR_FILES, name) ? VENDOR_FILES[name] : undefined;
+  if (!entry) return null;
+  try {
+    return path.join(path.dirname(require.resolve(`${entry.module}/package.json`)), entry.file);
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Serves the dashboard: `GET /` returns `index.html`, `GET /ui/states.js` the generated
- * {@link statesModule} and `GET /ui/*` the static assets.
- * No authentication for static files; the page calls the API with a Bearer token.
+ * {@link statesModule}, `GET /ui/vendor/*` the {@link VENDOR_FILES} and `GET /ui/*` the static
+ * assets. No authentication for static files; the page calls the API with a Bearer token.
  */
 export function registerDashboard(app: FastifyInstance, opts: DashboardOptions = {}): void {
   const root = path.resolve(opts.root ?? defaultDashboardRoot());
 
-  const send = async (reply: FastifyReply, rel: string): Promise<FastifyReply> => {
-    const file = path.resolve(root, rel);
-    if (file !== root && !file.startsWith(root + path.sep)) {
+  const send = async (reply: FastifyReply, rel: string, base: string = root): Promise<FastifyReply> => {
+    const file = path.resolve(base, rel);
+    if (file !== base && !file.startsWith(base + path.sep)) {
       return reply.code(404).send({ error: { code: 'PTS_NOT_FOUND', message: 'not found' } });
     }
     try {
@@ -108,6 +131,12 @@ export function registerDashboard(app: FastifyInstance, opts: DashboardOptions =
   app.get('/ui/states.js', publicRoute, async (_req, reply) =>
     secure(reply).type(MIME['.js']).header('cache-control', 'no-cache').send(states),
   );
+  // Only the listed files: nothing else of node_modules is reachable.
+  app.get('/ui/vendor/:file', publicRoute, async (req, reply) => {
+    const file = vendorPath((req.params as { file: string }).file);
+    if (!file) return reply.code(404).send({ error: { code: 'PTS_NOT_FOUND', message: 'not found' } });
+    return send(reply, path.basename(file), path.dirname(file));
+  });
   app.get('/ui/*', publicRoute, async (req, reply) => {
     const rel = (req.params as { '*': string })['*'] ?? '';
     return send(reply, rel);
