@@ -18,6 +18,7 @@ import type { ObjectId } from 'mongodb';
 import type { ResolvedTaskSpec } from '../validation';
 import type { StoreContext } from './context';
 import { stamp } from './context';
+import { withinDeadline } from './deadlines';
 import type { TaskDoc } from './documents';
 import { heldFilter } from './filters';
 import { addTasks, type AddResult } from './inserts';
@@ -39,15 +40,17 @@ export async function spawnBatch(
   specs: ResolvedTaskSpec[],
   existing: ReadonlySet<string>,
 ): Promise<AddResult & { lost: Error | null }> {
-  const st = stamp(ctx.clock.now());
+  const now = ctx.clock.now();
+  const st = stamp(now);
+  // The lease, and (a task with timeoutMs/stallMs) its deadline not passed: as for succeed/fail.
   const fenced = await ctx.cols.tasks.updateOne(
-    heldFilter(held),
+    { ...heldFilter(held), ...withinDeadline(now) },
     { $set: { ...st.$set, spawned: true }, $inc: st.$inc, $currentDate: st.$currentDate },
     { writeConcern: ctx.writeConcern },
   );
   if (fenced.matchedCount === 0) await fencedFailure(ctx, held, 'spawn');
   const r = await addTasks(ctx, { _id: held.containerId, name: held.container }, specs, existing, held.name);
-  const still = await ctx.cols.tasks.findOne(heldFilter(held), { projection: { _id: 1 } });
+  const still = await ctx.cols.tasks.findOne({ ...heldFilter(held), ...withinDeadline(ctx.clock.now()) }, { projection: { _id: 1 } });
   const lost = still ? null : await fencedFailure(ctx, held, 'spawn').catch((err: Error) => err);
   return { ...r, lost };
 }
