@@ -6,6 +6,21 @@ import type { ObjectId } from 'mongodb';
 import type { Connection } from 'mongoose';
 import { withCallback } from './callback';
 import { changes, type ChangesPage, type ChangesQuery } from './changes';
+import {
+  addAlertRule,
+  deleteAlertRule,
+  listAlertRules,
+  listDeliveries,
+  setAlertRuleEnabled,
+  startAlerts,
+  testAlertRule,
+  type AlertRule,
+  type AlertRuleOptions,
+  type AlertsHandle,
+  type AlertsOptions,
+  type DeliveryRecord,
+  type ListDeliveriesQuery,
+} from './alerts';
 import { TaskContainer } from './container';
 import { Core } from './core';
 import { DatabaseError, InputsTooLargeError, NotFoundError, ValidationError } from './errors';
@@ -16,6 +31,7 @@ import { recoverStale, type RecoverOptions } from './recovery';
 import { definePipeline, type Pipeline, type PipelineOptions } from './pipeline';
 import { listRuns, stepDurations, toRunRecord, toScheduleRecord, type ListRunsQuery, type RunRecord, type ScheduleRecord } from './runs';
 import { OVERLAP_POLICIES, resolveSchedule, type OverlapPolicy, type ScheduleOptions } from './schedule';
+import { viewSchedule, type ScheduleView } from './schedule-view';
 import { following, Scheduler, startSchedulerLoop, type SchedulerHandle, type SchedulerOptions, type SchedulerReport } from './scheduler';
 import { startWork, type WorkHandle, type WorkOptions } from './work';
 import type { Handlers } from './runner';
@@ -354,6 +370,21 @@ export class Client {
     return d ? toScheduleRecord(d) : null;
   }
 
+  /** A schedule with its next fire times and recent skipped slots (what `pts schedule list`, the HTTP API and the dashboard show), or null. */
+  async describeSchedule(name: string): Promise<ScheduleView | null> {
+    await this.core.ready();
+    const d = await this.core.store.findSchedule(validateName(name, 'schedule'));
+    return d ? viewSchedule(this.core, d) : null;
+  }
+
+  /** Every schedule (of one pipeline) as {@link describeSchedule} shows it, by name. */
+  async describeSchedules(query: { pipeline?: string } = {}): Promise<ScheduleView[]> {
+    await this.core.ready();
+    const pipelines = query?.pipeline === undefined ? undefined : [validateName(query.pipeline, 'pipeline')];
+    const docs = await this.core.store.listSchedules(pipelines);
+    return Promise.all(docs.map((d) => viewSchedule(this.core, d)));
+  }
+
   /** Every schedule (of one pipeline), by name. */
   async listSchedules(query: { pipeline?: string } = {}): Promise<ScheduleRecord[]> {
     await this.core.ready();
@@ -418,6 +449,37 @@ export class Client {
   /** Works on the pipeline's runs (containers the schedulers started), oldest first, until `stop()`. */
   work(pipeline: string | Pipeline, handlers: Handlers, options: WorkOptions = {}): WorkHandle {
     return this.track(startWork(this.core, typeof pipeline === 'string' ? pipeline : pipeline?.name, handlers, options));
+  }
+
+  // ---- alerts (lib/alerts.ts; docs/api.md#alerts)
+
+  /** Stores an alert rule: `events` of containers under `prefix`, delivered to the webhook `url`, signed with `secret`. */
+  addAlertRule(rule: AlertRuleOptions): Promise<AlertRule> {
+    return addAlertRule(this.core, rule);
+  }
+  /** Every alert rule, by name (secrets are never returned). */
+  listAlertRules(): Promise<AlertRule[]> {
+    return listAlertRules(this.core);
+  }
+  /** Deletes an alert rule; false if there was none. */
+  deleteAlertRule(name: string): Promise<boolean> {
+    return deleteAlertRule(this.core, name);
+  }
+  /** Enables or disables an alert rule. */
+  setAlertRuleEnabled(name: string, enabled: boolean): Promise<AlertRule> {
+    return setAlertRuleEnabled(this.core, name, enabled);
+  }
+  /** Sends a signed test body to the rule's webhook now and says how it answered (nothing stored). */
+  testAlertRule(name: string): Promise<{ statusCode: number | null; error: string | null; body: string }> {
+    return testAlertRule(this.core, name);
+  }
+  /** A page of alert deliveries, newest first, each with its attempts. */
+  listDeliveries(query: ListDeliveriesQuery = {}): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {
+    return listDeliveries(this.core, query);
+  }
+  /** Delivers alerts while this process holds the alert lease (one process at a time), until `stop()`. */
+  startAlerts(options: AlertsOptions = {}): AlertsHandle {
+    return this.track(startAlerts(this.core, options));
   }
 
   private track<H extends { stop(): Promise<void> }>(h: H): H {

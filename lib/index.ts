@@ -98,4 +98,30 @@ export { OVERLAP_POLICIES, type OverlapPolicy, type ScheduleOptions } from './sc
 export type { SchedulerHandle, SchedulerOptions, SchedulerReport } from './scheduler';
 export type { WorkHandle, WorkOptions } from './work';
 export type { ScheduleRecord, RunRecord, RunStep, ListRunsQuery } from './runs';
+export type { ScheduleView } from './schedule-view';
+export { ETA_HISTORY_RUNS, type ContainerEta } from './eta';
 export type { RunStatus, RunKind } from './store';
+export {
+  ALERT_EVENTS,
+  ALERT_TEMPLATES,
+  DELIVERY_STATUSES,
+  type AlertEvent,
+  type AlertTemplate,
+  type DeliveryStatus,
+  type AlertRule,
+  type AlertRuleOptions,
+  type AlertsOptions,
+  type AlertsHandle,
+  type AlertsPassReport,
+  type DeliveryRecord,
+  type DeliveryAttempt,
+  type ListDeliveriesQuery,
+} from './alerts';
+export {
+  verifyAlertSignature,
+  signAlert,
+  ALERT_HEADERS,
+  DEFAULT_SIGNATURE_TOLERANCE_S,
+  type VerifyAlertOptions,
+  type AlertBody,
+} from './alert-payload';

@@ -134,9 +134,12 @@ export class Scheduler {
           active.push(r);
           continue;
         }
+        // The steps' durations go with the record: the ETA of later runs reads them in one read (lib/store/eta.ts).
+        const durations = st === 'succeeded' ? await this.core.store.runDurations(r.container) : [];
         const fin = await this.core.store.moveRun(r._id, 'started', 'finished', {
           outcome: st ?? null,
           finishedAt: this.now(),
+          ...(durations.length ? { durations } : {}),
           ...(st ? {} : { reason: 'container deleted' }),
         });
         if (!fin) continue;

@@ -3,6 +3,7 @@
  * Mongoose document or a driver type.
  */
 import type { RunWhen } from './run-when';
+import type { ContainerEta } from './eta';
 import type { ContainerAction, ContainerStatus, StateCounts, TaskAction, TaskState } from './states';
 
 /** How to pick the time between attempts. */
@@ -146,6 +147,11 @@ export interface ContainerSummary extends ContainerRecord {
   isComplete: boolean;
   /** The container-wide actions that would change at least one task (from the transition table and the counts). */
   allowedActions: ContainerAction[];
+  /**
+   * A running pipeline run's estimated finish, from the pipeline's earlier runs' step durations and
+   * the run's progress (docs/schedules.md#eta); null for other containers, or without history.
+   */
+  eta: ContainerEta | null;
 }
 
 /** Definition of a task to add. */

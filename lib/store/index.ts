@@ -43,7 +43,26 @@ import {
 import { markSucceeded, planRerun, rerunFrom } from './rerun';
 import { spawnBatch, spawnCandidates } from './spawn';
 import { finalizeIfBlocked, haltedCleanups, sweep } from './sweep';
+import {
+  advanceAlertCursor,
+  alertState,
+  deleteAlertRule,
+  dueDeliveries,
+  findAlertRule,
+  insertAlertRule,
+  insertDelivery,
+  listAlertRules,
+  listDeliveries,
+  pruneDeliveries,
+  readAlertSources,
+  recordAttempt,
+  releaseAlertLease,
+  setAlertRuleEnabled,
+  startAttempt,
+  takeAlertLease,
+} from './alerts';
 import { pruneTombstones } from './tombstones';
+import { runDurations } from './eta';
 import {
   advanceSchedule,
   containerStatuses,
@@ -55,6 +74,7 @@ import {
   moveRun,
   openRuns,
   previousDefinedRun,
+  recentSkipped,
   saveSchedule,
   setSchedulePaused,
 } from './schedules';
@@ -141,6 +161,25 @@ const OPERATIONS = {
   containerStatuses,
   listRuns,
   previousDefinedRun,
+  runDurations,
+  recentSkipped,
+  // alerts (alerts.ts)
+  insertAlertRule,
+  listAlertRules,
+  findAlertRule,
+  deleteAlertRule,
+  setAlertRuleEnabled,
+  alertState,
+  takeAlertLease,
+  releaseAlertLease,
+  advanceAlertCursor,
+  readAlertSources,
+  insertDelivery,
+  dueDeliveries,
+  startAttempt,
+  recordAttempt,
+  listDeliveries,
+  pruneDeliveries,
   serverTime,
   serverLocalTime,
   ping,
@@ -179,3 +218,4 @@ export type { FeedPosition, FeedScope, FeedRead } from './feed';
 export type { ContainerDoc, TaskDoc } from './documents';
 export type { TombstoneDoc } from './models';
 export type { RunDoc, RunKind, RunStatus, ScheduleDoc } from './schedule-docs';
+export type { AlertDeliveryDoc, AlertRuleDoc, AlertStateDoc, DeliveryAttemptDoc, AlertSources, NewDelivery } from './alerts';

@@ -8,6 +8,7 @@ import mongoose, { type Connection, type Model, Schema } from 'mongoose';
 import type { Collection, Timestamp } from 'mongodb';
 import type { ContainerDoc, TaskDoc } from './documents';
 import type { RunDoc, ScheduleDoc } from './schedule-docs';
+import { alertDeliverySchema, alertRuleSchema, alertStateSchema, type AlertDeliveryDoc, type AlertRuleDoc, type AlertStateDoc } from './alert-docs';
 
 const Mixed = Schema.Types.Mixed;
 const countsShape = { pending: Number, running: Number, succeeded: Number, failed: Number, skipped: Number, cancelled: Number };
@@ -210,6 +211,7 @@ function runSchema(): Schema {
       container: String,
       definitionHash: String,
       steps: [Mixed],
+      durations: [Mixed],
       outcome: String,
       decidedAt: Date,
       startedAt: Date,
@@ -252,6 +254,9 @@ export interface Models {
   schedules: Model<unknown>;
   runs: Model<unknown>;
   sequences: Model<unknown>;
+  alertRules: Model<unknown>;
+  alertState: Model<unknown>;
+  alertDeliveries: Model<unknown>;
 }
 
 export interface Collections {
@@ -263,6 +268,9 @@ export interface Collections {
   schedules: Collection<ScheduleDoc>;
   runs: Collection<RunDoc>;
   sequences: Collection<SequenceDoc>;
+  alertRules: Collection<AlertRuleDoc>;
+  alertState: Collection<AlertStateDoc>;
+  alertDeliveries: Collection<AlertDeliveryDoc>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -282,6 +290,9 @@ export function getModels(conn: Connection, prefix: string): Models {
     schedules: model(conn, `${prefix}schedules`, scheduleSchema),
     runs: model(conn, `${prefix}runs`, runSchema),
     sequences: model(conn, `${prefix}sequences`, sequenceSchema),
+    alertRules: model(conn, `${prefix}alert_rules`, alertRuleSchema),
+    alertState: model(conn, `${prefix}alert_state`, alertStateSchema),
+    alertDeliveries: model(conn, `${prefix}alert_deliveries`, alertDeliverySchema),
   };
 }
 
@@ -300,9 +311,12 @@ export function getCollections(models: Models): Collections {
     schedules: models.schedules.collection as unknown as Collection<ScheduleDoc>,
     runs: models.runs.collection as unknown as Collection<RunDoc>,
     sequences: models.sequences.collection as unknown as Collection<SequenceDoc>,
+    alertRules: models.alertRules.collection as unknown as Collection<AlertRuleDoc>,
+    alertState: models.alertState.collection as unknown as Collection<AlertStateDoc>,
+    alertDeliveries: models.alertDeliveries.collection as unknown as Collection<AlertDeliveryDoc>,
   };
 }
 
 export async function ensureIndexes(models: Models): Promise<void> {
-  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits, models.tombstones, models.schedules, models.runs].map((m) => m.createIndexes()));
+  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits, models.tombstones, models.schedules, models.runs, models.alertRules, models.alertDeliveries].map((m) => m.createIndexes()));
 }

@@ -12,6 +12,7 @@ import { decodeCursor, encodeCursor } from './cursor';
 import { toContainerRecord, toTaskRecord, type ContainerDoc, type TaskDoc } from './documents';
 import { CLAIM_ORDER, readyFilter, type ReadyScope } from './filters';
 import type { DataRules } from '../validation';
+import { hasEta, readEta } from './eta';
 
 export function findContainer(ctx: StoreContext, name: string): Promise<ContainerDoc | null> {
   return ctx.cols.containers.findOne({ name });
@@ -27,7 +28,10 @@ export function findContainerById(ctx: StoreContext, id: ObjectId): Promise<Cont
  */
 export async function summarize(ctx: StoreContext, doc: ContainerDoc): Promise<ContainerSummary> {
   let runningSum = 0;
-  if (doc.counts.running > 0) {
+  // A running pipeline run: one read of its history; with history, its tasks' read replaces the running one (eta.ts).
+  const withEta = hasEta(doc) ? await readEta(ctx, doc) : null;
+  if (withEta) runningSum = withEta.runningSum;
+  else if (doc.counts.running > 0) {
     const running = await ctx.cols.tasks
       .find({ containerId: doc._id, state: 'running' }, { projection: { weight: 1, percentageComplete: 1 } })
       .toArray();
@@ -39,6 +43,7 @@ export async function summarize(ctx: StoreContext, doc: ContainerDoc): Promise<C
     percentageComplete: Math.min(100, Math.max(0, Math.round(pct * 1e6) / 1e6)),
     isComplete: doc.status === 'succeeded',
     allowedActions: allowedContainerActions(doc.counts),
+    eta: withEta?.eta ?? null,
   };
 }
 

@@ -56,6 +56,8 @@ export interface RunDoc {
   container: string;
   definitionHash: string | null;
   steps: StepDefinition[] | null;
+  /** The steps' durations (top-level tasks that succeeded), recorded when the run is seen to finish (lib/store/eta.ts); absent on earlier records. */
+  durations?: Array<{ name: string; durationMs: number }>;
   /** The container's final status, once `finished`. */
   outcome: ContainerStatus | null;
   decidedAt: Date;

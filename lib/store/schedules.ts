@@ -159,7 +159,7 @@ export async function moveRun(
   from: RunStatus,
   to: RunStatus,
   set: Partial<
-    Pick<RunDoc, 'reason' | 'outcome' | 'definitionHash' | 'steps' | 'startedAt' | 'finishedAt'>
+    Pick<RunDoc, 'reason' | 'outcome' | 'definitionHash' | 'steps' | 'startedAt' | 'finishedAt' | 'durations'>
   > = {},
 ): Promise<RunDoc | null> {
   return ctx.cols.runs.findOneAndUpdate(
@@ -266,4 +266,18 @@ export async function previousDefinedRun(
     { pipeline, slot: { $lt: slot }, definitionHash: { $type: 'string' } },
     { sort: { slot: -1 } },
   );
+}
+
+/** The newest skipped records (single slots and ranges) of a schedule, newest slot first (index `pipeline_status_slot`). */
+export async function recentSkipped(
+  ctx: StoreContext,
+  pipeline: string,
+  schedule: string,
+  limit: number,
+): Promise<RunDoc[]> {
+  return ctx.cols.runs
+    .find({ pipeline, status: 'skipped', schedule })
+    .sort({ slot: -1 })
+    .limit(limit)
+    .toArray();
 }
