@@ -13,6 +13,7 @@ export { Client, createClient };
 export { TaskContainer, type AddTaskOptions, type PauseOptions } from './container';
 export { Task } from './task';
 export { TaskLease, type ProgressInput } from './lease';
+export { LOG_LEVELS, MAX_LOG_MESSAGE, MAX_LOG_FIELDS_BYTES, type LogLevel, type LogLine, type LogPage, type LogsQuery } from './logs';
 export type { TaskContext, TaskHandler, Handlers, RunOptions, RunResult } from './runner';
 export { ManualClock, systemClock, type Clock } from './clock';
 export type { ClockOffset } from './server-clock';

@@ -9,6 +9,7 @@ const commands = () => import('./commands');
 const demoModule = () => import('./demo');
 const serveModule = () => import('./serve');
 const tokens = () => import('./token');
+const alertsModule = () => import('./alerts');
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -162,6 +163,7 @@ export function buildProgram(): Command {
     .option('--headers-timeout <ms>', "most time a client may take to send a request's headers (default 20000)")
     .option('--connection-timeout <ms>', 'close a socket silent for this long, 0 = never; must exceed 30000 (default 120000)')
     .option('--keep-alive-timeout <ms>', 'close an idle keep-alive connection after this long (default 72000)')
+    .option('--no-alerts', 'do not deliver alerts from this process (by default it does while it holds the alert lease)')
     .action((_o, cmd: Command) => serveModule().then((m) => m.serve(all(cmd) as never)));
 
   program
@@ -205,6 +207,54 @@ export function buildProgram(): Command {
     .argument('<id>', 'token id (from token list)')
     .option('--json', 'machine-readable output')
     .action((id: string, _o, cmd: Command) => tokens().then((m) => m.tokenRevoke(id, all(cmd))));
+
+  const alerts = program.command('alerts').description('alert rules (webhooks) and their deliveries');
+  alerts
+    .command('add')
+    .description('add an alert rule: events of containers under a prefix, POSTed to a webhook, signed')
+    .argument('<name>', 'rule name')
+    .requiredOption('--events <list>', 'comma separated: container:failed, task:failed, task:timeout, task:stalled, schedule:missed')
+    .requiredOption('--url <url>', 'the webhook (http: or https:)')
+    .option('--secret <secret>', 'HMAC-SHA256 key of the signature (default: $PTS_ALERT_SECRET)')
+    .option('--prefix <prefix>', 'only containers whose name starts with this', '')
+    .option('--template <template>', "body: 'json' or 'slack' (a Slack-compatible incoming webhook)", 'json')
+    .option('--disabled', 'store the rule disabled')
+    .option('--json', 'machine-readable output')
+    .action((name: string, _o, cmd: Command) => alertsModule().then((m) => m.alertsAdd(name, all(cmd) as never)));
+  alerts
+    .command('list')
+    .description('list alert rules (never their secrets)')
+    .option('--json', 'machine-readable output')
+    .action((_o, cmd: Command) => alertsModule().then((m) => m.alertsList(all(cmd))));
+  alerts
+    .command('delete')
+    .description('delete an alert rule (its pending deliveries end as failed)')
+    .argument('<name>', 'rule name')
+    .option('--json', 'machine-readable output')
+    .action((name: string, _o, cmd: Command) => alertsModule().then((m) => m.alertsDelete(name, all(cmd))));
+  for (const enabled of [true, false]) {
+    alerts
+      .command(enabled ? 'enable' : 'disable')
+      .description(enabled ? 'enable an alert rule' : 'disable an alert rule (no new deliveries; pending ones are still sent)')
+      .argument('<name>', 'rule name')
+      .option('--json', 'machine-readable output')
+      .action((name: string, _o, cmd: Command) => alertsModule().then((m) => m.alertsEnable(name, enabled, all(cmd))));
+  }
+  alerts
+    .command('test')
+    .description("send a signed test body to the rule's webhook now (nothing stored; exit 1 unless 2xx)")
+    .argument('<name>', 'rule name')
+    .option('--json', 'machine-readable output')
+    .action((name: string, _o, cmd: Command) => alertsModule().then((m) => m.alertsTest(name, all(cmd))));
+  alerts
+    .command('deliveries')
+    .description('list deliveries, newest first, with their attempts')
+    .option('--rule <name>', 'only this rule')
+    .option('--status <status>', 'pending, delivered or failed')
+    .option('--prefix <prefix>', 'only containers whose name starts with this')
+    .option('--limit <n>', 'at most this many (1-1000)', '50')
+    .option('--json', 'machine-readable output (with every attempt)')
+    .action((_o, cmd: Command) => alertsModule().then((m) => m.alertsDeliveries(all(cmd) as never)));
 
   return program;
 }

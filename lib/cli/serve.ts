@@ -16,6 +16,8 @@ export interface ServeOptions extends DbOptions {
   headersTimeout?: string;
   connectionTimeout?: string;
   keepAliveTimeout?: string;
+  /** Deliver alerts (while this process holds the alert lease); `--no-alerts` turns it off. */
+  alerts?: boolean;
 }
 
 /** A `--…-timeout <ms>` flag: a whole number of milliseconds, or undefined when not given. */
@@ -81,11 +83,17 @@ export async function serve(opts: ServeOptions): Promise<void> {
       logger: opts.log ?? false,
       ...timeouts,
     });
+    // Only the holder of the alert lease delivers: any number of `pts serve` may run this.
+    const alerts =
+      opts.alerts === false
+        ? null
+        : client.startAlerts({ onError: (err) => process.stderr.write(`alerts: ${err.message}\n`) });
     out.line(
       `pts serving on ${server.url}  (dashboard: ${server.url}/, API: ${server.url}/api/v1, auth ${tokens ? 'on' : 'OFF'})`,
     );
     const sig = await untilSignal();
     process.stderr.write(`${sig}: shutting down\n`);
+    await alerts?.stop();
     await server.close();
   } finally {
     await client.close();

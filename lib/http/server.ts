@@ -17,7 +17,9 @@ import { FeedHub } from './feed-hub';
 import { registerContainerRoutes } from './routes/containers';
 import { registerWorkerRoutes } from './routes/worker';
 import { registerChangesRoutes } from './routes/changes';
+import { registerScheduleRoutes } from './routes/schedules';
 import { registerHealthRoutes } from './routes/health';
+import { registerAlertRoutes } from './routes/alerts';
 import { registerJsonParser } from './json-body';
 import { resolveTimeouts, type TimeoutOptions } from './timeouts';
 import { trackRouteMethods } from './allowed-methods';
@@ -261,6 +263,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   registerContainerRoutes(app, ctx);
   registerWorkerRoutes(app, ctx);
   registerChangesRoutes(app, ctx);
+  registerScheduleRoutes(app, ctx);
+  registerAlertRoutes(app, ctx);
   if (opts.dashboard !== false) {
     const dashboard = loadDashboard();
     if (dashboard) await dashboard(app);

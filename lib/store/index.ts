@@ -18,6 +18,7 @@ import { setPaused } from './pause';
 import { setKeyLimit } from './keys';
 import { backfillPriority } from './sequence';
 import { readInputs } from './inputs';
+import { appendLogs, deleteLogs, readLogs } from './logs';
 import {
   allTasks,
   containerMetadata,
@@ -148,6 +149,10 @@ const OPERATIONS = {
   readInputs,
   readFeed,
   pruneTombstones,
+  // step logs
+  appendLogs,
+  readLogs,
+  deleteLogs,
   // schedules and pipeline runs
   saveSchedule,
   findSchedule,
@@ -217,5 +222,6 @@ export type { ClaimOutcome, ResolvedClaim } from './claims';
 export type { FeedPosition, FeedScope, FeedRead } from './feed';
 export type { ContainerDoc, TaskDoc } from './documents';
 export type { TombstoneDoc } from './models';
+export type { LogLineDoc, StoredLogLine, StoredLogPage } from './logs';
 export type { RunDoc, RunKind, RunStatus, ScheduleDoc } from './schedule-docs';
 export type { AlertDeliveryDoc, AlertRuleDoc, AlertStateDoc, DeliveryAttemptDoc, AlertSources, NewDelivery } from './alerts';

@@ -8,6 +8,7 @@ import mongoose, { type Connection, type Model, Schema } from 'mongoose';
 import type { Collection, Timestamp } from 'mongodb';
 import type { ContainerDoc, TaskDoc } from './documents';
 import type { RunDoc, ScheduleDoc } from './schedule-docs';
+import type { LogChunkDoc, LogCounterDoc } from './logs';
 import { alertDeliverySchema, alertRuleSchema, alertStateSchema, type AlertDeliveryDoc, type AlertRuleDoc, type AlertStateDoc } from './alert-docs';
 
 const Mixed = Schema.Types.Mixed;
@@ -225,6 +226,28 @@ function runSchema(): Schema {
   return s;
 }
 
+/** Step log chunks (logs.ts): lines `seq`…`end - 1` of one attempt of one task. */
+function logSchema(): Schema {
+  const s = new Schema(
+    { taskId: Schema.Types.ObjectId, containerId: Schema.Types.ObjectId, attempt: Number, seq: Number, end: Number, lines: [Mixed], createdAt: Date },
+    { autoIndex: false, autoCreate: false, versionKey: false, strict: true },
+  );
+  s.index({ taskId: 1, end: 1 }, { name: 'task_end' });
+  s.index({ taskId: 1, attempt: 1, end: 1 }, { name: 'task_attempt_end' });
+  s.index({ containerId: 1 }, { name: 'containerId' });
+  return s;
+}
+
+/** Step log counters (logs.ts): `_id` is the task's `_id`. */
+function logCounterSchema(): Schema {
+  const s = new Schema(
+    { _id: Schema.Types.ObjectId, containerId: Schema.Types.ObjectId, total: Number, attempts: Mixed, updatedAt: Date },
+    { autoIndex: false, autoCreate: false, versionKey: false, strict: true },
+  );
+  s.index({ containerId: 1 }, { name: 'containerId' });
+  return s;
+}
+
 function keyLimitSchema(): Schema {
   return new Schema({ _id: String, limit: Number, updatedAt: Date }, { autoIndex: false, autoCreate: false, versionKey: false });
 }
@@ -290,6 +313,8 @@ export function getModels(conn: Connection, prefix: string): Models {
     schedules: model(conn, `${prefix}schedules`, scheduleSchema),
     runs: model(conn, `${prefix}runs`, runSchema),
     sequences: model(conn, `${prefix}sequences`, sequenceSchema),
+    logs: model(conn, `${prefix}logs`, logSchema),
+    logCounters: model(conn, `${prefix}log_counters`, logCounterSchema),
     alertRules: model(conn, `${prefix}alert_rules`, alertRuleSchema),
     alertState: model(conn, `${prefix}alert_state`, alertStateSchema),
     alertDeliveries: model(conn, `${prefix}alert_deliveries`, alertDeliverySchema),
@@ -311,6 +336,8 @@ export function getCollections(models: Models): Collections {
     schedules: models.schedules.collection as unknown as Collection<ScheduleDoc>,
     runs: models.runs.collection as unknown as Collection<RunDoc>,
     sequences: models.sequences.collection as unknown as Collection<SequenceDoc>,
+    logs: models.logs.collection as unknown as Collection<LogChunkDoc>,
+    logCounters: models.logCounters.collection as unknown as Collection<LogCounterDoc>,
     alertRules: models.alertRules.collection as unknown as Collection<AlertRuleDoc>,
     alertState: models.alertState.collection as unknown as Collection<AlertStateDoc>,
     alertDeliveries: models.alertDeliveries.collection as unknown as Collection<AlertDeliveryDoc>,
