@@ -280,6 +280,8 @@ export interface Models {
   alertRules: Model<unknown>;
   alertState: Model<unknown>;
   alertDeliveries: Model<unknown>;
+  logs: Model<unknown>;
+  logCounters: Model<unknown>;
 }
 
 export interface Collections {
@@ -294,6 +296,8 @@ export interface Collections {
   alertRules: Collection<AlertRuleDoc>;
   alertState: Collection<AlertStateDoc>;
   alertDeliveries: Collection<AlertDeliveryDoc>;
+  logs: Collection<LogChunkDoc>;
+  logCounters: Collection<LogCounterDoc>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -345,5 +349,5 @@ export function getCollections(models: Models): Collections {
 }
 
 export async function ensureIndexes(models: Models): Promise<void> {
-  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits, models.tombstones, models.schedules, models.runs, models.alertRules, models.alertDeliveries].map((m) => m.createIndexes()));
+  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits, models.tombstones, models.schedules, models.runs, models.alertRules, models.alertDeliveries, models.logs, models.logCounters].map((m) => m.createIndexes()));
 }
