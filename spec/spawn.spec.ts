@@ -255,6 +255,36 @@ describe('spawn (dynamic fan-out)', function () {
     ]);
   });
 
+  it('fences every batch: a lease lost between two batches keeps the first, refuses the second', async function () {
+    this.timeout(180_000);
+    const c = await client.getOrCreateTaskContainer('fence per batch');
+    // The parent's attempt deadline (timeoutMs) makes "the lease is lost now" deterministic: the
+    // clock passes it right after the first batch is in (its task:added events), before the second.
+    await c.addTasks([{ name: 'split', timeoutMs: 60_000 }, { name: 'join', dependsOn: ['split'] }]);
+    const p = await claim(c, ['split']);
+    let moved = false;
+    const onAdded = (e: { container: string }) => {
+      if (e.container !== c.name() || moved) return;
+      moved = true;
+      clock.advance(61_000);
+    };
+    client.on('task:added', onAdded);
+    try {
+      const err = await p.spawn(Array.from({ length: 1200 }, (_, i) => ({ name: `f/${i}` }))).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(LeaseLostError);
+      expect((err as LeaseLostError).details.op).to.equal('spawn');
+    } finally {
+      client.off('task:added', onAdded);
+    }
+    expect((await c.children('split')).total).to.equal(1000);
+    expect(await c.getTask('f/999')).to.not.equal(null);
+    expect(await c.getTask('f/1000')).to.equal(null);
+    await expectConsistent(c);
+  });
+
   it('HTTP: POST …/tasks/:task/spawn under the lease token (idempotent, stale token 409), children listed and counted', async function () {
     const f = await startFixture(db);
     try {
