@@ -12,6 +12,7 @@
  * @internal
  */
 import { RUN_WHEN } from '../run-when';
+import { OVERLAP_POLICIES } from '../schedule';
 import { CONTAINER_ACTIONS, CONTAINER_STATUSES, TASK_ACTIONS, TASK_STATES } from '../states';
 import { MAX_LEASE_MS, MAX_NAME_LENGTH, MAX_STATUS_TEXT_LENGTH } from '../validation';
 
@@ -75,7 +76,7 @@ export function body(properties: Record<string, unknown>, required: string[] = [
 }
 
 /** Example values of path parameters (scripts/schemathesis-target.mjs creates them). */
-const PARAM_EXAMPLES: Record<string, string> = { name: 'nightly', task: 'resize/1' };
+const PARAM_EXAMPLES: Record<string, string> = { name: 'nightly', task: 'resize/1', pipeline: 'nightly' };
 
 /**
  * Marks a body the route may be sent without (`preValidation: emptyBody` makes it `{}`): the
@@ -364,6 +365,19 @@ export const containerSummarySchema = {
     pausedBy: { type: 'string', nullable: true, description: 'Who paused it (the token id over HTTP), or null.' },
     percentageComplete: { type: 'number' },
     isComplete: { type: 'boolean' },
+    eta: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: true,
+      required: ['at', 'remainingMs', 'basis'],
+      description:
+        "A running pipeline run's estimated finish: per-step median durations of the pipeline's last 10 succeeded runs along the critical path of the unfinished steps (null: not a running pipeline run, or no history). See docs/schedules.md#eta.",
+      properties: {
+        at: DATE,
+        remainingMs: COUNT,
+        basis: { type: 'object', additionalProperties: true, properties: { runs: COUNT }, required: ['runs'] },
+      },
+    },
     allowedActions: {
       type: 'array',
       items: { type: 'string', enum: CONTAINER_ACTIONS },
@@ -398,8 +412,123 @@ export const changeSchema = {
   },
 } as const;
 
+// --- schedules, pipelines and runs (routes/schedules.ts; docs/schedules.md) ----------------------
+
+const OVERLAP = { type: 'string', enum: OVERLAP_POLICIES } as const;
+const RUN_STATUSES = ['buffered', 'starting', 'started', 'finished', 'skipped', 'error'] as const;
+const STRINGS = { type: 'array', items: { type: 'string' } } as const;
+
+export const runSchema = {
+  $id: 'Run',
+  title: 'Run',
+  type: 'object',
+  additionalProperties: true,
+  required: ['id', 'pipeline', 'slot', 'status', 'container'],
+  properties: {
+    id: { type: 'string' },
+    pipeline: { type: 'string' },
+    schedule: { type: 'string', nullable: true },
+    slot: DATE,
+    lastSlot: { ...DATE, description: 'Last slot the record stands for (skipped ranges), else `slot`.' },
+    count: { ...COUNT, description: 'Slots the record stands for.' },
+    kind: { type: 'string', enum: ['scheduled', 'trigger', 'backfill'] },
+    status: { type: 'string', enum: RUN_STATUSES },
+    reason: { type: 'string', nullable: true, description: 'Why it was skipped (`overlap`, `missed`, `paused`) or is in `error`.' },
+    container: { type: 'string', description: 'The run\'s container, `<pipeline>@<slot ISO>` (exists once started).' },
+    outcome: { type: 'string', enum: CONTAINER_STATUSES, nullable: true },
+    containerStatus: { type: 'string', enum: CONTAINER_STATUSES, nullable: true },
+    definitionHash: { type: 'string', nullable: true },
+    steps: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: true,
+        properties: {
+          name: { type: 'string' },
+          dependsOn: STRINGS,
+          state: { type: 'string', enum: TASK_STATES, nullable: true },
+          durationMs: { type: 'number', nullable: true },
+        },
+      },
+    },
+    changes: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: true,
+      description: 'What changed in the definition since the previous run with one (null: same hash, or no previous run).',
+      properties: {
+        fromHash: { type: 'string' },
+        toHash: { type: 'string' },
+        added: STRINGS,
+        removed: STRINGS,
+        dependenciesChanged: {
+          type: 'array',
+          items: { type: 'object', additionalProperties: true, properties: { name: { type: 'string' }, from: STRINGS, to: STRINGS } },
+        },
+        settingsChanged: STRINGS,
+      },
+    },
+    decidedAt: DATE,
+    startedAt: NULLABLE_DATE,
+    finishedAt: NULLABLE_DATE,
+  },
+} as const;
+
+export const scheduleSchema = {
+  $id: 'Schedule',
+  title: 'Schedule',
+  type: 'object',
+  additionalProperties: true,
+  required: ['id', 'name', 'pipeline', 'cron', 'timezone', 'paused', 'nextFireTimes', 'recentSkipped'],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    pipeline: { type: 'string' },
+    cron: { type: 'string' },
+    timezone: { type: 'string' },
+    overlap: OVERLAP,
+    catchupWindowMs: COUNT,
+    jitterMs: COUNT,
+    paused: { type: 'boolean' },
+    note: { type: 'string', nullable: true, description: 'Why it was paused (the caller\'s note, or `run failed: <container>`).' },
+    pauseOnFailure: { type: 'boolean' },
+    nextSlot: NULLABLE_DATE,
+    nextFireAt: { ...NULLABLE_DATE, description: '`nextSlot` plus its jitter.' },
+    createdAt: DATE,
+    updatedAt: DATE,
+    nextFireTimes: { type: 'array', items: DATE, description: 'The next 5 fire times, from `nextFireAt` on (croner).' },
+    recentSkipped: { type: 'array', items: { $ref: 'Run#' }, description: 'The newest 5 skipped records, newest first.' },
+  },
+} as const;
+
+export const runsQuery = query({ limit: LIMIT, cursor: CURSOR });
+export const durationsQuery = query({ limit: LIMIT });
+export const putScheduleBody = body(
+  {
+    pipeline: { ...NAME, description: 'The pipeline (default: the stored schedule\'s, else the schedule\'s name). It need not be defined in the serving process; it must not contain `@`.' },
+    cron: { type: 'string', minLength: 1, maxLength: 200, description: '5 fields (or 6 with leading seconds), or an `@hourly`-style nickname.' },
+    timezone: { type: 'string', minLength: 1, maxLength: 100, description: 'IANA time zone (default UTC).' },
+    overlap: OVERLAP,
+    catchupWindowMs: { type: 'integer', minimum: 1000, maximum: 10 * YEAR_MS },
+    jitterMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+    paused: { type: 'boolean', description: 'Create it paused (on creation only; an existing schedule keeps its state).' },
+    pauseOnFailure: { type: 'boolean' },
+  },
+  ['cron'],
+);
+export const pauseScheduleBody = optionalBody(body({ note: { type: 'string', maxLength: 1000, pattern: NO_NUL } }));
+export const backfillBody = body(
+  {
+    // Not `format: date-time` (the request validator has no formats): the route parses it, 400 if invalid.
+    from: { type: 'string', minLength: 1, maxLength: 64, description: 'ISO-8601 date-time.' },
+    to: { type: 'string', minLength: 1, maxLength: 64, description: 'ISO-8601 date-time, in the past; at most 10 000 slots in [from, to].' },
+    overlap: OVERLAP,
+  },
+  ['from', 'to'],
+);
+
 /** Registered once with `app.addSchema`; routes refer to them as `{ $ref: 'TaskRecord#' }`. */
-export const sharedSchemas = [taskRecordSchema, containerSummarySchema, changeSchema] as const;
+export const sharedSchemas = [taskRecordSchema, containerSummarySchema, changeSchema, runSchema, scheduleSchema] as const;
 
 const TASK = { $ref: 'TaskRecord#' } as const;
 const CONTAINER = { $ref: 'ContainerSummary#' } as const;
@@ -615,3 +744,25 @@ export function toOpenApi30<T>(doc: T): T {
   };
   return walk(doc) as T;
 }
+
+// --- schedule responses (routes/schedules.ts) ----------------------------------------------------
+
+const SCHEDULE = { $ref: 'Schedule#' } as const;
+const RUN = { $ref: 'Run#' } as const;
+export const scheduleList = ok('Every schedule the token may see, by name', { items: { type: 'array', items: SCHEDULE } });
+export const scheduleAnswer = (description: string) => ({ ...SCHEDULE, description });
+export const runPage = page(RUN, 'A page of the run history, newest slot first');
+export const triggerAnswer = ok('The record of the triggered slot', { run: RUN });
+export const backfillAnswer = ok('The record of every slot in the range (already decided ones as they are), oldest first', {
+  items: { type: 'array', items: RUN },
+});
+export const durationsAnswer = {
+  description: "Per step, `{ slot, durationMs }` over the pipeline's newest runs (steps that did not finish are left out)",
+  type: 'object',
+  additionalProperties: {
+    type: 'array',
+    items: { type: 'object', additionalProperties: true, properties: { slot: DATE, durationMs: { type: 'number' } }, required: ['slot', 'durationMs'] },
+  },
+} as const;
+/** A body-less action's body: `{}` or none. */
+export const optionalEmptyBody = optionalBody(body({}));
