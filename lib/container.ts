@@ -15,6 +15,7 @@ import type { ContainerDoc, CounterResult } from './store';
 import { toTaskRecord } from './store/documents';
 import type { NamedTask } from './store/transitions';
 import { Task } from './task';
+import { readTaskLogs } from './logs';
 import type { ChildrenSummary, ContainerSummary, ListTasksQuery, Page, RerunOptions, RerunPlan, TaskRecord, TaskSpec, TaskUpdate } from './types';
 import { checkDependencies, resolveTaskSpec, type DeadlineDefaults, validateData, validateName, validatePercentage, validateStatusText } from './validation';
 
@@ -92,10 +93,14 @@ export class TaskContainer {
   }
 
   private task(r: TaskRecord): Task {
-    return new Task(r, async () => {
-      const d = await this.core.store.findTask(this._id, r.name);
-      return d ? toTaskRecord(d) : null;
-    });
+    return new Task(
+      r,
+      async () => {
+        const d = await this.core.store.findTask(this._id, r.name);
+        return d ? toTaskRecord(d) : null;
+      },
+      (q) => readTaskLogs(this.core, r.id, q),
+    );
   }
 
   private named(name: unknown): NamedTask {
@@ -154,7 +159,7 @@ export class TaskContainer {
       const pause = this.seen?.paused ? this.seen.pauseSeq : null;
       const r = this.counted(await this.core.store.addTasks({ _id: this._id, name: this.containerName, pause }, ordered.slice(i, i + 1000), existingNames));
       for (const t of ordered.slice(i, i + 1000)) existingNames.add(t.name);
-      this.core.notify.added(this.containerName, r.tasks, r.created, r.container);
+      this.core.notify.added(this.containerName, r.tasks, r.created, r.container, r.also);
       const byName = new Map(r.tasks.map((t) => [t.name, t]));
       for (const s of ordered.slice(i, i + 1000)) out.push(this.task(toTaskRecord(byName.get(s.name)!)));
     }
@@ -220,7 +225,10 @@ export class TaskContainer {
     const p = (async (): Promise<true | null> => {
       const t = this.named(name);
       try {
-        this.core.notify.transition(this.counted(await this.core.store.deleteTask(t)));
+        const r = await this.core.store.deleteTask(t);
+        this.core.notify.transition(this.counted(r));
+        // Its step logs go with it (a crash in between leaves them to the container's deletion).
+        await this.core.store.deleteLogs({ taskId: r.task._id });
         return true;
       } catch (err) {
         if (err instanceof NotFoundError) return null;
@@ -348,6 +356,8 @@ export class TaskContainer {
     if (!cur) throw new NotFoundError(`no task named ${JSON.stringify(t.name)} in this container`, { task: t.name, op: 'reset' });
     const deps = cur.dependsOn ?? [];
     const states = await this.core.store.taskStates(this._id, deps);
+    // A dependency whose spawned children are not all done is still waited on (children.ts).
+    for (const d of await this.core.store.heldBackParents(this._id, deps)) states.set(d, 'pending');
     // By the task's runWhen (a cleanup step waits only on dependencies not final yet: run-when.ts).
     const waitingOn = initialWaitingOn(cur.runWhen ?? 'succeeded', deps, states);
     this.core.notify.transition(this.counted(await this.core.store.resetTask(t, waitingOn)));

@@ -198,6 +198,9 @@ describe('spawn (dynamic fan-out)', function () {
     await p.succeed();
     await c.addTasks([{ name: 'late', dependsOn: ['split'] }]);
     expect((await state(c, 'late')).waitingOn).to.deep.equal(['split']);
+    // a reset of a dependent meanwhile waits for the children too
+    await c.reset('join');
+    expect((await state(c, 'join')).waitingOn).to.deep.equal(['split']);
     await (await claim(c, ['kid'])).succeed();
     expect((await state(c, 'late')).waitingOn).to.deep.equal([]);
     expect((await state(c, 'join')).waitingOn).to.deep.equal([]);

@@ -11,7 +11,7 @@ import { toDatabaseError } from './db-errors';
 import { claimNext } from './claims';
 import { bulkAction, deleteContainer, finalizeContainer, setContainerMetadata } from './containers';
 import { reconcileContainer } from './counters';
-import { childCounts } from './children';
+import { childCounts, heldBackParents } from './children';
 import { readFeed } from './feed';
 import { addTasks, getOrCreateContainer } from './inserts';
 import { setPaused } from './pause';
@@ -120,6 +120,7 @@ const OPERATIONS = {
   earliestReadyAt,
   findOrphans,
   childCounts,
+  heldBackParents,
   spawnCandidates,
   // tasks: inserts and transitions
   addTasks,
