@@ -8,6 +8,7 @@ import type { FailureInput, HeldTask, ProgressPatch, TaskDoc, TransitionResult }
 import { toTaskRecord } from './store/documents';
 import { readTaskInputs, type TaskInputs } from './inputs';
 import { spawnChildren } from './spawn';
+import { LogBuffer, toLogLine, type LogLevel } from './logs';
 import type { SpawnResult, TaskRecord, TaskSpec } from './types';
 import { ValidationError } from './errors';
 import { MAX_LEASE_MS, MONGODB_RULES, type DataRules, validateData, validatePercentage, validatePositiveNumber, validateStatusText } from './validation';
@@ -81,6 +82,7 @@ export function toFailure(error: unknown, retryable?: boolean): FailureInput {
 export class TaskLease {
   private current: TaskRecord;
   private loadedInputs: TaskInputs | null = null;
+  private logBuffer: LogBuffer | null = null;
   /** Lease duration this task was claimed with; heartbeats renew it by as much. */
   readonly leaseMs: number;
 
@@ -134,6 +136,38 @@ export class TaskLease {
     return this.held.lease?.deadline ?? null;
   }
 
+  /**
+   * Logs a line of this attempt (step logs): never waits, written in batches every `logFlushMs`
+   * (client option) or `logMaxLines` lines, and before this lease records an outcome. Tagged with
+   * this attempt (the task's `invokeCount` when claimed). Not fenced: a stale holder's late lines
+   * are kept under its own attempt. A bad level or fields throws ValidationError, nothing kept.
+   */
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void {
+    const line = toLogLine(level, message, fields, this.core.ctx.clock.now());
+    if (!this.logBuffer) {
+      const target = { taskId: this.held._id, containerId: this.held.containerId };
+      const attempt = this.held.invokeCount;
+      const max = this.core.opts.logMaxLines;
+      this.logBuffer = new LogBuffer((lines, dropped) => this.core.store.appendLogs(target, attempt, lines, dropped, max), this.core.opts);
+    }
+    this.logBuffer.add(line);
+  }
+
+  /** Writes the lines logged so far (see {@link log}). */
+  async flushLogs(): Promise<void> {
+    await this.logBuffer?.flush();
+  }
+
+  /** @internal The log buffer (null before the first line). */
+  get logs(): LogBuffer | null {
+    return this.logBuffer;
+  }
+
+  /** Before an outcome: the last lines are written first (a failure to write them does not stop it). */
+  private async closeLogs(): Promise<void> {
+    await this.logBuffer?.close();
+  }
+
   /** Renews the lease and stores progress/status/checkpoint, in one command. Returns the new expiry. */
   async heartbeat(progress?: ProgressInput, leaseMs: number = this.leaseMs): Promise<Date> {
     const patch = validateProgress(progress, await this.core.dataRules());
@@ -172,6 +206,7 @@ export class TaskLease {
 
   /** @internal */
   async succeedValidated(result: unknown, patch: ProgressPatch): Promise<TaskRecord> {
+    await this.closeLogs();
     const r = await this.core.store.succeedTask(this.held, result, patch);
     this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);
@@ -200,6 +235,7 @@ export class TaskLease {
 
   /** @internal */
   async failValidated(failure: FailureInput, patch: ProgressPatch): Promise<TaskRecord> {
+    await this.closeLogs();
     const r = await this.core.store.failTask(this.held, failure, patch);
     this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);
@@ -229,6 +265,7 @@ export class TaskLease {
    * @internal
    */
   async timeoutValidated(): Promise<TaskRecord | null> {
+    await this.closeLogs();
     const r = await this.core.store.timeoutTask(this.held);
     if (!r) return null;
     this.core.notify.transition(r);
@@ -247,6 +284,7 @@ export class TaskLease {
 
   /** @internal */
   async releaseValidated(patch: ProgressPatch): Promise<TaskRecord> {
+    await this.closeLogs();
     const r = await this.core.store.releaseTask(this.held, patch);
     this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);

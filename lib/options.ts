@@ -69,6 +69,16 @@ export interface ClientOptions {
   taskTimeoutMs?: number | null;
   /** `stallMs` of tasks whose spec and container set none (ms; `null`: no limit). @defaultValue null */
   taskStallMs?: number | null;
+  /**
+   * Step logs (`ctx.log()`, `lease.log()`): how long lines wait in memory before they are written
+   * in one batch (sooner once `logMaxLines` are waiting). A crash loses at most this much. @defaultValue 1_000
+   */
+  logFlushMs?: number;
+  /**
+   * Step logs: lines kept per task (all attempts; older ones are trimmed, and counted as dropped).
+   * Also the most lines held in memory per attempt. @defaultValue 1_000
+   */
+  logMaxLines?: number;
 }
 
 /** @internal */
@@ -90,6 +100,8 @@ export interface ResolvedClientOptions {
   autoIndex: boolean;
   taskTimeoutMs: number | null;
   taskStallMs: number | null;
+  logFlushMs: number;
+  logMaxLines: number;
 }
 
 function bool(value: unknown, path: string): boolean {
@@ -143,5 +155,7 @@ export function resolveClientOptions(opts: ClientOptions = {}): ResolvedClientOp
     autoIndex: opts.autoIndex ?? true,
     taskTimeoutMs: opts.taskTimeoutMs === undefined || opts.taskTimeoutMs === null ? null : validateDeadlineMs(opts.taskTimeoutMs, 'taskTimeoutMs'),
     taskStallMs: opts.taskStallMs === undefined || opts.taskStallMs === null ? null : validateDeadlineMs(opts.taskStallMs, 'taskStallMs'),
+    logFlushMs: opts.logFlushMs === undefined ? 1_000 : Math.max(1, validateNonNegativeInt(opts.logFlushMs, 'logFlushMs', 3_600_000)),
+    logMaxLines: opts.logMaxLines === undefined ? 1_000 : Math.max(1, validateNonNegativeInt(opts.logMaxLines, 'logMaxLines', 100_000)),
   };
 }

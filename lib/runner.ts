@@ -12,6 +12,7 @@ import { TaskLease, toFailure, validateProgress } from './lease';
 import { notifySweep } from './recovery';
 import { DeadlineWatch, isDeadlineError } from './deadlines';
 import { Reporter } from './reporter';
+import type { LogLevel } from './logs';
 import type { ContainerStatus } from './states';
 import type { ContainerDoc } from './store';
 import type { ContainerSummary, FailurePolicy, SpawnResult, TaskRecord, TaskSpec } from './types';
@@ -60,6 +61,12 @@ export interface TaskContext {
    * wait for it and all its children. The runner runs the children like any other task.
    */
   spawn(specs: TaskSpec[]): Promise<SpawnResult>;
+  /**
+   * Logs a line of this attempt (step logs, see `TaskLease.log`): never waits; written in batches
+   * (every `logFlushMs`, or `logMaxLines` lines) and before the outcome is recorded, so a normal
+   * end keeps every line and a crash loses at most the last `logFlushMs`. Read with `task.logs()`.
+   */
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
 }
 
 export type TaskHandler = (ctx: TaskContext) => unknown;
@@ -448,6 +455,7 @@ export class Runner {
         await reporter.flush();
         if (lost) throw lost;
       },
+      log: (level, message, fields) => lease.log(level, message, fields),
       spawn: async (specs) => {
         if (lost) throw lost;
         const r = await lease.spawn(specs);

@@ -4,12 +4,16 @@
  */
 import type { TaskState } from './states';
 import type { FailureRecord, LeaseInfo, TaskRecord } from './types';
+import type { LogPage, LogsQuery } from './logs';
 
 export class Task {
   /** @internal */
   constructor(
     private readonly record: TaskRecord,
     private readonly reload: () => Promise<TaskRecord | null>,
+    private readonly readLogs: (q?: LogsQuery) => Promise<LogPage> = async () => {
+      throw new Error('logs are not available on this task handle');
+    },
   ) {}
 
   /** The plain record. */
@@ -80,9 +84,16 @@ export class Task {
   dependsOn(): string[] {
     return this.record.dependsOn;
   }
+  /**
+   * A page of the task's step logs (`ctx.log()` / `lease.log()` lines), oldest first: of one
+   * attempt (an `invokeCount`) or all, after `cursor` (a page's `nextCursor`). Two reads.
+   */
+  logs(query?: LogsQuery): Promise<LogPage> {
+    return this.readLogs(query);
+  }
   /** A new snapshot read from the database (null if the task was deleted). */
   async refresh(): Promise<Task | null> {
     const r = await this.reload();
-    return r ? new Task(r, this.reload) : null;
+    return r ? new Task(r, this.reload, this.readLogs) : null;
   }
 }

@@ -128,6 +128,7 @@ function leaseContext(
     saveCheckpoint: (processingData) => beat({ processingData }),
     flush: () => chain.then(() => undefined),
     spawn: (specs) => lease.spawn(specs),
+    log: (level, message, fields) => lease.log(level, message, fields),
     stop: () => clearInterval(timer),
   };
 }

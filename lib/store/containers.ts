@@ -13,6 +13,7 @@ import type { StoreContext } from './context';
 import { stamp } from './context';
 import { addDeltas, applyCounters, isNoop, moveDelta, settleStatus, type CounterResult } from './counters';
 import type { ContainerDoc } from './documents';
+import { deleteLogs } from './logs';
 import { writeTombstone } from './tombstones';
 import { cancelTask, resetTask, retryTask, type NamedResult } from './transitions';
 
@@ -92,6 +93,8 @@ export async function deleteContainer(ctx: StoreContext, doc: ContainerDoc): Pro
   // Tombstone first (it stands for the tasks too): the changes feed never misses the deletion.
   await writeTombstone(ctx, { _id: doc._id, kind: 'container', container: doc.name, containerId: doc._id, task: null });
   const r = await ctx.cols.tasks.deleteMany({ containerId: doc._id }, { writeConcern: ctx.writeConcern });
+  // The tasks' step logs go with them (logs.ts).
+  await deleteLogs(ctx, { containerId: doc._id });
   await ctx.cols.containers.deleteOne({ _id: doc._id }, { writeConcern: ctx.writeConcern });
   return r.deletedCount;
 }
