@@ -89,6 +89,18 @@ export const api = {
   },
   /** Re-run from `task`: `{ dryRun: true }` answers the plan only. */
   rerun: (name, task, opts = {}) => request('POST', `/containers/${enc(name)}/actions/rerun`, { task, ...opts }),
+  // Pipelines and schedules (docs/schedules.md): `name` is the schedule's name, `pipeline` the pipeline's.
+  /** `{ items }`: each schedule with `nextFireTimes` and `recentSkipped`. */
+  listSchedules: (p = {}) => request('GET', `/schedules${qs(p)}`),
+  schedule: (name) => request('GET', `/schedules/${enc(name)}`),
+  /** A page of the pipeline's runs, newest slot first: `{ items, nextCursor }`. */
+  listRuns: (pipeline, p = {}) => request('GET', `/pipelines/${enc(pipeline)}/runs${qs(p)}`),
+  /** Per step, `[{ slot, durationMs }]` over the newest runs. */
+  stepDurations: (pipeline, p = {}) => request('GET', `/pipelines/${enc(pipeline)}/durations${qs(p)}`),
+  /** `pause`, `unpause` or `trigger`. */
+  scheduleAction: (name, action) => request('POST', `/schedules/${enc(name)}/actions/${enc(action)}`, {}),
+  /** Fires the schedule's slots in `[from, to]` (ISO strings). */
+  backfill: (name, from, to) => request('POST', `/schedules/${enc(name)}/actions/backfill`, { from, to }),
   /** URL of an SSE stream (token in the query string: EventSource cannot send headers). */
   eventsUrl: (name) =>
     `${BASE}${name ? `/containers/${enc(name)}/events` : '/events'}${qs({ access_token: auth.token })}`,

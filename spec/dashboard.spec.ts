@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
+import mongoose from 'mongoose';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import {
   CONTAINER_ACTIONS,
@@ -17,6 +18,7 @@ import {
   createClient,
   isTransient,
   type Client,
+  type RunRecord,
   type TaskState,
 } from '../lib';
 import { TokenStore } from '../lib/auth';
@@ -694,10 +696,17 @@ describe('dashboard (headless Chromium)', function () {
     // names again is idempotent, so such a batch is simply sent again).
     this.timeout(600_000);
     const N = Number(process.env.PTS_FANOUT_CHILDREN ?? 10_000);
-    const c = await client.getOrCreateTaskContainer('dash-fanout');
+    // Its own connection, patient with a server that is busy for many seconds per batch.
+    const conn = await mongoose
+      .createConnection(db.uri, { serverSelectionTimeoutMS: 300_000, connectTimeoutMS: 300_000, socketTimeoutMS: 0, heartbeatFrequencyMS: 60_000 })
+      .asPromise();
+    untrack.push(trackResource('dashboard spec fan-out connection', () => conn.close()));
+    const spawner = createClient({ connection: conn, leaseMs: 3_600_000 });
+    const c = await spawner.getOrCreateTaskContainer('dash-fanout');
     await c.addTasks([{ name: 'split' }, { name: 'join', dependsOn: ['split'] }]);
-    const parent = (await client.claimNext({ container: 'dash-fanout', names: ['split'] }, { owner: 'dash' }))!;
+    const parent = (await spawner.claimNext({ container: 'dash-fanout', names: ['split'] }, { owner: 'dash' }))!;
     const specs = Array.from({ length: N }, (_, i) => ({ name: `child/${i}` }));
+    const t0 = Date.now();
     for (let i = 0; i < N; i += 1000) {
       for (let tries = 1; ; tries++) {
         try {
@@ -708,9 +717,10 @@ describe('dashboard (headless Chromium)', function () {
         }
       }
     }
+    if (Date.now() - t0 > 20_000) console.log(`[pts-test] dashboard spec: spawning ${N} children took ${Date.now() - t0} ms`);
     expect((await c.children('split')).total).to.equal(N);
     await parent.succeed();
-    for (const n of ['child/0', 'child/1', 'child/2']) await (await client.claimNext({ container: 'dash-fanout', names: [n] }, { owner: 'dash' }))!.succeed();
+    for (const n of ['child/0', 'child/1', 'child/2']) await (await spawner.claimNext({ container: 'dash-fanout', names: [n] }, { owner: 'dash' }))!.succeed();
     await page.goto(containerUrl('dash-fanout'));
     const group = page.locator('[data-task="split"] .children');
     await group.waitFor();
@@ -733,6 +743,239 @@ describe('dashboard (headless Chromium)', function () {
     await page.locator('article.task[data-task="child/2"]').waitFor();
     expect(await page.locator('article.task').count()).to.equal(4);
     expect(dialogs).to.deep.equal([]);
+    await conn.close();
+  });
+
+  // ---- Pipelines page (dashboard/pipelines.js, docs/dashboard.md#pipelines) ----
+
+  /**
+   * A pipeline with history: four hourly slots backfilled and run (the second one's `compare`
+   * fails), then two more backfilled under the schedule's `skip`: the first starts (left
+   * pending), the second is skipped as overlapping it.
+   */
+  const seedPipeline = async (name: string, sleepMs = 0) => {
+    const pipe = client.definePipeline(name, {
+      tasks: [
+        { name: 'fetch' },
+        { name: 'compare', dependsOn: ['fetch'], maxRetries: 0 },
+        { name: 'report', dependsOn: ['compare'] },
+      ],
+    });
+    await client.schedule(pipe, { cron: '0 * * * *', timezone: 'Europe/Berlin', overlap: 'skip' });
+    const H = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    const hour = (n: number): Date => new Date(H - n * 3_600_000);
+    const bySlot = (rs: RunRecord[]) => [...rs].sort((a, b) => a.slot.getTime() - b.slot.getTime());
+    const history = bySlot(await client.backfillSchedule(name, { from: hour(6), to: hour(3), overlap: 'allowAll' }));
+    expect(history.map((r) => r.status)).to.deep.equal(['started', 'started', 'started', 'started']);
+    const nap = () => new Promise((r) => setTimeout(r, sleepMs));
+    for (const [i, r] of history.entries()) {
+      await (await client.getOrCreateTaskContainer(r.container)).run({
+        fetch: nap,
+        compare: async () => {
+          await nap();
+          if (i === 1) throw new Error('mismatch');
+        },
+        report: nap,
+      });
+    }
+    const later = bySlot(await client.backfillSchedule(name, { from: hour(2), to: hour(1) }));
+    expect(later.map((r) => [r.status, r.reason])).to.deep.equal([
+      ['started', null],
+      ['skipped', 'overlap'],
+    ]);
+    return { hour, history, later };
+  };
+
+  /** Errors the page logged that a CSP violation or a failed module load would cause. */
+  const pageErrors = (p: Page): string[] => {
+    const errors: string[] = [];
+    p.on('pageerror', (e) => errors.push(e.message));
+    p.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|uplot|module/i.test(m.text())) errors.push(m.text());
+    });
+    return errors;
+  };
+
+  it('Pipelines: schedules with next fire times and skipped slots; the runs as a grid of step states; the duration chart', async function () {
+    const errors = pageErrors(page);
+    const { hour } = await seedPipeline('dash-pipe');
+    await page.goto(url('#/pipelines'));
+    const card = page.locator('article.schedule[data-schedule="dash-pipe"]');
+    await card.waitFor();
+    expect(await page.locator('#views a[aria-current="true"]').textContent()).to.equal('Pipelines');
+    const view = (await (await fetch(`${server.url}/api/v1/schedules/dash-pipe`)).json()) as {
+      nextFireTimes: string[];
+    };
+    expect(await card.locator('code.cron').textContent()).to.equal('0 * * * *');
+    expect(await card.locator('dd.timezone').textContent()).to.equal('Europe/Berlin');
+    expect(await card.getAttribute('data-paused')).to.equal('false');
+    // The next five fire times, as the API computed them (whole hours after now).
+    const fires = await card.locator('.next-fires time').evaluateAll((els) => els.map((e) => e.getAttribute('datetime')));
+    expect(fires).to.have.lengthOf(5).and.deep.equal(view.nextFireTimes);
+    expect(new Date(fires[0]!).getTime()).to.be.above(Date.now()).and.equal(hour(-1).getTime());
+    // The skipped slot, with its reason.
+    expect(
+      await card.locator('li.skipped-slot').evaluateAll((els) => els.map((e) => [(e as HTMLElement).dataset.slot, (e as HTMLElement).dataset.reason])),
+    ).to.deep.equal([[hour(1).toISOString(), 'overlap']]);
+
+    await card.locator('a.pipeline-link').click();
+    await page.waitForURL(/#\/pipelines\/dash-pipe$/);
+    const grid = page.locator('table.runs-grid');
+    await grid.locator('tr.run').nth(5).waitFor();
+    const runs = (await client.listRuns('dash-pipe')).items;
+    expect(runs).to.have.lengthOf(6);
+    // One row per run, newest slot first; one column per step.
+    expect(
+      await grid.locator('tr.run').evaluateAll((els) => els.map((e) => [(e as HTMLElement).dataset.slot, (e as HTMLElement).dataset.status])),
+    ).to.deep.equal(runs.map((r) => [r.slot.toISOString(), r.status]));
+    expect(await grid.locator('th.step').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.step))).to.deep.equal([
+      'fetch',
+      'compare',
+      'report',
+    ]);
+    // Every cell is that step's state in that run and links to the run's container.
+    const states = new Set<string>();
+    for (const r of runs.filter((x) => x.status === 'started' || x.status === 'finished')) {
+      const cells = await grid
+        .locator(`tr.run[data-slot="${r.slot.toISOString()}"] a.cell`)
+        .evaluateAll((els) => els.map((e) => [(e as HTMLElement).dataset.step, (e as HTMLElement).dataset.state, e.getAttribute('href')]));
+      expect(cells, r.container).to.deep.equal(r.steps.map((s) => [s.name, s.state, `#/containers/${encodeURIComponent(r.container)}`]));
+      r.steps.forEach((s) => states.add(s.state!));
+    }
+    expect([...states].sort()).to.deep.equal(['failed', 'pending', 'succeeded']);
+    // Coloured like the state's badge (the legend lists TASK_STATES from /ui/states.js).
+    expect(await page.locator('.grid-legend .badge[class*="s-"]').allTextContents()).to.deep.equal([...TASK_STATES]);
+    const colour = (sel: string) => page.locator(sel).first().evaluate((e) => getComputedStyle(e).backgroundColor);
+    for (const s of ['failed', 'succeeded', 'pending'])
+      expect(await colour(`a.cell.s-${s}`), s).to.equal(await colour(`.grid-legend .badge.s-${s}`));
+    expect(await colour('a.cell.s-failed')).to.not.equal(await colour('a.cell.s-succeeded'));
+    // The skipped slot's row: no container, its reason.
+    const skippedRow = grid.locator(`tr.run[data-slot="${hour(1).toISOString()}"]`);
+    expect(await skippedRow.getAttribute('data-status')).to.equal('skipped');
+    expect(await skippedRow.locator('td.run-cell').textContent()).to.include('overlap');
+    expect(await skippedRow.locator('a').count()).to.equal(0);
+
+    // The duration trend: one uPlot line per step over the finished steps' slots.
+    const durations = await client.stepDurations('dash-pipe');
+    const chart = page.locator('.duration-chart');
+    await chart.locator('.uplot canvas').first().waitFor();
+    expect(await chart.getAttribute('data-steps')).to.equal(String(Object.keys(durations).length));
+    const slots = new Set(Object.values(durations).flatMap((ps) => ps.map((p) => p.slot.getTime())));
+    expect(await chart.getAttribute('data-points')).to.equal(String(slots.size));
+    expect(slots.size).to.equal(4);
+    expect(await chart.locator('.u-legend .u-series .u-label').allTextContents()).to.deep.equal([
+      'slot',
+      ...Object.keys(durations),
+    ]);
+    if (process.env.PTS_SCREENSHOTS === '1')
+      await page.screenshot({ path: path.join(__dirname, '..', 'docs', 'img', 'dashboard-pipeline.png'), fullPage: true });
+
+    // A cell opens the run's container view, which links back to the pipeline.
+    const failed = runs.find((r) => r.containerStatus === 'failed')!;
+    await grid.locator(`tr.run[data-slot="${failed.slot.toISOString()}"] a.cell[data-step="compare"]`).click();
+    await page.locator('[data-task="compare"][data-state="failed"]').waitFor();
+    expect(await page.locator('.container-head a.pipeline-link').getAttribute('href')).to.equal('#/pipelines/dash-pipe');
+    expect(await page.locator('.container-head dd.eta').count(), 'a finished run has no ETA').to.equal(0);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('Pipelines: trigger now, pause/unpause and backfill for admins; hidden from read-only and other-prefix tokens', async function () {
+    const pipe = client.definePipeline('dash-ops', { tasks: [{ name: 'only' }] });
+    await client.schedule(pipe, { cron: '0 * * * *', overlap: 'allowAll' });
+    await page.goto(url('#/pipelines/dash-ops'));
+    const card = page.locator('article.schedule[data-schedule="dash-ops"]');
+    await card.locator('button[data-action="pause"]').click();
+    await page.locator('article.schedule[data-schedule="dash-ops"][data-paused="true"]').waitFor();
+    expect((await client.getSchedule('dash-ops'))!.paused).to.equal(true);
+    expect(await card.locator('.badge.s-paused').textContent()).to.equal('paused');
+    await card.locator('button[data-action="unpause"]').click();
+    await page.locator('article.schedule[data-schedule="dash-ops"][data-paused="false"]').waitFor();
+    expect((await client.getSchedule('dash-ops'))!.paused).to.equal(false);
+
+    await card.locator('button[data-action="trigger"]').click();
+    await page.locator('.toast', { hasText: 'triggered dash-ops: started' }).waitFor();
+    await page.locator('tr.run[data-kind="trigger"] a.cell[data-step="only"]').waitFor();
+    const triggered = (await client.listRuns('dash-ops')).items;
+    expect(triggered.map((r) => [r.kind, r.status])).to.deep.equal([['trigger', 'started']]);
+
+    // Backfill two past hours through the form (local times, as the browser shows them).
+    const H = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    const [from, to] = [H - 3 * 3_600_000, H - 2 * 3_600_000];
+    const local = (ms: number) =>
+      page.evaluate((t) => {
+        const d = new Date(t);
+        const [mo, day, hh, mm] = [d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes()].map((n) =>
+          String(n).padStart(2, '0'),
+        );
+        return `${d.getFullYear()}-${mo}-${day}T${hh}:${mm}`;
+      }, ms);
+    await card.locator('details.backfill-box > summary').click();
+    await card.locator('form.backfill input[name="from"]').fill(await local(from));
+    await card.locator('form.backfill input[name="to"]').fill(await local(to));
+    await card.locator('form.backfill button[data-action="backfill"]').click();
+    await page.locator('.toast', { hasText: 'backfill dash-ops: 2 slots decided' }).waitFor();
+    for (const t of [from, to]) await page.locator(`tr.run[data-kind="backfill"][data-slot="${new Date(t).toISOString()}"]`).waitFor();
+    const runs = (await client.listRuns('dash-ops')).items.filter((r) => r.kind === 'backfill');
+    expect(runs.map((r) => r.slot.getTime())).to.deep.equal([to, from]);
+    expect(dialogs).to.deep.equal([]);
+
+    // Over a server with authentication: read-only and other-prefix tokens see no action.
+    const tokens = new TokenStore(client);
+    const secured = await startServer({ client, auth: { tokens }, host: '127.0.0.1', port: 0, pollMs: 100 });
+    const untrackSecured = trackResource('secured pipelines server', () => secured.close());
+    try {
+      const as = async (token: string) => {
+        const p = await browser.newPage();
+        try {
+          await p.addInitScript((t) => sessionStorage.setItem('pts.token', t), token);
+          await p.goto(`${secured.url}/#/pipelines/dash-ops`);
+          await p.locator('article.schedule[data-schedule="dash-ops"]').waitFor();
+          await p.locator('tr.run').first().waitFor();
+          return await p.locator('article.schedule [data-action]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.action));
+        } finally {
+          await p.close();
+        }
+      };
+      expect(await as((await tokens.create({ scope: 'read', name: 'pipe-read' })).token)).to.deep.equal([]);
+      expect(await as((await tokens.create({ scope: 'admin', name: 'pipe-admin' })).token)).to.deep.equal(['trigger', 'pause', 'backfill']);
+      // An admin token for another prefix does not even see the schedule (the API answers 404).
+      const other = await tokens.create({ scope: 'admin', name: 'pipe-other', prefix: 'other-' });
+      const res = await fetch(`${secured.url}/api/v1/schedules/dash-ops`, { headers: { authorization: `Bearer ${other.token}` } });
+      expect(res.status).to.equal(404);
+      // …and a prefix token that does see it may act on it.
+      expect(await as((await tokens.create({ scope: 'admin', name: 'pipe-dash', prefix: 'dash-' })).token)).to.deep.equal([
+        'trigger',
+        'pause',
+        'backfill',
+      ]);
+    } finally {
+      await secured.close();
+      untrackSecured();
+    }
+  });
+
+  it("shows a running pipeline run's ETA in its container view (summary.eta)", async function () {
+    const { later } = await seedPipeline('dash-eta', 50);
+    await client.runSchedulerPass(); // settles the finished runs: their durations become the history
+    const running = later[0];
+    const lease = (await client.claimNext({ container: running.container, names: ['fetch'] }, { owner: 'dash' }))!;
+    try {
+      const summary = (await (await fetch(`${server.url}/api/v1/containers/${encodeURIComponent(running.container)}`)).json()) as {
+        eta: { at: string; remainingMs: number; basis: { runs: number } } | null;
+      };
+      expect(summary.eta, 'the API gives an ETA').to.not.equal(null);
+      expect(summary.eta!.basis).to.deep.equal({ runs: 3 });
+      await page.goto(containerUrl(running.container));
+      const eta = page.locator('.container-head dd.eta');
+      await eta.waitFor();
+      // compare and report are still to run: at least their expected durations are left.
+      expect(Number(await eta.getAttribute('data-remaining-ms'))).to.be.above(0);
+      expect(new Date((await eta.getAttribute('data-at'))!).getTime()).to.be.above(Date.now() - 60_000);
+      expect(await eta.textContent()).to.include('median step durations of the last 3 succeeded runs');
+      expect(await page.locator('.container-head a.pipeline-link').textContent()).to.equal('dash-eta');
+    } finally {
+      await lease.succeed();
+    }
   });
 
   it('writes screenshots of the list and the container view when PTS_SCREENSHOTS=1', async function () {
