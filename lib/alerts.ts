@@ -153,8 +153,6 @@ export interface AlertsHandle {
 
 /** How far back missed-slot records are re-read (records are inserted with the writer's clock). */
 const RUNS_LOOK_BACK_MS = 60_000;
-/** How far before the oldest rule a fresh cursor starts (rule and entry times come from different processes' clocks). */
-const START_MARGIN_S = 60;
 const PRUNE_EVERY_MS = 3_600_000;
 
 function intOption(o: Record<string, unknown>, name: string, dflt: number, min: number): number {
@@ -315,9 +313,11 @@ type Entry = { pos: FeedPosition; events: Array<{ identity: string; data: AlertE
 type FailureLike = { attempt?: number; at?: Date; message?: string; code?: string | null; kind?: string };
 
 function lastFailure(failures: unknown): FailureLike | null {
-  if (!Array.isArray(failures)) return null;
+  // The failure history is a ring written by position (`failures.<n>`): an array, or on some
+  // servers an object keyed by position.
+  const list = Array.isArray(failures) ? failures : failures && typeof failures === 'object' ? Object.values(failures) : [];
   let best: FailureLike | null = null;
-  for (const f of failures as Array<FailureLike | null>) {
+  for (const f of list as Array<FailureLike | null>) {
     if (!f || !(f.at instanceof Date)) continue;
     if (!best || f.at.getTime() > best.at!.getTime() || (f.at.getTime() === best.at!.getTime() && (f.attempt ?? 0) > (best.attempt ?? 0))) best = f;
   }
@@ -440,7 +440,9 @@ export class Alerter {
   private async createDeliveries(cursor: FeedPosition | null, runsSince: Date | null, rules: AlertRuleDoc[], report: AlertsPassReport): Promise<boolean> {
     const { store } = this.core;
     const oldest = Math.min(...rules.map((r) => r.createdAt.getTime()));
-    const from = cursor ?? { ts: new Timestamp({ t: Math.max(0, Math.floor(oldest / 1000) - START_MARGIN_S), i: 0 }), id: FEED_START.id };
+    // A fresh cursor starts at the beginning of the feed (once per database): a rule fires only
+    // for events at or after its creation, whatever the clocks of the writers were.
+    const from = cursor ?? FEED_START;
     const runsFrom = runsSince ?? new Date(oldest);
     const serverNow = (await store.serverTime()).getTime();
     const horizon = new Timestamp({ t: Math.floor((serverNow - this.o.horizonMs) / 1000), i: 0 });

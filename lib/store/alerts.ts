@@ -132,7 +132,7 @@ export async function advanceAlertCursor(
 
 /** What one read of the sources found. */
 export interface AlertSources {
-  /** Failed tasks and tasks whose failures include a deadline (timeout/stalled), feed order. */
+  /** Failed tasks and tasks that failed an attempt (the caller picks deadline failures), feed order. */
   tasks: Array<Pick<TaskDoc, '_id' | 'changedAt' | 'container' | 'containerId' | 'name' | 'state' | 'failures' | 'failureCount' | 'updatedAt' | 'attempts'>>;
   /** Failed containers, feed order. */
   containers: Array<Pick<ContainerDoc, '_id' | 'changedAt' | 'name' | 'status' | 'endedAt' | 'updatedAt' | 'counts'>>;
@@ -160,7 +160,7 @@ export async function readAlertSources(
   const re = scoped ? prefixesRegex(prefixes) : null;
   const sort = { changedAt: 1, _id: 1 } as const;
   const taskFilter = {
-    $and: [range, { $or: [{ state: 'failed' }, { 'failures.kind': { $in: ['timeout', 'stalled'] } }] }, ...(re ? [{ container: re }] : [])],
+    $and: [range, { $or: [{ state: 'failed' }, { failureCount: { $gt: 0 } }] }, ...(re ? [{ container: re }] : [])],
   } as Filter<TaskDoc>;
   const containerFilter = { $and: [range, { status: 'failed' }, ...(re ? [{ name: re }] : [])] } as Filter<ContainerDoc>;
   const runFilter: Filter<RunDoc> = { status: 'skipped', reason: 'missed' };
