@@ -69,11 +69,12 @@ export class Notifier {
     this.ev.emit('task:progress', { container, task, percentageComplete: patch.percentageComplete ?? null, statusText: patch.statusText ?? null });
   }
 
-  added(container: string, tasks: TaskDoc[], created: boolean[], c: CounterResult): void {
+  added(container: string, tasks: TaskDoc[], created: boolean[], c: CounterResult, also: TransitionResult[] = []): void {
     tasks.forEach((t, i) => {
       if (created[i]) this.ev.emit('task:added', { container, task: toTaskRecord(t) });
     });
     this.containerChange(container, c);
+    for (const a of also) this.transition(a);
   }
 
   containerCreated(container: string): void {

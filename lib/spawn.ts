@@ -83,7 +83,7 @@ export async function spawnChildren(core: Core, held: HeldTask, parentRecord: Pi
     const slice = ordered.slice(i, i + BATCH);
     const r = await core.store.spawnBatch(held, slice, existingNames);
     for (const t of slice) existingNames.add(t.name);
-    core.notify.added(held.container, r.tasks, r.created, r.container);
+    core.notify.added(held.container, r.tasks, r.created, r.container, r.also);
     r.tasks.forEach((t, j) => {
       byName.set(t.name, toTaskRecord(t));
       if (r.created[j]) created++;

@@ -163,6 +163,11 @@ describe('runWhen: cleanup steps against the database', function () {
       expect((await ok.summary()).status).to.equal('succeeded');
       await expectConsistent(ok);
 
+      // Added after its dependencies all ended without a failure: skipped at once, with its event.
+      await ok.addTasks([{ name: 'late-report', dependsOn: ['a'], runWhen: 'failed' }]);
+      expect(await state(ok, 'late-report')).to.equal('skipped');
+      expect(events.map((e) => e.task.name)).to.deep.equal(['report', 'late-report']);
+
       const bad = await container([{ name: 'a', maxRetries: 0 }, { name: 'b' }, { name: 'report', dependsOn: ['a', 'b'], runWhen: 'failed' }]);
       await (await claim(bad, 'a')).fail(new Error('boom'));
       expect(await waiting(bad, 'report'), 'decided to run, still waits for b').to.deep.equal(['b']);

@@ -16,7 +16,7 @@ import { driverCode } from './db-errors';
 import { reserveSequence } from './sequence';
 import { heldBackParents } from './children';
 import { alignAdded } from './holds';
-import { decideUndecided, unblockDependents } from './transitions';
+import { decideUndecided, unblockDependents, type TransitionResult } from './transitions';
 import { isCleanup, UNDECIDED } from '../run-when';
 import { markCleanupDependencies, releaseCleanupWaiters, runWhenFields } from './run-when';
 import { taskStates } from './queries';
@@ -124,6 +124,8 @@ export interface AddResult {
   tasks: TaskDoc[];
   created: boolean[];
   container: CounterResult;
+  /** New `runWhen: 'failed'` steps skipped at once, their dependencies having all ended without a failure (`bypass`). */
+  also?: TransitionResult[];
 }
 
 /**
@@ -198,26 +200,28 @@ export async function addTasks(
       tasks.forEach((t, i) => (tasks[i] = byId.get(t._id.toHexString()) ?? t));
     }
   }
-  if (cleanupPreexisting.length > 0 && tasks.some((t, i) => created[i] && isCleanup(t.runWhen))) await settleAddedCleanups(ctx, container._id, cleanupPreexisting, tasks);
-  return { tasks, created, container: c };
+  const also = cleanupPreexisting.length > 0 && tasks.some((t, i) => created[i] && isCleanup(t.runWhen)) ? await settleAddedCleanups(ctx, container._id, cleanupPreexisting, tasks) : [];
+  return { tasks, created, container: c, ...(also.length > 0 ? { also } : {}) };
 }
 
 /**
  * New cleanup steps depending on tasks that had already ended: released from the failed or
  * cancelled ones, and `'failed'` steps whose dependencies all ended get their verdict (bypassed
- * if none failed: no event is emitted for such a bypass). Re-reads the batch if anything changed.
+ * if none failed: returned, for their events). Re-reads the batch if anything changed.
  */
-async function settleAddedCleanups(ctx: StoreContext, containerId: ObjectId, deps: string[], tasks: TaskDoc[]): Promise<void> {
+async function settleAddedCleanups(ctx: StoreContext, containerId: ObjectId, deps: string[], tasks: TaskDoc[]): Promise<TransitionResult[]> {
   const states = await taskStates(ctx, containerId, deps);
   let changed = 0;
   for (const [name, state] of states) {
     if (state === 'failed' || state === 'cancelled') changed += await releaseCleanupWaiters(ctx, containerId, name, state);
   }
-  changed += (await decideUndecided(ctx, containerId)).length;
-  if (changed === 0 && !tasks.some((t) => t.waitingOn?.length === 1 && t.waitingOn[0] === UNDECIDED)) return;
+  const decided = await decideUndecided(ctx, containerId);
+  changed += decided.length;
+  if (changed === 0 && !tasks.some((t) => t.waitingOn?.length === 1 && t.waitingOn[0] === UNDECIDED)) return decided;
   const fresh = await ctx.cols.tasks.find({ _id: { $in: tasks.map((t) => t._id) } }).toArray();
   const byId = new Map(fresh.map((t) => [t._id.toHexString(), t]));
   tasks.forEach((t, i) => (tasks[i] = byId.get(t._id.toHexString()) ?? t));
+  return decided;
 }
 
 /**
