@@ -10,6 +10,7 @@ const demoModule = () => import('./demo');
 const serveModule = () => import('./serve');
 const tokens = () => import('./token');
 const alertsModule = () => import('./alerts');
+const schedulesModule = () => import('./schedules');
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -164,7 +165,81 @@ export function buildProgram(): Command {
     .option('--connection-timeout <ms>', 'close a socket silent for this long, 0 = never; must exceed 30000 (default 120000)')
     .option('--keep-alive-timeout <ms>', 'close an idle keep-alive connection after this long (default 72000)')
     .option('--no-alerts', 'do not deliver alerts from this process (by default it does while it holds the alert lease)')
+    .option('--scheduler', 'also run the scheduler, for the pipelines --module defines')
+    .option('--module <file>', 'with --scheduler: a module whose default (or `register`) export takes the client and defines pipelines')
     .action((_o, cmd: Command) => serveModule().then((m) => m.serve(all(cmd) as never)));
+
+  const schedule = program.command('schedule').description('schedules of pipelines (docs/schedules.md): list, add, pause, unpause, trigger, backfill, delete');
+  schedule
+    .command('list')
+    .description('list schedules with their next fire time and last skipped slot')
+    .option('--pipeline <name>', 'only the schedules of this pipeline')
+    .option('--json', 'machine-readable output (with the next 5 fire times and recent skipped records)')
+    .action((_o, cmd: Command) => schedulesModule().then((m) => m.scheduleList(all(cmd))));
+  schedule
+    .command('add')
+    .description('add or edit the schedule of a pipeline (defined by the scheduler processes, not here)')
+    .argument('<pipeline>', 'pipeline name')
+    .requiredOption('--cron <expr>', "5 fields (or 6 with leading seconds), or a nickname like '@hourly'")
+    .option('--timezone <zone>', 'IANA time zone the expression is read in (default UTC)')
+    .option('--name <name>', 'schedule name (default: the pipeline name)')
+    .option('--overlap <policy>', 'skip, bufferOne, cancelOther or allowAll (default skip)')
+    .option('--catchup-window <duration>', 'how late a slot may still fire, e.g. 1h (default 365d)')
+    .option('--jitter <duration>', 'fire each slot up to this much later, e.g. 30s (default 0)')
+    .option('--paused', 'create it paused (on creation only)')
+    .option('--pause-on-failure', 'pause the schedule when one of its runs fails')
+    .option('--json', 'machine-readable output')
+    .action((pipeline: string, _o, cmd: Command) => schedulesModule().then((m) => m.scheduleAdd(pipeline, all(cmd) as never)));
+  schedule
+    .command('pause')
+    .description('pause a schedule: its slots are recorded as skipped (paused)')
+    .argument('<name>', 'schedule name')
+    .option('--note <text>', 'why (shown by list)')
+    .option('--json', 'machine-readable output')
+    .action((name: string, _o, cmd: Command) => schedulesModule().then((m) => m.schedulePause(name, true, all(cmd))));
+  schedule
+    .command('unpause')
+    .description('unpause: the next slot after now fires; the ones due while paused stay skipped')
+    .argument('<name>', 'schedule name')
+    .option('--json', 'machine-readable output')
+    .action((name: string, _o, cmd: Command) => schedulesModule().then((m) => m.schedulePause(name, false, all(cmd))));
+  schedule
+    .command('trigger')
+    .description('fire the schedule now, under its overlap policy (a scheduler that defines the pipeline creates the run)')
+    .argument('<name>', 'schedule name')
+    .option('--json', 'machine-readable output (the run record)')
+    .action((name: string, _o, cmd: Command) => schedulesModule().then((m) => m.scheduleTrigger(name, all(cmd))));
+  schedule
+    .command('backfill')
+    .description('fire every slot of the schedule in [from, to] that was not decided yet')
+    .argument('<name>', 'schedule name')
+    .requiredOption('--from <date>', 'ISO-8601, e.g. 2026-05-01T00:00:00Z')
+    .requiredOption('--to <date>', 'ISO-8601, in the past')
+    .option('--overlap <policy>', "overlap policy for these slots (default: the schedule's)")
+    .option('--json', 'machine-readable output (the run records)')
+    .action((name: string, _o, cmd: Command) => schedulesModule().then((m) => m.scheduleBackfill(name, all(cmd) as never)));
+  schedule
+    .command('delete')
+    .description('delete a schedule (its run history is kept)')
+    .argument('<name>', 'schedule name')
+    .option('--json', 'machine-readable output')
+    .action((name: string, _o, cmd: Command) => schedulesModule().then((m) => m.scheduleDelete(name, all(cmd))));
+
+  program
+    .command('runs')
+    .description("a pipeline's run history: each slot's decision, container status, step durations, definition changes")
+    .argument('<pipeline>', 'pipeline name')
+    .option('--limit <n>', 'page size (1-1000)', '20')
+    .option('--cursor <cursor>', 'continue from this cursor')
+    .option('--json', 'machine-readable output')
+    .action((pipeline: string, _o, cmd: Command) => schedulesModule().then((m) => m.runs(pipeline, all(cmd))));
+
+  program
+    .command('scheduler')
+    .description('run the scheduler in the foreground for the pipelines a module defines (any number may run)')
+    .option('--module <file>', 'a .js/.mjs module whose default (or `register`) export takes the client and defines pipelines')
+    .option('--interval <duration>', 'time between passes', '1s')
+    .action((_o, cmd: Command) => schedulesModule().then((m) => m.scheduler(all(cmd))));
 
   program
     .command('demo')

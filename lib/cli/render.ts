@@ -30,7 +30,14 @@ const ICON: Record<string, string> = {
 
 /** The header line of a container: name, status, bar, counts. */
 export function containerLine(out: Out, c: ContainerSummary): string {
-  return `${out.style('bold', displayName(out, c.name, 60))}  ${stateText(out, c.status)}${pausedText(out, c)}  ${bar(out, c.percentageComplete, 30, c.status)}  ${countsText(out, c)}`;
+  return `${out.style('bold', displayName(out, c.name, 60))}  ${stateText(out, c.status)}${pausedText(out, c)}  ${bar(out, c.percentageComplete, 30, c.status)}  ${countsText(out, c)}${etaText(out, c)}`;
+}
+
+/** `  eta 14:05:09Z (in 3m 20s, from 10 runs)` for a running pipeline run with an estimate (docs/schedules.md#eta). */
+export function etaText(out: Out, c: Pick<ContainerSummary, 'eta'>): string {
+  if (!c.eta) return '';
+  const at = new Date(c.eta.at).toISOString().slice(11, 19);
+  return `  ${out.style('dim', `eta ${at}Z (in ${formatDuration(c.eta.remainingMs)}, from ${c.eta.basis.runs} run${c.eta.basis.runs === 1 ? '' : 's'})`)}`;
 }
 
 /** ` paused` after the status of a paused container (nothing otherwise). */

@@ -18,6 +18,9 @@ export interface ServeOptions extends DbOptions {
   keepAliveTimeout?: string;
   /** Deliver alerts (while this process holds the alert lease); `--no-alerts` turns it off. */
   alerts?: boolean;
+  /** Also run the scheduler for the pipelines `module` defines (lib/cli/schedules.ts). */
+  scheduler?: boolean;
+  module?: string;
 }
 
 /** A `--…-timeout <ms>` flag: a whole number of milliseconds, or undefined when not given. */
@@ -69,8 +72,16 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if (!opts.auth && !isLoopbackHost(opts.host)) {
     throw new CliError(`--no-auth is only allowed on a loopback host (got --host ${opts.host})`, EXIT.USAGE);
   }
+  if (opts.scheduler && !opts.module)
+    throw new CliError('--scheduler needs --module <file>: a module that defines the pipelines to schedule', EXIT.USAGE);
   const { client, connection } = await connect(resolveUri(opts), { sweepIntervalMs: 5_000 });
   try {
+    if (opts.scheduler) {
+      const m = await import('./schedules');
+      await m.loadPipelineModule(client, opts.module!);
+      // Stopped by client.close() below.
+      client.startScheduler({ onPass: m.passPrinter(out) });
+    }
     const tokens = opts.auth ? new TokenStore(client) : null;
     if (tokens && (await tokens.list()).every((t) => t.revokedAt)) {
       process.stderr.write('no API tokens yet: create one with `pts token create --scope admin`\n');
