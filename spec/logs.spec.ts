@@ -5,6 +5,7 @@ import mongoose from 'mongoose';
 import { createClient, ManualClock, ValidationError, type Client, type LogLine } from '../lib';
 import { useTestDatabase } from './helpers/db';
 import { trackResource } from './helpers/leaks';
+import { parseSse, startFixture } from './http/support';
 
 describe('step logs', function () {
   const db = useTestDatabase();
@@ -222,5 +223,61 @@ describe('step logs', function () {
     const p = await t.logs();
     expect(p.lines.map((l) => l.message)).to.deep.equal(['kept 0', 'kept 1', 'kept 2', 'kept 3', 'kept 4']);
     expect(p.attempts).to.deep.equal([1]);
+  });
+
+  it('HTTP: a worker appends lines under its lease token (409 once lost, 400 and nothing kept for a bad line); readers page and follow them (SSE)', async function () {
+    const f = await startFixture(db);
+    try {
+      const C = `http-logs-${++n}`;
+      await f.call('PUT', `/api/v1/containers/${C}`, { body: {} });
+      await f.call('POST', `/api/v1/containers/${C}/tasks`, { body: { tasks: [{ name: 'step' }] } });
+      const claimed = await f.call('POST', '/api/v1/claim', { token: f.token.worker, body: { container: C, owner: 'h1' } });
+      const token = claimed.body.token as number;
+      const url = `/api/v1/containers/${C}/tasks/step/log`;
+      const ok = await f.call('POST', url, { token: f.token.worker, body: { token, lines: [{ level: 'info', message: 'one', fields: { n: 1 } }, { level: 'warn', message: 'two' }] } });
+      expect(ok.status, JSON.stringify(ok.body)).to.equal(200);
+      expect(ok.body).to.deep.equal({ accepted: 2 });
+      const bad = await f.call('POST', url, { token: f.token.worker, body: { token, lines: [{ level: 'info', message: 'three' }, { level: 'info', message: 'x', fields: { $x: 1 } }] } });
+      expect(bad.status).to.equal(400);
+      expect(bad.body.error.code).to.equal('PTS_VALIDATION');
+      expect((await f.call('POST', url, { token: f.token.read, body: { token, lines: [{ level: 'info', message: 'r' }] } })).status).to.equal(403);
+      const stale = await f.call('POST', url, { token: f.token.worker, body: { token: token + 1, lines: [{ level: 'info', message: 'stale' }] } });
+      expect(stale.status).to.equal(409);
+      const read = await f.call('GET', `/api/v1/containers/${C}/tasks/step/logs?limit=1`, { token: f.token.read });
+      expect(read.status).to.equal(200);
+      expect(read.body.lines.map((l: LogLine) => [l.level, l.message, l.fields, l.attempt])).to.deep.equal([['info', 'one', { n: 1 }, 1]]);
+      expect(read.body).to.include({ hasMore: true, total: 2, dropped: 0 });
+      expect(read.body.attempts).to.deep.equal([1]);
+      expect((await f.call('GET', `/api/v1/containers/${C}/tasks/step/logs?cursor=!!`, { token: f.token.read })).status).to.equal(400);
+      expect((await f.call('GET', `/api/v1/containers/${C}/tasks/nope/logs`, { token: f.token.read })).status).to.equal(404);
+      // SSE: from the first page's cursor, the second line, then a line appended later.
+      const ac = new AbortController();
+      const res = await fetch(`${f.url}/api/v1/containers/${C}/tasks/step/logs/stream?cursor=${read.body.nextCursor}`, {
+        headers: { authorization: `Bearer ${f.token.read}` },
+        signal: ac.signal,
+      });
+      expect(res.headers.get('content-type')).to.match(/text\/event-stream/);
+      const reader = res.body!.getReader();
+      let buf = '';
+      const messages: string[] = [];
+      const next = async (count: number): Promise<void> => {
+        while (messages.length < count) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error('stream ended');
+          const parsed = parseSse(buf + new TextDecoder().decode(value));
+          buf = parsed.rest;
+          for (const b of parsed.blocks) if (b.event.event === 'logs') messages.push(...(JSON.parse(b.event.data!) as { lines: LogLine[] }).lines.map((l) => l.message));
+        }
+      };
+      await next(1);
+      expect(messages).to.deep.equal(['two']);
+      await f.call('POST', url, { token: f.token.worker, body: { token, lines: [{ level: 'error', message: 'later' }] } });
+      await next(2);
+      expect(messages).to.deep.equal(['two', 'later']);
+      ac.abort();
+      await reader.cancel().catch(() => undefined);
+    } finally {
+      await f.close();
+    }
   });
 });

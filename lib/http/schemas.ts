@@ -766,3 +766,52 @@ export const durationsAnswer = {
 } as const;
 /** A body-less action's body: `{}` or none. */
 export const optionalEmptyBody = optionalBody(body({}));
+
+// --- step logs (lib/logs.ts, lib/http/routes/logs.ts) -------------------------------------------
+
+const LOG_LEVEL = { type: 'string', enum: ['debug', 'info', 'warn', 'error'] } as const;
+export const logBody = body(
+  {
+    token: { ...TOKEN, description: 'The lease token of the held task' },
+    lines: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 1000,
+      items: body(
+        {
+          level: LOG_LEVEL,
+          message: { type: 'string', maxLength: 100_000, description: 'Stored cut to 2,000 characters (saying how many were cut); NUL and lone surrogates replaced.' },
+          fields: { type: 'object', additionalProperties: true, description: 'Small JSON object: at most 2,000 bytes as JSON; keys without a leading `$` or dots.' },
+        },
+        ['level', 'message'],
+      ),
+    },
+  },
+  ['token', 'lines'],
+);
+export const logAnswer = ok('The lines were stored (one batch)', { accepted: COUNT });
+export const logsQuery = query({
+  attempt: { type: 'integer', minimum: 0, description: 'Only this attempt (an `invokeCount`).' },
+  cursor: { ...CURSOR, description: '`nextCursor` of an earlier page: only lines logged after it.' },
+  limit: { ...LIMIT, description: 'At most this many lines (default 200).' },
+});
+const LOG_LINE = ok('One log line', {
+  seq: { ...COUNT, description: 'Position in the task’s log (all attempts), from 0' },
+  attempt: { ...COUNT, description: 'The attempt (the task’s `invokeCount` when claimed)' },
+  level: LOG_LEVEL,
+  message: { type: 'string' },
+  fields: { type: 'object', additionalProperties: true, nullable: true },
+  time: DATE,
+});
+export const logPage = ok('A page of the task’s step logs, oldest first', {
+  lines: { type: 'array', items: LOG_LINE },
+  nextCursor: { type: 'string', description: 'Pass back as `cursor` for the lines after this page (also when it is empty: follow by polling)' },
+  hasMore: { type: 'boolean', description: 'More lines are stored after this page' },
+  total: { ...COUNT, description: 'Lines logged (of `attempt`, or of all), kept or not' },
+  dropped: { ...COUNT, description: 'Of those, lines not kept: dropped before they were written or trimmed past the bound' },
+  attempts: { type: 'array', items: COUNT, description: 'The attempts that logged anything, ascending' },
+});
+export const logStream = {
+  description: 'Server-Sent Events: `event: logs`, `data:` a log page as JSON (only pages with lines), `id:` its `nextCursor` (send it back as `Last-Event-ID`)',
+  content: { 'text/event-stream': { schema: { type: 'string' } } },
+};

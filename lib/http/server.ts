@@ -20,6 +20,7 @@ import { registerChangesRoutes } from './routes/changes';
 import { registerScheduleRoutes } from './routes/schedules';
 import { registerHealthRoutes } from './routes/health';
 import { registerAlertRoutes } from './routes/alerts';
+import { registerLogRoutes } from './routes/logs';
 import { registerJsonParser } from './json-body';
 import { resolveTimeouts, type TimeoutOptions } from './timeouts';
 import { trackRouteMethods } from './allowed-methods';
@@ -265,6 +266,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   registerChangesRoutes(app, ctx);
   registerScheduleRoutes(app, ctx);
   registerAlertRoutes(app, ctx);
+  registerLogRoutes(app, ctx);
   if (opts.dashboard !== false) {
     const dashboard = loadDashboard();
     if (dashboard) await dashboard(app);
