@@ -845,10 +845,14 @@ describe('dashboard (headless Chromium)', function () {
     expect([...states].sort()).to.deep.equal(['failed', 'pending', 'succeeded']);
     // Coloured like the state's badge (the legend lists TASK_STATES from /ui/states.js).
     expect(await page.locator('.grid-legend .badge[class*="s-"]').allTextContents()).to.deep.equal([...TASK_STATES]);
-    const colour = (sel: string) => page.locator(sel).first().evaluate((e) => getComputedStyle(e).backgroundColor);
-    for (const s of ['failed', 'succeeded', 'pending'])
-      expect(await colour(`a.cell.s-${s}`), s).to.equal(await colour(`.grid-legend .badge.s-${s}`));
-    expect(await colour('a.cell.s-failed')).to.not.equal(await colour('a.cell.s-succeeded'));
+    // Read in one evaluate: a live refresh replaces the grid, and a detached element has no style.
+    const colours = await page.locator('section.runs').evaluate((box) =>
+      ['failed', 'succeeded', 'pending'].map((s) =>
+        [`a.cell.s-${s}`, `.grid-legend .badge.s-${s}`].map((sel) => getComputedStyle(box.querySelector(sel)!).backgroundColor),
+      ),
+    );
+    for (const [cell, legend] of colours) expect(cell).to.equal(legend).and.match(/^rgb/);
+    expect(new Set(colours.map(([cell]) => cell)).size, 'three states, three colours').to.equal(3);
     // The skipped slot's row: no container, its reason.
     const skippedRow = grid.locator(`tr.run[data-slot="${hour(1).toISOString()}"]`);
     expect(await skippedRow.getAttribute('data-status')).to.equal('skipped');
@@ -975,6 +979,57 @@ describe('dashboard (headless Chromium)', function () {
       expect(await page.locator('.container-head a.pipeline-link').textContent()).to.equal('dash-eta');
     } finally {
       await lease.succeed();
+    }
+  });
+
+  it('Alerts page: the rules (no secrets) and each delivery with its attempts (a 500, then a 200)', async function () {
+    const http = await import('node:http');
+    let failLeft = 1;
+    const hook = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const status = failLeft-- > 0 ? 500 : 200;
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+    const stopHook = async (): Promise<void> => {
+      hook.closeAllConnections();
+      await new Promise((r) => hook.close(r));
+    };
+    const untrackHook = trackResource('dashboard alert receiver', stopHook);
+    const port = (hook.address() as { port: number }).port;
+    const alerts = client.startAlerts({ intervalMs: 0, backoffMs: 0, horizonMs: 0 });
+    try {
+      await client.addAlertRule({ name: 'dash-ops', events: ['task:failed'], url: `http://127.0.0.1:${port}/hook`, secret: 'dash-secret', prefix: 'dash-alert' });
+      const c = await client.getOrCreateTaskContainer('dash-alert');
+      await c.addTasks([{ name: 'boom', maxRetries: 0 }]);
+      const l = (await client.claimNext({ container: 'dash-alert' }, { owner: 'dash' }))!;
+      await l.fail(new Error('disk full'));
+      // The feed shows the failure within about a second; the first attempt gets the 500, the retry the 200.
+      for (let i = 0; i < 100; i++) {
+        await alerts.pass();
+        const d = (await client.listDeliveries({ rule: 'dash-ops' })).items[0];
+        if (d?.status === 'delivered') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const [d] = (await client.listDeliveries({ rule: 'dash-ops' })).items;
+      expect(d.status).to.equal('delivered');
+      await page.goto(url('#/alerts'));
+      expect(await page.locator('#views a[data-view="alerts"]').getAttribute('aria-current')).to.equal('true');
+      const rule = page.locator('table.alert-rules tr[data-rule="dash-ops"]');
+      await rule.waitFor();
+      expect(await rule.textContent()).to.include('task:failed').and.include(`127.0.0.1:${port}/hook`).and.not.include('dash-secret');
+      const row = page.locator(`table.alert-deliveries tr[data-key="${d.key}"]`);
+      await row.waitFor();
+      expect(await row.getAttribute('data-status')).to.equal('delivered');
+      expect(await row.locator('ol.attempts li').allTextContents()).to.deep.equal(['#1 HTTP 500', '#2 HTTP 200']);
+      expect(await row.textContent()).to.include('dash-alert / boom').and.include('task:failed');
+    } finally {
+      await alerts.stop();
+      await client.deleteAlertRule('dash-ops');
+      await stopHook();
+      untrackHook();
     }
   });
 
