@@ -386,5 +386,12 @@ describe('pts CLI', function () {
     expect(shards.map((t) => t.name)).to.deep.equal(Array.from({ length: 6 }, (_, i) => `validate/shard-${i + 1}`));
     expect(shards.every((t) => t.state === 'succeeded')).to.equal(true);
     expect(imp.startedAt!.getTime()).to.be.at.least(Math.max(...shards.map((t) => t.endedAt!.getTime())));
+    // the schedule part: three backfilled slots and the live ones, run to the end, then the history
+    expect(r.stdout).to.include('schedule tick-demo (*/2 * * * * *): backfilled 3 past slots');
+    expect(r.stdout).to.match(/run history \(pts runs tick-demo\)/);
+    const runs = (await client.listRuns('tick-demo')).items;
+    expect(runs.filter((x) => x.status === 'finished' && x.outcome === 'succeeded').length).to.be.at.least(5);
+    expect(runs.filter((x) => x.kind === 'backfill')).to.have.length(3);
+    expect((await client.getSchedule('tick-demo'))).to.include({ paused: true, note: 'demo over' });
   });
 });

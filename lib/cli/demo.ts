@@ -332,6 +332,8 @@ export async function demo(opts: DemoOptions): Promise<void> {
           .map(([t, n]) => `${t} ×${n}`)
           .join(', '),
     );
+    out.line();
+    await (await import('./demo-schedule')).scheduleDemo(client, out, stop.signal);
     if (opts.exitWhenDone) {
       if (final.status !== 'succeeded') throw new CliError(`demo pipeline ${final.status}`, EXIT.FAILURE);
       return;
