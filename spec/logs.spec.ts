@@ -7,6 +7,31 @@ import { useTestDatabase } from './helpers/db';
 import { trackResource } from './helpers/leaks';
 import { parseSse, startFixture } from './http/support';
 
+const MAIN = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
+
+/** Runs `pts` as a real process; `onOut` sees stdout as it arrives. */
+function pts(uri: string, args: string[], onOut: (text: string) => void = () => undefined): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+      env: { ...process.env, NO_COLOR: '1', MONGODB_URI: uri },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const untrack = trackResource(`pts ${args.join(' ')}`, () => child.kill('SIGKILL'));
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      onOut(stdout);
+    });
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      untrack();
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 describe('step logs', function () {
   const db = useTestDatabase();
   let conn: mongoose.Connection;
@@ -279,5 +304,49 @@ describe('step logs', function () {
     } finally {
       await f.close();
     }
+  });
+
+  it('pts logs CONTAINER [STEP] [--attempt] [--json] [-f]', async function () {
+    this.timeout(120_000);
+    const c = await client.getOrCreateTaskContainer(`cli logs ${++n}`);
+    await c.addTasks([{ name: 'a', maxRetries: 1, retryDelayMs: 0 }, { name: 'b', dependsOn: ['a'] }]);
+    await c.run({
+      a: (ctx) => {
+        ctx.log('info', `a try ${ctx.task.invokeCount}`, { k: 1 });
+        if (ctx.task.invokeCount === 1) throw new Error('x');
+      },
+      b: (ctx) => ctx.log('error', 'b says'),
+    });
+    const one = await pts(db.uri, ['logs', c.name(), 'a']);
+    expect(one.code, one.stderr).to.equal(0);
+    const rows = one.stdout.trim().split('\n');
+    expect(rows).to.have.length(2);
+    expect(rows[0]).to.match(/^2026-01-01T00:00:00.000Z INFO  #1 a try 1 \{"k":1\}$/);
+    expect(rows[1]).to.match(/INFO  #2 a try 2/);
+    const every = await pts(db.uri, ['logs', c.name(), '--attempt', '2', '--json']);
+    expect(every.code, every.stderr).to.equal(0);
+    const json = every.stdout.trim().split('\n').map((l) => JSON.parse(l) as { task: string; message: string; attempt: number });
+    expect(json.map((j) => [j.task, j.message, j.attempt])).to.deep.equal([['a', 'a try 2', 2]]);
+    const all = await pts(db.uri, ['logs', c.name()]);
+    expect(all.stdout).to.match(/ERROR b#1 b says/);
+    const missing = await pts(db.uri, ['logs', c.name(), 'nope']);
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr).to.match(/no task named "nope"/);
+    // -f: follows a running step and exits once the container is finished.
+    const f = await client.getOrCreateTaskContainer(`cli follow ${++n}`);
+    await f.addTasks([{ name: 's' }]);
+    const lease = (await client.claimNext({ container: f.name() }))!;
+    lease.log('info', 'first');
+    await lease.flushLogs();
+    let finish: Promise<unknown> | null = null;
+    const followed = await pts(db.uri, ['logs', f.name(), 's', '-f', '--interval', '100ms'], (out) => {
+      if (!finish && out.includes('first')) {
+        lease.log('warn', 'second');
+        finish = lease.succeed();
+      }
+    });
+    await finish;
+    expect(followed.code, followed.stderr).to.equal(0);
+    expect(followed.stdout).to.match(/INFO  #1 first\n.*WARN  #1 second\n$/);
   });
 });

@@ -11,6 +11,7 @@ const serveModule = () => import('./serve');
 const tokens = () => import('./token');
 const alertsModule = () => import('./alerts');
 const schedulesModule = () => import('./schedules');
+const logsModule = () => import('./logs');
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -74,6 +75,17 @@ export function buildProgram(): Command {
     .option('--interval <duration>', 'refresh interval, e.g. 500ms or 2s', '500ms')
     .option('--json', 'print one JSON line per refresh')
     .action((name: string, _o, cmd: Command) => commands().then((m) => m.watch(name, all(cmd))));
+
+  program
+    .command('logs')
+    .description("print a step's logs (or every step's), oldest first; -f follows them until the container finishes")
+    .argument('<container>', 'container name')
+    .argument('[step]', 'task name (default: every task, each line tagged with its step)')
+    .option('-f, --follow', 'keep printing new lines until the container is finished (or Ctrl-C)')
+    .option('--attempt <n>', "only this attempt (the task's invokeCount)")
+    .option('--interval <duration>', 'follow: poll interval, e.g. 500ms or 2s', '1s')
+    .option('--json', 'one JSON object per line')
+    .action((name: string, step: string | undefined, _o, cmd: Command) => logsModule().then((m) => m.logs(name, step, all(cmd))));
 
   // One command per action of the transition table; the container-wide ones take the task as optional.
   for (const kind of TASK_ACTIONS) {
