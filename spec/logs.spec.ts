@@ -321,8 +321,8 @@ describe('step logs', function () {
     expect(one.code, one.stderr).to.equal(0);
     const rows = one.stdout.trim().split('\n');
     expect(rows).to.have.length(2);
-    expect(rows[0]).to.match(/^2026-01-01T00:00:00.000Z INFO  #1 a try 1 \{"k":1\}$/);
-    expect(rows[1]).to.match(/INFO  #2 a try 2/);
+    expect(rows[0]).to.match(/^2026-01-01T00:00:00.000Z INFO {2}#1 a try 1 \{"k":1\}$/);
+    expect(rows[1]).to.match(/INFO {2}#2 a try 2/);
     const every = await pts(db.uri, ['logs', c.name(), '--attempt', '2', '--json']);
     expect(every.code, every.stderr).to.equal(0);
     const json = every.stdout.trim().split('\n').map((l) => JSON.parse(l) as { task: string; message: string; attempt: number });
@@ -347,6 +347,6 @@ describe('step logs', function () {
     });
     await finish;
     expect(followed.code, followed.stderr).to.equal(0);
-    expect(followed.stdout).to.match(/INFO  #1 first\n.*WARN  #1 second\n$/);
+    expect(followed.stdout).to.match(/INFO {2}#1 first\n.*WARN {2}#1 second\n$/);
   });
 });
