@@ -5,6 +5,10 @@
  * crash between a dependency's failure and its cleanup's unblock (repaired by the sweep), the
  * round trips of a failure, and refused input.
  */
+import { spawn as spawnProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
 import mongoose from 'mongoose';
 import {
@@ -21,6 +25,7 @@ import {
 import { blockedCauses, initialWaitingOn, releasable, UNDECIDED, verdict, type RunWhen } from '../lib/run-when';
 import { CommandCounter, expectConsistent } from './helpers/consistency';
 import { useTestDatabase } from './helpers/db';
+import { trackResource } from './helpers/leaks';
 import { Out } from '../lib/cli/output';
 import { taskLines, taskTable } from '../lib/cli/render';
 import { startFixture, type HttpFixture } from './http/support';
@@ -298,6 +303,46 @@ describe('runWhen: cleanup steps against the database', function () {
     expect(await state(c, 'onfail')).to.equal('skipped');
     await (await claim(c, 'always')).succeed();
     expect((await c.summary()).status).to.equal('failed');
+  });
+
+  it('real crash: the worker holding the dependency is SIGKILLed; its lease expires to failed and the cleanup step runs', async function () {
+    this.timeout(120_000);
+    const name = `rw crash ${++seq}`;
+    const c = await client.getOrCreateTaskContainer(name);
+    await c.addTasks([{ name: 'a', maxRetries: 0 }, { name: 'unlock', dependsOn: ['a'], runWhen: 'always' }]);
+    const marker = path.join(os.tmpdir(), `pts-run-when-${process.pid}-${seq}`);
+    const child = spawnProcess(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures', 'run-when-worker.ts'), db.uri, name, 'a', marker], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    let err = '';
+    child.stderr!.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    const untrack = trackResource('run-when crash worker', () => child.kill('SIGKILL'));
+    try {
+      for (let i = 0; !fs.existsSync(marker); i++) {
+        if (i > 1200) throw new Error(`the worker never claimed; stderr: ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(fs.readFileSync(marker, 'utf8')).to.equal('claimed');
+      child.kill('SIGKILL');
+      expect(await exited).to.equal('SIGKILL');
+    } finally {
+      untrack();
+      fs.rmSync(marker, { force: true });
+    }
+    expect(await state(c, 'a')).to.equal('running');
+    expect(await waiting(c, 'unlock')).to.deep.equal(['a']);
+    // The dead worker's lease (taken on the real clock) runs out: the test clock jumps past it and
+    // the sweep fails a for good.
+    clock.set(Math.max(clock.now().getTime(), Date.now()) + 61_000);
+    const report = await client.recoverStale({ container: name });
+    expect(report.recovered.map((r) => [r.task, r.state])).to.deep.equal([['a', 'failed']]);
+    expect(await waiting(c, 'unlock')).to.deep.equal([]);
+    const ran: string[] = [];
+    const res = await c.run(async (ctx) => void ran.push(ctx.name), { pollIntervalMs: 20 });
+    expect(ran).to.deep.equal(['unlock']);
+    expect(res.status).to.equal('failed');
   });
 
   it('round trips: a failure without cleanup dependents writes nothing more; with them, one updateMany on the waitingOn index', async function () {
