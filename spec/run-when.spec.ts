@@ -224,6 +224,16 @@ describe('runWhen: cleanup steps against the database', function () {
     await expectConsistent(c);
   });
 
+  it('markSucceeded of a failed dependency: a pending failure step behind it is re-decided (skipped)', async function () {
+    const c = await container([{ name: 'a', maxRetries: 0 }, { name: 'report', dependsOn: ['a'], runWhen: 'failed' }, { name: 'unlock', dependsOn: ['a'], runWhen: 'always' }]);
+    await (await claim(c, 'a')).fail(new Error('boom'));
+    expect(await waiting(c, 'report'), 'decided to run').to.deep.equal([]);
+    await c.markSucceeded('a', { fixed: 'by hand' });
+    expect(await state(c, 'report'), 'nothing failed any more').to.equal('skipped');
+    expect(await waiting(c, 'unlock')).to.deep.equal([]);
+    await expectConsistent(c);
+  });
+
   it('reset of a cleanup step waits by its rule; reset of all gives a failed step its marker back', async function () {
     const c = await container([
       { name: 'a', maxRetries: 0 },

@@ -511,6 +511,9 @@ export async function markSucceededTask(ctx: StoreContext, t: NamedTask, result:
     to: 'succeeded',
     min: { startedAt: now },
   }));
+  // A failure fixed by hand is no failure for the pending cleanup steps behind it (run-when.ts):
+  // they wait on it again, and are released (or re-decided) below as after a success.
+  if ((r.from === 'failed' || r.from === 'cancelled') && r.task.hasCleanupDependents) await rewaitCleanups(ctx, t.containerId, t.name);
   await releaseDependents(ctx, r.task);
   return { ...r, ...(await settleCleanups(ctx, r.task)) };
 }
