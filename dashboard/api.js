@@ -77,6 +77,8 @@ export const api = {
   task: (name, task) => request('GET', `/containers/${enc(name)}/tasks/${enc(task)}`),
   /** Counts per state of the children `task` spawned (`{ parent, counts, total, done }`). */
   children: (name, task) => request('GET', `/containers/${enc(name)}/tasks/${enc(task)}/children`),
+  /** A page of the task's step logs (`{ lines, nextCursor, hasMore, total, dropped, attempts }`). */
+  logs: (name, task, p = {}) => request('GET', `/containers/${enc(name)}/tasks/${enc(task)}/logs${qs(p)}`),
   action: (name, action, task) =>
     request('POST', `/containers/${enc(name)}/actions/${action}`, task === undefined ? {} : { task }),
   /** One of TASK_ACTIONS on one task: skip, delete and markSucceeded (`extra`: the result) have routes of their own, the others take `{ task }`. */

@@ -1033,6 +1033,37 @@ describe('dashboard (headless Chromium)', function () {
     }
   });
 
+  it('Logs of a step: the lines of every attempt or of one (attempt selector), levels and fields as text', async function () {
+    const c = await client.getOrCreateTaskContainer('dash-logs');
+    await c.addTasks([{ name: 'load', maxRetries: 1, retryDelayMs: 0 }]);
+    await c.run({
+      load: (ctx) => {
+        ctx.log('info', `attempt ${ctx.task.invokeCount} starts`, { rows: 2 });
+        if (ctx.task.invokeCount === 1) {
+          ctx.log('error', '<b>not bold</b>');
+          throw new Error('flaky');
+        }
+        ctx.log('warn', 'done');
+      },
+    });
+    await page.goto(containerUrl('dash-logs'));
+    const card = page.locator('[data-task="load"]');
+    await card.waitFor();
+    await card.locator('summary', { hasText: 'Logs' }).click();
+    const lines = card.locator('.log-line');
+    await page.waitForFunction(() => document.querySelectorAll('[data-task="load"] .log-line').length === 4, undefined, { timeout: 15_000 });
+    expect(await card.locator('.log-line .log-message').allTextContents()).to.deep.equal(['attempt 1 starts', '<b>not bold</b>', 'attempt 2 starts', 'done']);
+    expect(await card.locator('.log-line b').count()).to.equal(0);
+    expect(await lines.nth(1).getAttribute('data-level')).to.equal('error');
+    expect(await lines.first().locator('.log-fields').textContent()).to.equal('{"rows":2}');
+    expect(await card.locator('select[data-logs="attempt"] option').allTextContents()).to.deep.equal(['All attempts', 'Attempt 1', 'Attempt 2']);
+    await card.locator('select[data-logs="attempt"]').selectOption('2');
+    await page.waitForFunction(() => document.querySelectorAll('[data-task="load"] .log-line').length === 2, undefined, { timeout: 15_000 });
+    expect(await card.locator('.log-line .log-message').allTextContents()).to.deep.equal(['attempt 2 starts', 'done']);
+    expect(await card.locator('.log-line .log-attempt').allTextContents()).to.deep.equal(['#2', '#2']);
+    expect(dialogs).to.deep.equal([]);
+  });
+
   it('writes screenshots of the list and the container view when PTS_SCREENSHOTS=1', async function () {
     if (process.env.PTS_SCREENSHOTS !== '1') this.skip();
     const { DEMO_TASKS, demoHandlers } = await import('../lib/cli/demo-pipeline');
