@@ -195,6 +195,25 @@ describe('package (npm pack, installed into a temp dir)', function () {
     });
   });
 
+  it("serves the dashboard's charting library (uPlot) from the installed dependency under /ui/vendor/", function () {
+    const answers = runJson<Array<[string, number, string, boolean]>>(
+      "const path = require('path'); const { registerDashboard } = require('persistent-task-status/server');" +
+        "const Fastify = require(require.resolve('fastify', { paths: [path.dirname(require.resolve('persistent-task-status/package.json'))] }));" +
+        'const app = Fastify(); registerDashboard(app);' +
+        "const urls = ['/ui/vendor/uplot.js', '/ui/vendor/uplot.css', '/ui/pipelines.js', '/ui/vendor/package.json'];" +
+        'Promise.all(urls.map((u) => app.inject(u))).then((rs) => {' +
+        "  console.log(JSON.stringify(rs.map((r, i) => [urls[i], r.statusCode, String(r.headers['content-type']).split(';')[0], /export \\{ uPlot as default \\}|\\.uplot|vendor\\/uplot\\.js/.test(r.body)])));" +
+        '  return app.close();' +
+        '});',
+    );
+    expect(answers).to.deep.equal([
+      ['/ui/vendor/uplot.js', 200, 'text/javascript', true],
+      ['/ui/vendor/uplot.css', 200, 'text/css', true],
+      ['/ui/pipelines.js', 200, 'text/javascript', true],
+      ['/ui/vendor/package.json', 404, 'application/json', false],
+    ]);
+  });
+
   it('the three entries work from ESM: named imports and import()', function () {
     writeFileSync(
       path.join(dir, 'entries.mjs'),
