@@ -291,6 +291,22 @@ describe('runWhen: cleanup steps against the database', function () {
     }
   });
 
+  it('fan-out: a parent whose spawned child failed counts as failed for the cleanup steps behind it', async function () {
+    const c = await container([
+      { name: 'split' },
+      { name: 'unlock', dependsOn: ['split'], runWhen: 'always' },
+      { name: 'report', dependsOn: ['split'], runWhen: 'failed' },
+    ]);
+    const p = await claim(c, 'split');
+    await p.spawn([{ name: 'kid', maxRetries: 0 }]);
+    await p.succeed();
+    expect(await waiting(c, 'report'), 'the parent waits for its child').to.deep.equal(['split']);
+    await (await claim(c, 'kid')).fail(new Error('child boom'));
+    expect(await waiting(c, 'unlock')).to.deep.equal([]);
+    expect(await waiting(c, 'report'), 'decided to run: the child failed').to.deep.equal([]);
+    expect(await state(c, 'report')).to.equal('pending');
+  });
+
   it('crash between a failure and the cleanup unblock: the sweep repairs it (and decides a stranded failed step)', async function () {
     const c = await container([
       { name: 'a', maxRetries: 0 },

@@ -10,7 +10,8 @@
  */
 import type { Filter, ObjectId } from 'mongodb';
 import { CLEANUP_RUN_WHEN, initialWaitingOn, isCleanup, releasable, UNDECIDED, verdict, type Release, type RunVerdict, type RunWhen } from '../run-when';
-import type { TaskState } from '../states';
+import { SATISFYING_TASK_STATES, type TaskState } from '../states';
+import { childCounts, heldBackParents } from './children';
 import type { StoreContext } from './context';
 import { stamp } from './context';
 import type { TaskDoc } from './documents';
@@ -121,6 +122,12 @@ export async function findReleasable(ctx: StoreContext, containerId: ObjectId, h
   const named = new Set<string>();
   for (const s of steps) for (const n of [...s.waitingOn, ...(s.runWhen === 'succeeded' ? [] : s.dependsOn)]) named.add(n);
   const states = await taskStates(ctx, containerId, [...named]);
+  // A parent that spawned children (spawn.ts) is done only with them: one whose children are not
+  // all done counts as failed if one failed, else cancelled if one was, else as still running.
+  const held = await heldBackParents(ctx, containerId, [...states].filter(([, s]) => SATISFYING_TASK_STATES.includes(s)).map(([n]) => n));
+  for (const c of await childCounts(ctx, containerId, [...held])) {
+    states.set(c.parent, c.counts.failed > 0 ? 'failed' : c.counts.cancelled > 0 ? 'cancelled' : 'running');
+  }
   const byName = new Map(pending.map((p) => [p.name, p._id]));
   return releasable(steps, states, halted).map((r) => ({ ...r, _id: byName.get(r.name)! }));
 }
