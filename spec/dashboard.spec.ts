@@ -958,6 +958,29 @@ describe('dashboard (headless Chromium)', function () {
     }
   });
 
+  it('Pipelines: hostile pipeline and step names stay text (grid, chart legend, title), bidi controls escaped', async function () {
+    const name = 'dash-pipe-<img src=x onerror="window.__xss=1">';
+    const steps = ['<img src=x onerror="window.__xss=2">', 'bidi-\u202Eexe.txt'];
+    const pipe = client.definePipeline(name, { tasks: [{ name: steps[0] }, { name: steps[1], dependsOn: [steps[0]] }] });
+    await client.schedule(pipe, { cron: '0 * * * *' });
+    const H = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 7_200_000;
+    const [run] = await client.backfillSchedule(name, { from: new Date(H), to: new Date(H) });
+    await (await client.getOrCreateTaskContainer(run.container)).run({ [steps[0]]: () => 1, [steps[1]]: () => 2 });
+    await page.goto(url(`#/pipelines/${encodeURIComponent(name)}`));
+    await page.locator('.duration-chart .uplot canvas').first().waitFor();
+    expect(await page.locator('h1.pipeline-name').textContent()).to.equal(name);
+    expect(await page.locator('table.runs-grid th.step').allTextContents()).to.deep.equal([steps[0], 'bidi-\\u202Eexe.txt']);
+    expect(await page.locator('table.runs-grid th.step .esc').textContent()).to.equal('\\u202E');
+    expect(await page.locator('.duration-chart .u-legend .u-label').allTextContents()).to.deep.equal([
+      'slot',
+      steps[0],
+      'bidi-\\u202Eexe.txt',
+    ]);
+    expect(await page.locator('#app img').count()).to.equal(0);
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).to.equal(undefined);
+    expect(await page.evaluate(() => document.title)).to.include('dash-pipe-<img');
+  });
+
   it("shows a running pipeline run's ETA in its container view (summary.eta)", async function () {
     const { later } = await seedPipeline('dash-eta', 50);
     await client.runSchedulerPass(); // settles the finished runs: their durations become the history
