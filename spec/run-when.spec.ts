@@ -224,7 +224,7 @@ describe('runWhen: cleanup steps against the database', function () {
     await expectConsistent(c);
   });
 
-  it('markSucceeded of a failed dependency: a pending failure step behind it is re-decided (skipped)', async function () {
+  it('markSucceeded or skip of a failed dependency: a pending failure step behind it is re-decided (skipped)', async function () {
     const c = await container([{ name: 'a', maxRetries: 0 }, { name: 'report', dependsOn: ['a'], runWhen: 'failed' }, { name: 'unlock', dependsOn: ['a'], runWhen: 'always' }]);
     await (await claim(c, 'a')).fail(new Error('boom'));
     expect(await waiting(c, 'report'), 'decided to run').to.deep.equal([]);
@@ -232,6 +232,11 @@ describe('runWhen: cleanup steps against the database', function () {
     expect(await state(c, 'report'), 'nothing failed any more').to.equal('skipped');
     expect(await waiting(c, 'unlock')).to.deep.equal([]);
     await expectConsistent(c);
+    // the same for a skip of the failed dependency
+    const d = await container([{ name: 'a', maxRetries: 0 }, { name: 'report', dependsOn: ['a'], runWhen: 'failed' }]);
+    await (await claim(d, 'a')).fail(new Error('boom'));
+    await d.skip('a');
+    expect(await state(d, 'report')).to.equal('skipped');
   });
 
   it('reset of a cleanup step waits by its rule; reset of all gives a failed step its marker back', async function () {

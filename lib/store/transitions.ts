@@ -394,6 +394,8 @@ export async function cancelTask(ctx: StoreContext, t: NamedTask, opts?: NamedOp
 /** pending|failed|cancelled → skipped (counts as done: dependents may run). */
 export async function skipTask(ctx: StoreContext, t: NamedTask): Promise<NamedResult> {
   const r = await namedTransition(ctx, t, 'skip', (now) => ({ set: { lease: null, endedAt: now, waitingOn: [], percentageComplete: 100 }, to: 'skipped' }));
+  // Skipping a failed or cancelled task resolves it by hand, as markSucceeded does (run-when.ts).
+  if ((r.from === 'failed' || r.from === 'cancelled') && r.task.hasCleanupDependents) await rewaitCleanups(ctx, t.containerId, t.name);
   await releaseDependents(ctx, r.task);
   return { ...r, ...(await settleCleanups(ctx, r.task)) };
 }
