@@ -700,50 +700,50 @@ describe('dashboard (headless Chromium)', function () {
     const conn = await mongoose
       .createConnection(db.uri, { serverSelectionTimeoutMS: 300_000, connectTimeoutMS: 300_000, socketTimeoutMS: 0, heartbeatFrequencyMS: 60_000 })
       .asPromise();
-    untrack.push(trackResource('dashboard spec fan-out connection', () => conn.close()));
-    const spawner = createClient({ connection: conn, leaseMs: 3_600_000 });
-    const c = await spawner.getOrCreateTaskContainer('dash-fanout');
-    await c.addTasks([{ name: 'split' }, { name: 'join', dependsOn: ['split'] }]);
-    const parent = (await spawner.claimNext({ container: 'dash-fanout', names: ['split'] }, { owner: 'dash' }))!;
-    const specs = Array.from({ length: N }, (_, i) => ({ name: `child/${i}` }));
-    const t0 = Date.now();
-    for (let i = 0; i < N; i += 1000) {
-      for (let tries = 1; ; tries++) {
-        try {
-          await parent.spawn(specs.slice(i, i + 1000));
-          break;
-        } catch (err) {
-          if (!isTransient(err) || tries >= 5) throw err;
+    try {
+      const spawner = createClient({ connection: conn, leaseMs: 3_600_000 });
+      const c = await spawner.getOrCreateTaskContainer('dash-fanout');
+      await c.addTasks([{ name: 'split' }, { name: 'join', dependsOn: ['split'] }]);
+      const parent = (await spawner.claimNext({ container: 'dash-fanout', names: ['split'] }, { owner: 'dash' }))!;
+      const specs = Array.from({ length: N }, (_, i) => ({ name: `child/${i}` }));
+      const t0 = Date.now();
+      for (let i = 0; i < N; i += 1000) {
+        for (let tries = 1; ; tries++) {
+          try {
+            await parent.spawn(specs.slice(i, i + 1000));
+            break;
+          } catch (err) {
+            if (!isTransient(err) || tries >= 5) throw err;
+          }
         }
       }
+      if (Date.now() - t0 > 20_000) console.log(`[pts-test] dashboard spec: spawning ${N} children took ${Date.now() - t0} ms`);
+      expect((await c.children('split')).total).to.equal(N);
+      await parent.succeed();
+      for (const n of ['child/0', 'child/1', 'child/2']) await (await spawner.claimNext({ container: 'dash-fanout', names: [n] }, { owner: 'dash' }))!.succeed();
+      await page.goto(containerUrl('dash-fanout'));
+      const group = page.locator('[data-task="split"] .children');
+      await group.waitFor();
+      expect(await group.locator('.children-done strong').textContent()).to.equal(`3 of ${N.toLocaleString('en-US')} done`);
+      expect(await group.getAttribute('data-total')).to.equal(String(N));
+      // one card per top-level step, not 10,002
+      expect(await page.locator('article.task').count()).to.equal(2);
+      expect(await page.locator('[data-task="join"]').textContent()).to.include('Waiting on');
+      expect(await page.locator('li.child').count()).to.equal(0);
+      await group.locator('details.children-details > summary').click();
+      await page.locator('li.child').nth(49).waitFor();
+      expect(await page.locator('li.child').count()).to.equal(50);
+      expect(await page.locator('li.child[data-task="child/0"]').getAttribute('data-state')).to.equal('succeeded');
+      expect(await page.locator('li.child[data-task="child/3"]').getAttribute('data-state')).to.equal('pending');
+      expect(await group.locator('button[data-more="children"]').count()).to.equal(1);
+      // a state filter looks at every task, children included
+      await page.selectOption('#state-filter', 'succeeded');
+      await page.locator('article.task[data-task="child/2"]').waitFor();
+      expect(await page.locator('article.task').count()).to.equal(4);
+      expect(dialogs).to.deep.equal([]);
+    } finally {
+      await conn.close();
     }
-    if (Date.now() - t0 > 20_000) console.log(`[pts-test] dashboard spec: spawning ${N} children took ${Date.now() - t0} ms`);
-    expect((await c.children('split')).total).to.equal(N);
-    await parent.succeed();
-    for (const n of ['child/0', 'child/1', 'child/2']) await (await spawner.claimNext({ container: 'dash-fanout', names: [n] }, { owner: 'dash' }))!.succeed();
-    await page.goto(containerUrl('dash-fanout'));
-    const group = page.locator('[data-task="split"] .children');
-    await group.waitFor();
-    expect(await group.locator('.children-done strong').textContent()).to.equal(`3 of ${N.toLocaleString('en-US')} done`);
-    expect(await group.getAttribute('data-total')).to.equal(String(N));
-    // one card per top-level step, not 10,002
-    expect(await page.locator('article.task').count()).to.equal(2);
-    expect(await page.locator('[data-task="join"]').textContent()).to.include('Waiting on');
-    expect(await page.locator('li.child').count()).to.equal(0);
-    await group.locator('details.children-details > summary').click();
-    await page.locator('li.child').nth(49).waitFor();
-    expect(await page.locator('li.child').count()).to.equal(50);
-    expect(await page.locator('li.child[data-task="child/0"]').getAttribute('data-state')).to.equal('succeeded');
-    expect(await page.locator('li.child[data-task="child/3"]').getAttribute('data-state')).to.equal('pending');
-    await group.locator('button[data-more="children"]').click();
-    await page.locator('li.child').nth(99).waitFor();
-    expect(await page.locator('li.child').nth(99).getAttribute('data-task')).to.equal('child/99');
-    // a state filter looks at every task, children included
-    await page.selectOption('#state-filter', 'succeeded');
-    await page.locator('article.task[data-task="child/2"]').waitFor();
-    expect(await page.locator('article.task').count()).to.equal(4);
-    expect(dialogs).to.deep.equal([]);
-    await conn.close();
   });
 
   // ---- Pipelines page (dashboard/pipelines.js, docs/dashboard.md#pipelines) ----
