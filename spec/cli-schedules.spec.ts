@@ -132,6 +132,29 @@ describe('pts schedule / runs / scheduler', function () {
     expect(noModule.stderr).to.include('--module');
   });
 
+  it('pts serve --scheduler --module also runs the scheduler; --scheduler without --module is a usage error', async function () {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pts-serve-'));
+    const mod = path.join(dir, 'pipelines.mjs');
+    writeFileSync(mod, `export function register(client) { client.definePipeline('cli-serve', { tasks: [{ name: 'only' }] }); }\n`);
+    await client.schedule('cli-serve', { cron: '0 0 1 1 *' });
+    const trig = await client.triggerSchedule('cli-serve'); // this process defines nothing: left starting
+    expect(trig.status).to.equal('starting');
+    const s = start(['serve', '--no-auth', '--port', '0', '--no-alerts', '--scheduler', '--module', mod], { MONGODB_URI: db.uri });
+    try {
+      for (let i = 0; i < 200 && !s.out.stdout.includes('repaired'); i++) await new Promise((res) => setTimeout(res, 100));
+    } finally {
+      s.child.kill('SIGINT');
+    }
+    const ended = await s.done;
+    expect(ended.code, ended.stderr).to.equal(0);
+    expect(ended.stdout).to.include('pts serving on http://127.0.0.1:');
+    expect(ended.stdout).to.include(`repaired ${trig.container}`);
+    expect((await client.listRuns('cli-serve')).items[0].status).to.equal('started');
+    const bad = await pts('serve', '--no-auth', '--port', '0', '--scheduler');
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.include('--module');
+  });
+
   it('status and watch lines show a running pipeline run’s ETA', function () {
     const out = new Out();
     const c = { name: 'p@x', status: 'running', paused: false, percentageComplete: 40, counts: { pending: 1, running: 1, succeeded: 1, failed: 0, skipped: 0, cancelled: 0 }, total: 3, eta: { at: new Date('2026-05-01T10:00:05Z'), remainingMs: 125_000, basis: { runs: 7 } } } as unknown as ContainerSummary;
