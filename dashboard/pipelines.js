@@ -395,9 +395,17 @@ function durationChart() {
   const box = h('div.duration-chart');
   let plot = null;
   let last = '';
-  const destroy = () => {
+  // The chart follows the width of its panel (window resized, scrollbar appeared).
+  const resize = new ResizeObserver(() => {
+    const width = Math.max(320, box.clientWidth);
+    if (plot && Math.abs(plot.width - width) > 1) plot.setSize({ width, height: plot.height });
+  });
+  resize.observe(box);
+  /** `forGood`: the page is left (stop watching the size too). */
+  const destroy = (forGood = false) => {
     if (plot) plot.destroy();
     plot = null;
+    if (forGood) resize.disconnect();
   };
   async function update(durations) {
     const key = JSON.stringify(durations);
@@ -641,6 +649,6 @@ export function renderPipeline(ui, pipeline) {
     stop();
     refreshSoon.cancel();
     clearInterval(ticker);
-    chart.destroy();
+    chart.destroy(true);
   };
 }
