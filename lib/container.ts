@@ -11,7 +11,7 @@ import { DuplicateError, NotFoundError, ValidationError } from './errors';
 import { Runner, type Handlers, type RunOptions, type RunResult } from './runner';
 import { initialWaitingOn } from './run-when';
 import type { ContainerAction, ContainerStatus } from './states';
-import type { ContainerDoc, CounterResult } from './store';
+import type { ContainerDoc, CounterResult, TransitionResult } from './store';
 import { toTaskRecord } from './store/documents';
 import type { NamedTask } from './store/transitions';
 import { Task } from './task';
@@ -337,7 +337,17 @@ export class TaskContainer {
   /** Cancels a pending or running task (or, without a name, all of them). */
   async cancel(name?: string): Promise<number> {
     if (name === undefined) return this.bulk('cancel');
-    this.core.notify.transition(this.counted(await this.core.store.cancelTask(this.named(name))));
+    const r = this.counted(await this.core.store.cancelTask(this.named(name)));
+    this.core.notify.transition(r);
+    // Nothing left running but pending tasks: they may now be blocked for good — release the
+    // cleanup steps behind them (run-when.ts) or give the container its final status.
+    const doc = r.container.container;
+    if (doc && doc.counts.running === 0 && doc.counts.pending > 0) {
+      const out = { unblocked: 0, decided: [] as TransitionResult[] };
+      const f = await this.core.store.finalizeIfBlocked(this._id, out);
+      for (const d of out.decided) this.core.notify.transition(d);
+      this.core.notify.containerChange(this.containerName, f);
+    }
     return 1;
   }
 

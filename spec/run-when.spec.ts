@@ -185,6 +185,14 @@ describe('runWhen: cleanup steps against the database', function () {
     }
   });
 
+  it('cancel by name of the step a cleanup step waits behind releases it at once (nothing else can move)', async function () {
+    const c = await container([{ name: 'a' }, { name: 'b', dependsOn: ['a'] }, { name: 'unlock', dependsOn: ['b'], runWhen: 'always' }]);
+    await c.cancel('a');
+    expect(await waiting(c, 'unlock'), 'b can never run: released').to.deep.equal([]);
+    await (await claim(c, 'unlock')).succeed();
+    expect((await c.summary()).status).to.equal('cancelled');
+  });
+
   it('a cancelled dependency: always runs, failed is skipped (cancelling is not failing), the container ends cancelled', async function () {
     const c = await container([
       { name: 'a' },
