@@ -10,7 +10,7 @@ import { readTaskInputs, type TaskInputs } from './inputs';
 import { spawnChildren } from './spawn';
 import { LogBuffer, toLogLine, type LogLevel } from './logs';
 import type { SpawnResult, TaskRecord, TaskSpec } from './types';
-import { ValidationError } from './errors';
+import { isTransient, ValidationError } from './errors';
 import { MAX_LEASE_MS, MONGODB_RULES, type DataRules, validateData, validatePercentage, validatePositiveNumber, validateStatusText } from './validation';
 
 /** What a worker may report about a task it holds. */
@@ -148,7 +148,9 @@ export class TaskLease {
       const target = { taskId: this.held._id, containerId: this.held.containerId };
       const attempt = this.held.invokeCount;
       const max = this.core.opts.logMaxLines;
-      this.logBuffer = new LogBuffer((lines, dropped) => this.core.store.appendLogs(target, attempt, lines, dropped, max), this.core.opts);
+      this.logBuffer = new LogBuffer((lines, dropped) => this.core.store.appendLogs(target, attempt, lines, dropped, max), this.core.opts, (err) => {
+        if (isTransient(err)) this.core.notify.dbUnavailable('log', err as Error);
+      });
     }
     this.logBuffer.add(line);
   }

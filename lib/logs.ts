@@ -148,6 +148,8 @@ export class LogBuffer {
   ) {}
 
   add(line: LogLineDoc): void {
+    // After the outcome was recorded (close) or the request gave up (abandon): not written.
+    if (this.closed) return;
     this.lines.push(line);
     // Keep at most 2× the bound in memory; cut back to the bound in one splice (O(1) amortized).
     if (this.lines.length >= 2 * this.timing.logMaxLines) this.trim();
@@ -214,12 +216,21 @@ export class LogBuffer {
     if (this.lines.length || this.dropped) await this.send();
   }
 
-  /** Stops the timer and writes what is left (once; a failure is reported to `onError`, not thrown). */
-  async close(): Promise<void> {
+  /** Drops what is not written yet and accepts no more lines (an HTTP request whose write failed: its client retries). */
+  abandon(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.lines = [];
+    this.dropped = 0;
+  }
+
+  /** Stops the timer and writes what is left (once; a failure is reported to `onError`, not thrown). */
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     await this.flush().catch(() => undefined);
+    this.closed = true;
   }
 }
 

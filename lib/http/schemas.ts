@@ -12,6 +12,7 @@
  * @internal
  */
 import { RUN_WHEN } from '../run-when';
+import { LOG_LEVELS } from '../logs';
 import { OVERLAP_POLICIES } from '../schedule';
 import { CONTAINER_ACTIONS, CONTAINER_STATUSES, TASK_ACTIONS, TASK_STATES } from '../states';
 import { MAX_LEASE_MS, MAX_NAME_LENGTH, MAX_STATUS_TEXT_LENGTH } from '../validation';
@@ -769,7 +770,7 @@ export const optionalEmptyBody = optionalBody(body({}));
 
 // --- step logs (lib/logs.ts, lib/http/routes/logs.ts) -------------------------------------------
 
-const LOG_LEVEL = { type: 'string', enum: ['debug', 'info', 'warn', 'error'] } as const;
+const LOG_LEVEL = { type: 'string', enum: LOG_LEVELS } as const;
 export const logBody = body(
   {
     token: { ...TOKEN, description: 'The lease token of the held task' },

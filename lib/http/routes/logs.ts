@@ -49,7 +49,12 @@ export function registerLogRoutes(app: FastifyInstance, ctx: HttpContext): void 
       const now = new Date();
       for (const l of request.body.lines) toLogLine(l.level, l.message, l.fields, now);
       for (const l of request.body.lines) lease.log(l.level, l.message, l.fields);
-      await lease.flushLogs();
+      try {
+        await lease.flushLogs();
+      } finally {
+        // A failed write is not retried in the background: the worker retries the request.
+        lease.logs?.abandon();
+      }
       return { accepted: request.body.lines.length };
     },
   );
