@@ -3,6 +3,7 @@
  * `pts watch` and `pts demo`.
  */
 import { RUN_WHEN_LABELS } from '../run-when';
+import { SATISFYING_TASK_STATES, TASK_STATES_BY_PROGRESS } from '../states';
 import type { ChildrenSummary, ContainerSummary, TaskRecord } from '../types';
 import {
   age,
@@ -87,7 +88,7 @@ export function runWhenBadge(out: Out, t: Pick<TaskRecord, 'runWhen'>): string {
 
 /** `3 of 10 done` (plus `, 1 failed` / `, 2 running` when there are) for a task that spawned children. */
 export function childrenText(out: Out, c: ChildrenSummary): string {
-  const extra = (['failed', 'running', 'cancelled'] as const).filter((s) => c.counts[s] > 0).map((s) => `${c.counts[s]} ${s}`);
+  const extra = TASK_STATES_BY_PROGRESS.filter((s) => s !== 'pending' && !SATISFYING_TASK_STATES.includes(s) && c.counts[s] > 0).map((s) => `${c.counts[s]} ${s}`);
   const text = `${c.done} of ${c.total} done${extra.length ? `, ${extra.join(', ')}` : ''}`;
   return c.counts.failed > 0 ? out.style('red', text) : c.done === c.total ? out.style('green', text) : text;
 }
