@@ -134,7 +134,7 @@ export function registerAlertRoutes(app: FastifyInstance, ctx: HttpContext): voi
         summary: 'Enable or disable an alert rule',
         params: S.params('name'),
         body: S.body({ enabled: { type: 'boolean' } }, ['enabled']),
-        response: { 200: ruleSchema, ...S.authErrors(403, 404, 415) },
+        response: { 200: ruleSchema, ...S.authErrors(403, 404, 413, 415) },
       },
     },
     async (request) => {
