@@ -5,31 +5,18 @@
  */
 import type { Core } from './core';
 import { diffDefinitions, type DefinitionChange, type StepDefinition } from './pipeline';
-import type { OverlapPolicy } from './schedule';
 import type { ContainerStatus } from './states';
 import type { RunDoc, RunKind, RunStatus, ScheduleDoc } from './store';
 import { validateName } from './validation';
 
-/** A stored schedule, as a plain object. */
-export interface ScheduleRecord {
+/**
+ * A stored schedule, as a plain object: the schedule's options with every default applied, why it
+ * was paused (`note`: `run failed: <container>` for `pauseOnFailure`, or the note given to
+ * `pauseSchedule`), the next slot the scheduler will decide (`nextSlot`, null when the expression
+ * never fires again) and when it is due (`nextFireAt`, the slot plus its jitter).
+ */
+export interface ScheduleRecord extends Omit<ScheduleDoc, '_id' | 'rev'> {
   id: string;
-  name: string;
-  pipeline: string;
-  cron: string;
-  timezone: string;
-  overlap: OverlapPolicy;
-  catchupWindowMs: number;
-  jitterMs: number;
-  paused: boolean;
-  /** Why it was paused (`run failed: <container>` for `pauseOnFailure`, or the note given to `pauseSchedule`). */
-  note: string | null;
-  pauseOnFailure: boolean;
-  /** The next slot the scheduler will decide (null: the expression never fires again). */
-  nextSlot: Date | null;
-  /** When that slot is due (`nextSlot` plus its jitter). */
-  nextFireAt: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
 }
 
 /** One step of a run: its definition and, once the run's container exists, its state and duration. */

@@ -4,23 +4,14 @@
  */
 import type { ObjectId } from './bson';
 import type { StepDefinition } from '../pipeline';
-import type { OverlapPolicy } from '../schedule';
+import type { ResolvedSchedule } from '../schedule';
 import type { ContainerStatus } from '../states';
 
-/** A stored schedule. */
-export interface ScheduleDoc {
+/** A stored schedule: its validated options (`ResolvedSchedule`) and the scheduler's state. */
+export interface ScheduleDoc extends ResolvedSchedule {
   _id: ObjectId;
-  name: string;
-  pipeline: string;
-  cron: string;
-  timezone: string;
-  overlap: OverlapPolicy;
-  catchupWindowMs: number;
-  jitterMs: number;
-  paused: boolean;
   /** Why the schedule was paused (`pauseOnFailure`, or the caller's note). */
   note: string | null;
-  pauseOnFailure: boolean;
   /** The next slot to decide (null: the expression never fires again). */
   nextSlot: Date | null;
   /** `nextSlot` plus its jitter: when the slot is due. */
