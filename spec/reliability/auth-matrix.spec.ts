@@ -45,6 +45,10 @@ interface Row {
   /** Success status for an existing container / a missing one. */
   ok: number;
   missing?: number;
+  /** The names the targets stand for (default {@link NAMES}: containers; {@link PIPES}: pipelines). */
+  names?: Record<Exclude<Target, '-'>, string>;
+  /** Status of a target outside the token's prefix (default 403; the schedule routes answer 404). */
+  outside?: number;
   sse?: boolean;
   /** Prefixed tokens are 403 whatever the target (claim without a container). */
   needsNoPrefix?: boolean;
@@ -72,7 +76,21 @@ const NAMES: Record<Exclude<Target, '-'>, string> = {
   'in-missing': 'team-a/missing',
   'out-missing': 'team-b/missing',
 };
+/** Pipelines (and their schedules, named like them) inside / outside the prefix. */
+const PIPES: Record<Exclude<Target, '-'>, string> = {
+  in: 'team-a/p',
+  out: 'team-b/p',
+  'in-missing': 'team-a/nopipe',
+  'out-missing': 'team-b/nopipe',
+};
+/** Containers that had a task fail for good: each got an alert delivery. */
+const ALERTED = ['team-a/alerted', 'team-b/alerted'];
+const RULE = 'matrix';
+/** A cron that never fires during the test (the serving client runs no scheduler anyway). */
+const CRON = '0 0 1 1 *';
 const PREFIX = 'team-a/';
+/** A webhook nobody listens on (connection refused at once): deliveries and tests record an error. */
+const DEAD_URL = 'http://127.0.0.1:9/hook';
 const TIMEOUT_MS = 3_000;
 const enc = encodeURIComponent;
 
@@ -122,8 +140,78 @@ describe('reliability: HTTP authorization matrix', function () {
       const c = await f.client.getOrCreateTaskContainer(name);
       if (!(await c.getTask('seed'))) await c.addTask('seed', { n: 1 });
       if (c.isPaused()) await c.resume(); // after a pause cell: claims must work again
+      if (name !== 'team-b/frozen' && !(await c.getTask('logged'))) await loggedTask(name);
     }
     for (const name of [NAMES['in-missing'], NAMES['out-missing']]) await f.client.deleteTaskContainer(name);
+    // Schedules: recreated only after a DELETE cell, unpaused after a pause cell.
+    for (const name of [PIPES.in, PIPES.out]) {
+      const s = await f.client.getSchedule(name);
+      if (!s) await f.client.schedule(name, { cron: CRON });
+      else if (s.paused) await f.client.unpauseSchedule(name);
+    }
+    for (const name of [PIPES['in-missing'], PIPES['out-missing']]) await f.client.deleteSchedule(name);
+  }
+
+  /** A succeeded task `logged` in `name` with one step-log line (the logs rows read it). */
+  async function loggedTask(name: string): Promise<void> {
+    await (await f.client.getTaskContainer(name))!.addTask('logged', {});
+    const lease = await f.client.claimNext(
+      { container: name, names: ['logged'] },
+      { owner: 'prep', leaseMs: 600_000 },
+    );
+    expect(lease, `prepare ${name}/logged`).to.not.equal(null);
+    lease!.log('info', `a line of ${name}`);
+    await lease!.flushLogs();
+    await lease!.succeed({ ok: true });
+  }
+
+  /**
+   * Once, before the cells: both pipelines defined (so a trigger starts a run) with one finished
+   * run each (runs and durations to list), an alert rule, and a task failed for good in
+   * team-a/ and team-b/ (each gets a delivery once the alert pass runs, after the feed horizon).
+   */
+  async function setupOnce(): Promise<void> {
+    for (const p of [PIPES.in, PIPES.out]) f.client.definePipeline(p, { tasks: [{ name: 'step' }] });
+    await ensure();
+    for (const p of [PIPES.in, PIPES.out]) {
+      const run = await f.client.triggerSchedule(p);
+      const lease = await f.client.claimNext(
+        { container: run.container, names: ['step'] },
+        { owner: 'prep', leaseMs: 600_000 },
+      );
+      expect(lease, `prepare the run ${run.container}`).to.not.equal(null);
+      await lease!.succeed(null);
+    }
+    await f.client.addAlertRule({
+      name: RULE,
+      events: ['task:failed'],
+      url: DEAD_URL,
+      secret: 'matrix-rule-secret',
+    });
+    for (const name of ALERTED) {
+      const c = await f.client.getOrCreateTaskContainer(name);
+      await c.addTasks([{ name: 't', maxRetries: 0 }]);
+      const lease = await f.client.claimNext(
+        { container: name, names: ['t'] },
+        { owner: 'prep', leaseMs: 600_000 },
+      );
+      await lease!.fail({ message: 'boom' }, { retryable: false });
+    }
+  }
+
+  /** One alert pass after another until the two deliveries exist (their attempts fail: DEAD_URL). */
+  async function deliverAlerts(): Promise<void> {
+    const h = f.client.startAlerts({ intervalMs: 0, horizonMs: 0, requestTimeoutMs: 1_000 });
+    let created = 0;
+    try {
+      for (let i = 0; i < 50 && created < ALERTED.length; i++) {
+        created += (await h.pass()).created;
+        if (created < ALERTED.length) await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await h.stop();
+    }
+    expect(created, 'alert deliveries prepared').to.equal(ALERTED.length);
   }
 
   /** A new task in `name`, claimed through the library: `{ task, token }`. */
@@ -456,6 +544,312 @@ describe('reliability: HTTP authorization matrix', function () {
         for (const e of res.events) expect(e.container, cellLabel(cell)).to.equal(cell.name);
       },
     },
+    {
+      method: 'GET',
+      route: '/ui/vendor/:file',
+      scope: 'none',
+      container: 'none',
+      ok: 200,
+      build: only('/ui/vendor/uplot.js'),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/containers/:name/tasks/:task/children',
+      scope: 'read',
+      container: 'path',
+      ok: 200,
+      missing: 404,
+      build: onName('/tasks/seed/children'),
+      check: (cell, res) => expect(res.body.parent, cellLabel(cell)).to.equal('seed'),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/containers/:name/actions/rerun',
+      scope: 'admin',
+      container: 'path',
+      ok: 200,
+      missing: 404,
+      build: async (name, exists, allowed) => {
+        if (!exists || !allowed) return { path: `${base(name)}/actions/rerun`, body: { task: 'seed' } };
+        const { task, token } = await claimed(name); // a succeeded step, re-run for real
+        await (await f.client.lease(name, task, token)).succeed(null);
+        return { path: `${base(name)}/actions/rerun`, body: { task } };
+      },
+      check(cell, res) {
+        expect(res.body.dryRun, cellLabel(cell)).to.equal(false);
+        expect(res.body.reset, cellLabel(cell)).to.deep.equal([res.body.step]);
+      },
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/containers/:name/tasks/:task/mark-succeeded',
+      scope: 'admin',
+      container: 'path',
+      ok: 200,
+      missing: 404,
+      build: async (name, exists, allowed) => ({
+        path: `${base(name)}/tasks/${enc(exists && allowed ? await pendingTask(name) : 'seed')}/mark-succeeded`,
+        body: { result: { byHand: true } },
+      }),
+      check: (cell, res) => expect(res.body.task.state, cellLabel(cell)).to.equal('succeeded'),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/containers/:name/tasks/:task/spawn',
+      scope: 'worker',
+      container: 'path',
+      ok: 200,
+      missing: 404,
+      build: async (name, exists, allowed) => {
+        const tasks = [{ name: fresh() }];
+        if (!exists || !allowed) return { path: `${base(name)}/tasks/seed/spawn`, body: { token: 1, tasks } };
+        const { task, token } = await claimed(name);
+        return { path: `${base(name)}/tasks/${enc(task)}/spawn`, body: { token, tasks } };
+      },
+      check: (cell, res) => expect(res.body.created, cellLabel(cell)).to.equal(1),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/containers/:name/tasks/:task/log',
+      scope: 'worker',
+      container: 'path',
+      ok: 200,
+      missing: 404,
+      build: worker('log', { lines: [{ level: 'info', message: 'from the matrix' }] }),
+      check: (cell, res) => expect(res.body.accepted, cellLabel(cell)).to.equal(1),
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/containers/:name/tasks/:task/logs',
+      scope: 'read',
+      container: 'path',
+      ok: 200,
+      missing: 404,
+      build: onName('/tasks/logged/logs?limit=1000'),
+      check(cell, res) {
+        const messages = (res.body.lines as Array<{ message: string }>).map((l) => l.message);
+        expect(messages, cellLabel(cell)).to.deep.equal([`a line of ${cell.name}`]);
+      },
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/containers/:name/tasks/:task/logs/stream',
+      scope: 'read',
+      container: 'path',
+      ok: 200,
+      missing: 404,
+      sse: true,
+      build: onName('/tasks/logged/logs/stream'),
+      check(cell, res) {
+        const messages = res.events.flatMap((e) =>
+          (e.lines as Array<{ message: string }>).map((l) => l.message),
+        );
+        expect(messages, `${cellLabel(cell)}: no log page`).to.deep.equal([`a line of ${cell.name}`]);
+      },
+    },
+    // Schedules and pipelines: named by the pipeline; outside the prefix 404 (docs/http.md#schedules-pipelines-and-runs).
+    {
+      method: 'GET',
+      route: '/api/v1/schedules',
+      scope: 'read',
+      container: 'none',
+      ok: 200,
+      build: only('/api/v1/schedules'),
+      check(cell, res) {
+        const items = res.body.items as Array<{ name: string; pipeline: string }>;
+        noLeak(
+          items.map((s) => s.name),
+          cell,
+          'schedule names',
+        );
+        noLeak(
+          items.map((s) => s.pipeline),
+          cell,
+          'schedule pipelines',
+        );
+        expect(
+          items.map((s) => s.name),
+          cellLabel(cell),
+        ).to.include(cell.cred.prefix ? PIPES.in : PIPES.out);
+      },
+    },
+    ...(
+      [
+        ['GET', '', 200, 404],
+        ['PUT', '', 200, 201],
+        ['DELETE', '', 204, 404],
+        ['POST', '/actions/pause', 200, 404],
+        ['POST', '/actions/unpause', 200, 404],
+        ['POST', '/actions/trigger', 200, 404],
+        ['POST', '/actions/backfill', 200, 404],
+      ] as const
+    ).map(([method, suffix, ok, missing]): Row => ({
+      method,
+      route: `/api/v1/schedules/:pipeline${suffix}`,
+      scope: method === 'GET' ? 'read' : 'admin',
+      container: 'path',
+      names: PIPES,
+      outside: 404,
+      ok,
+      missing,
+      build: async (name) => ({
+        path: `/api/v1/schedules/${enc(name)}${suffix}`,
+        body:
+          method === 'PUT'
+            ? { cron: CRON }
+            : suffix === '/actions/pause'
+              ? { note: 'matrix' }
+              : suffix === '/actions/backfill'
+                ? { from: '2020-01-01T00:00:00.000Z', to: '2020-01-02T00:00:00.000Z' }
+                : undefined,
+      }),
+      check(cell, res) {
+        if (suffix === '/actions/trigger') expect(res.body.run.pipeline, cellLabel(cell)).to.equal(cell.name);
+        else if (suffix === '/actions/backfill')
+          for (const r of res.body.items) expect(r.pipeline, cellLabel(cell)).to.equal(cell.name);
+        else {
+          expect(res.body.name, cellLabel(cell)).to.equal(cell.name);
+          if (suffix) expect(res.body.paused, cellLabel(cell)).to.equal(suffix === '/actions/pause');
+        }
+      },
+    })),
+    {
+      method: 'GET',
+      route: '/api/v1/pipelines/:pipeline/runs',
+      scope: 'read',
+      container: 'path',
+      names: PIPES,
+      outside: 404,
+      ok: 200,
+      missing: 200, // listRuns of a pipeline without runs: an empty page
+      build: async (name) => ({ path: `/api/v1/pipelines/${enc(name)}/runs?limit=1000` }),
+      check(cell, res) {
+        const items = res.body.items as Array<{ pipeline: string; container: string }>;
+        for (const r of items) {
+          expect(r.pipeline, cellLabel(cell)).to.equal(cell.name);
+          expect(r.container.startsWith(`${cell.name}@`), cellLabel(cell)).to.equal(true);
+        }
+        expect(items.length > 0, `${cellLabel(cell)}: ${items.length} runs`).to.equal(
+          !cell.target.endsWith('missing'),
+        );
+      },
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/pipelines/:pipeline/durations',
+      scope: 'read',
+      container: 'path',
+      names: PIPES,
+      outside: 404,
+      ok: 200,
+      missing: 200,
+      build: async (name) => ({ path: `/api/v1/pipelines/${enc(name)}/durations` }),
+      check(cell, res) {
+        expect(Object.keys(res.body), cellLabel(cell)).to.deep.equal(
+          cell.target.endsWith('missing') ? [] : ['step'],
+        );
+      },
+    },
+    // Alert rules are global: admin without a prefix (a prefixed token is 403 whatever it names).
+    {
+      method: 'GET',
+      route: '/api/v1/alerts/rules',
+      scope: 'admin',
+      container: 'none',
+      needsNoPrefix: true,
+      ok: 200,
+      build: only('/api/v1/alerts/rules'),
+      check(cell, res) {
+        expect(
+          res.body.items.map((r: { name: string }) => r.name),
+          cellLabel(cell),
+        ).to.include(RULE);
+        expect(JSON.stringify(res.body), `${cellLabel(cell)}: a rule secret`).to.not.include('secret');
+      },
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/alerts/rules',
+      scope: 'admin',
+      container: 'none',
+      needsNoPrefix: true,
+      ok: 201,
+      build: async () => ({
+        path: '/api/v1/alerts/rules',
+        body: {
+          name: fresh(),
+          events: ['container:failed'],
+          url: DEAD_URL,
+          secret: 'matrix-rule-secret',
+          enabled: false,
+        },
+      }),
+      check: (cell, res) => expect(res.body.enabled, cellLabel(cell)).to.equal(false),
+    },
+    {
+      method: 'PATCH',
+      route: '/api/v1/alerts/rules/:name',
+      scope: 'admin',
+      container: 'none',
+      needsNoPrefix: true,
+      ok: 200,
+      build: async () => ({ path: `/api/v1/alerts/rules/${RULE}`, body: { enabled: true } }),
+      check: (cell, res) => expect(res.body, cellLabel(cell)).to.include({ name: RULE, enabled: true }),
+    },
+    {
+      method: 'DELETE',
+      route: '/api/v1/alerts/rules/:name',
+      scope: 'admin',
+      container: 'none',
+      needsNoPrefix: true,
+      ok: 204,
+      build: async (_n, _e, allowed) => {
+        const name = allowed ? fresh() : RULE;
+        if (allowed)
+          await f.client.addAlertRule({
+            name,
+            events: ['task:failed'],
+            url: DEAD_URL,
+            secret: 's',
+            enabled: false,
+          });
+        return { path: `/api/v1/alerts/rules/${enc(name)}` };
+      },
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/alerts/rules/:name/test',
+      scope: 'admin',
+      container: 'none',
+      needsNoPrefix: true,
+      ok: 200,
+      build: only(`/api/v1/alerts/rules/${RULE}/test`),
+      check(cell, res) {
+        expect(res.body.statusCode, cellLabel(cell)).to.equal(null); // DEAD_URL refuses the connection
+        expect(res.body.error, cellLabel(cell)).to.be.a('string');
+      },
+    },
+    {
+      method: 'GET',
+      route: '/api/v1/alerts/deliveries',
+      scope: 'read',
+      container: 'list',
+      ok: 200,
+      build: async (name) => ({
+        path: `/api/v1/alerts/deliveries?limit=1000&prefix=${enc(name.split('/')[0] + '/')}`,
+      }),
+      check(cell, res) {
+        const names = (res.body.items as Array<{ container: string }>).map((d) => d.container);
+        noLeak(names, cell, 'deliveries');
+        const requested = cell.name.split('/')[0] + '/';
+        for (const n of names) expect(n.startsWith(requested), cellLabel(cell)).to.equal(true);
+        if (!cell.cred.prefix || requested === cell.cred.prefix)
+          expect(names, `${cellLabel(cell)}: no delivery`).to.deep.equal([
+            requested === PREFIX ? ALERTED[0] : ALERTED[1],
+          ]);
+        else expect(names, cellLabel(cell)).to.deep.equal([]);
+      },
+    },
   ];
   // HEAD mirrors every GET (fastify exposes it automatically): same status, no body.
   for (const r of ROWS.filter((x) => x.method === 'GET'))
@@ -473,7 +867,7 @@ describe('reliability: HTTP authorization matrix', function () {
     if (!scopeAllows(cred.scope, row.scope)) return 403;
     if (row.needsNoPrefix && cred.prefix) return 403;
     if (target === '-' || row.container === 'list') return row.ok; // listings filter, never 403
-    if (!NAMES[target].startsWith(cred.prefix)) return 403;
+    if (!(row.names ?? NAMES)[target].startsWith(cred.prefix)) return row.outside ?? 403;
     return target.endsWith('missing') ? row.missing! : row.ok;
   }
 
@@ -528,9 +922,10 @@ describe('reliability: HTTP authorization matrix', function () {
   it('every route × credential × in/out-of-prefix container answers the documented status', async function () {
     this.timeout(120_000);
     const started = Date.now();
-    await ensure();
+    await setupOnce();
     // Positive controls for the listings: an old change outside team-a/ heads the feed.
     await new Promise((r) => setTimeout(r, 1_300)); // let the seeding pass the changes-feed horizon
+    await deliverAlerts();
 
     // Every registered route has a row, and every row is a registered route.
     const registered = routesOf(f.server.app);
@@ -567,7 +962,7 @@ describe('reliability: HTTP authorization matrix', function () {
             row,
             cred,
             target,
-            name: target === '-' ? '' : NAMES[target],
+            name: target === '-' ? '' : (row.names ?? NAMES)[target],
             expected: expectedStatus(row, cred, target),
           });
         }
@@ -657,7 +1052,7 @@ function parseEvents(text: string): any[] {
       .filter((l) => l.startsWith('data: '))
       .map((l) => l.slice(6))
       .join('\n');
-    if (!data || !/(^|\n)event: (task|container)(\n|$)/.test(block)) continue;
+    if (!data || !/(^|\n)event: (task|container|logs)(\n|$)/.test(block)) continue;
     try {
       out.push(JSON.parse(data));
     } catch {
