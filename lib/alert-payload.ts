@@ -68,7 +68,12 @@ function summary(e: AlertEventData): string {
 }
 
 /** The body of a delivery (the same bytes on every attempt). */
-export function renderAlertBody(template: AlertTemplate, key: string, rule: string, e: AlertEventData): string {
+export function renderAlertBody(
+  template: AlertTemplate,
+  key: string,
+  rule: string,
+  e: AlertEventData,
+): string {
   if (template === 'slack') return JSON.stringify({ text: `[pts] ${summary(e)} (rule ${rule}, id ${key})` });
   const body: AlertBody = {
     id: key,
@@ -82,13 +87,23 @@ export function renderAlertBody(template: AlertTemplate, key: string, rule: stri
   return JSON.stringify(body);
 }
 
-/** `sha256=<hex>`: the HMAC-SHA256 of `"<timestamp>.<body>"` with `secret`. */
-export function signAlert(secret: string, timestamp: number, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+/** `sha256=<hex>`: the HMAC-SHA256 of the bytes `"<timestamp>."` followed by the body's exact bytes (UTF-8), with `secret`. */
+export function signAlert(secret: string, timestamp: number, body: string | Uint8Array): string {
+  return `sha256=${createHmac('sha256', secret)
+    .update(`${timestamp}.`)
+    .update(typeof body === 'string' ? Buffer.from(body, 'utf8') : body)
+    .digest('hex')}`;
 }
 
 /** The headers of one attempt. `timestamp` is in Unix seconds. */
-export function alertHeaders(o: { secret: string; timestamp: number; body: string; key: string; event: AlertEvent; attempt: number }): Record<string, string> {
+export function alertHeaders(o: {
+  secret: string;
+  timestamp: number;
+  body: string;
+  key: string;
+  event: AlertEvent;
+  attempt: number;
+}): Record<string, string> {
   return {
     'content-type': 'application/json',
     'user-agent': 'persistent-task-status-alerts',
@@ -103,8 +118,8 @@ export function alertHeaders(o: { secret: string; timestamp: number; body: strin
 /** What {@link verifyAlertSignature} checks. */
 export interface VerifyAlertOptions {
   secret: string;
-  /** The raw request body, exactly as received. */
-  body: string;
+  /** The raw request body, exactly as received (bytes, or the UTF-8 text they decode to). */
+  body: string | Uint8Array;
   /** `X-PTS-Signature`. */
   signature: string | undefined;
   /** `X-PTS-Timestamp`. */
@@ -120,7 +135,8 @@ export interface VerifyAlertOptions {
  * `now`. A receiver also drops a repeated `X-PTS-Idempotency-Key` (a retry or a duplicate).
  */
 export function verifyAlertSignature(o: VerifyAlertOptions): boolean {
-  if (typeof o.signature !== 'string' || typeof o.timestamp !== 'string' || !/^\d{1,12}$/.test(o.timestamp)) return false;
+  if (typeof o.signature !== 'string' || typeof o.timestamp !== 'string' || !/^\d{1,12}$/.test(o.timestamp))
+    return false;
   const ts = Number(o.timestamp);
   const now = Math.floor((o.now ?? new Date()).getTime() / 1000);
   if (Math.abs(now - ts) > (o.toleranceS ?? DEFAULT_SIGNATURE_TOLERANCE_S)) return false;

@@ -14,16 +14,31 @@
 import { performance } from 'node:perf_hooks';
 import { alertHeaders, idempotencyKey, renderAlertBody, type AlertEventData } from './alert-payload';
 import type { Core } from './core';
-import { NotFoundError, ValidationError } from './errors';
+import { isTransient, NotFoundError, ValidationError } from './errors';
+import { startPeriodic } from './periodic';
 import { Timestamp } from './store/bson';
 import { decodeCursor, encodeCursor } from './store/cursor';
-import type { AlertDeliveryDoc, AlertRuleDoc, AlertSources } from './store';
-import { ALERT_EVENTS, ALERT_TEMPLATES, DELIVERY_STATUSES, type AlertEvent, type AlertTemplate, type DeliveryStatus } from './store/alert-docs';
+import type { AlertDeliveryDoc, AlertRuleDoc, AlertSources, AlertStateDoc } from './store';
+import {
+  ALERT_EVENTS,
+  ALERT_TEMPLATES,
+  DELIVERY_STATUSES,
+  type AlertEvent,
+  type AlertTemplate,
+  type DeliveryStatus,
+} from './store/alert-docs';
 import { FEED_START } from './store/alerts';
 import type { FeedPosition } from './store/feed';
 import { MAX_NAME_LENGTH, validateName } from './validation';
 
-export { ALERT_EVENTS, ALERT_TEMPLATES, DELIVERY_STATUSES, type AlertEvent, type AlertTemplate, type DeliveryStatus };
+export {
+  ALERT_EVENTS,
+  ALERT_TEMPLATES,
+  DELIVERY_STATUSES,
+  type AlertEvent,
+  type AlertTemplate,
+  type DeliveryStatus,
+};
 
 /** A new alert rule (`client.addAlertRule`). */
 export interface AlertRuleOptions {
@@ -128,7 +143,9 @@ export interface AlertsOptions {
 }
 
 /** @internal */
-export type ResolvedAlertsOptions = Required<Omit<AlertsOptions, 'onError'>> & { onError: (err: Error) => void };
+export type ResolvedAlertsOptions = Required<Omit<AlertsOptions, 'onError'>> & {
+  onError: (err: Error) => void;
+};
 
 /** What one pass did. */
 export interface AlertsPassReport {
@@ -164,11 +181,14 @@ function intOption(o: Record<string, unknown>, name: string, dflt: number, min: 
 
 /** Resolves the options of {@link startAlerts} (ValidationError on anything malformed). */
 export function resolveAlertsOptions(options: AlertsOptions = {}): ResolvedAlertsOptions {
-  if (options === null || typeof options !== 'object') throw new ValidationError('options must be an object', { path: 'options' });
+  if (options === null || typeof options !== 'object')
+    throw new ValidationError('options must be an object', { path: 'options' });
   const o = options as Record<string, unknown>;
-  if (o.onError !== undefined && typeof o.onError !== 'function') throw new ValidationError('onError must be a function', { path: 'onError' });
+  if (o.onError !== undefined && typeof o.onError !== 'function')
+    throw new ValidationError('onError must be a function', { path: 'onError' });
   const intervalMs = intOption(o, 'intervalMs', 1000, 0);
-  if (intervalMs > 0 && intervalMs < 10) throw new ValidationError('intervalMs must be 0 or at least 10', { path: 'intervalMs' });
+  if (intervalMs > 0 && intervalMs < 10)
+    throw new ValidationError('intervalMs must be 0 or at least 10', { path: 'intervalMs' });
   return {
     intervalMs,
     leaseMs: intOption(o, 'leaseMs', 30_000, 1000),
@@ -179,34 +199,53 @@ export function resolveAlertsOptions(options: AlertsOptions = {}): ResolvedAlert
     retentionMs: intOption(o, 'retentionMs', 7 * 86_400_000, 1),
     batchSize: intOption(o, 'batchSize', 200, 1),
     horizonMs: intOption(o, 'horizonMs', 250, 0),
-    onError: (options.onError as ((err: Error) => void) | undefined) ?? ((err) => process.emitWarning(`persistent-task-status: alert pass failed: ${err.message}`)),
+    onError:
+      (options.onError as ((err: Error) => void) | undefined) ??
+      ((err) => process.emitWarning(`persistent-task-status: alert pass failed: ${err.message}`)),
   };
 }
 
 // ---- rules
 
 /** Validates a new rule (ValidationError, nothing written). */
-export function validateAlertRule(r: AlertRuleOptions): Omit<AlertRuleDoc, '_id' | 'createdAt' | 'updatedAt'> {
-  if (r === null || typeof r !== 'object') throw new ValidationError('rule must be an object', { path: 'rule' });
+export function validateAlertRule(
+  r: AlertRuleOptions,
+): Omit<AlertRuleDoc, '_id' | 'createdAt' | 'updatedAt'> {
+  if (r === null || typeof r !== 'object')
+    throw new ValidationError('rule must be an object', { path: 'rule' });
   const name = validateName(r.name, 'name');
   if (!Array.isArray(r.events) || r.events.length === 0 || r.events.length > ALERT_EVENTS.length)
-    throw new ValidationError(`events must be a non-empty list of ${ALERT_EVENTS.join(', ')}`, { path: 'events' });
+    throw new ValidationError(`events must be a non-empty list of ${ALERT_EVENTS.join(', ')}`, {
+      path: 'events',
+    });
   for (const e of r.events)
-    if (!(ALERT_EVENTS as readonly unknown[]).includes(e)) throw new ValidationError(`unknown event ${JSON.stringify(e)} (one of ${ALERT_EVENTS.join(', ')})`, { path: 'events' });
+    if (!(ALERT_EVENTS as readonly unknown[]).includes(e))
+      throw new ValidationError(`unknown event ${JSON.stringify(e)} (one of ${ALERT_EVENTS.join(', ')})`, {
+        path: 'events',
+      });
   let url: URL | null = null;
   try {
     url = typeof r.url === 'string' && r.url.length <= 2048 ? new URL(r.url) : null;
   } catch {
     url = null;
   }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ValidationError('url must be an http: or https: URL (at most 2048 characters)', { path: 'url' });
-  if (typeof r.secret !== 'string' || r.secret.length < 1 || r.secret.length > 1024) throw new ValidationError('secret must be a string of 1 to 1024 characters', { path: 'secret' });
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    throw new ValidationError('url must be an http: or https: URL (at most 2048 characters)', {
+      path: 'url',
+    });
+  if (typeof r.secret !== 'string' || r.secret.length < 1 || r.secret.length > 1024)
+    throw new ValidationError('secret must be a string of 1 to 1024 characters', { path: 'secret' });
   const prefix = r.prefix ?? '';
-  if (typeof prefix !== 'string' || prefix.length > MAX_NAME_LENGTH || prefix.includes('\u0000')) throw new ValidationError(`prefix must be a string of at most ${MAX_NAME_LENGTH} characters`, { path: 'prefix' });
+  if (typeof prefix !== 'string' || prefix.length > MAX_NAME_LENGTH || prefix.includes('\u0000'))
+    throw new ValidationError(`prefix must be a string of at most ${MAX_NAME_LENGTH} characters`, {
+      path: 'prefix',
+    });
   const template = r.template ?? 'json';
-  if (!(ALERT_TEMPLATES as readonly unknown[]).includes(template)) throw new ValidationError(`template must be one of ${ALERT_TEMPLATES.join(', ')}`, { path: 'template' });
+  if (!(ALERT_TEMPLATES as readonly unknown[]).includes(template))
+    throw new ValidationError(`template must be one of ${ALERT_TEMPLATES.join(', ')}`, { path: 'template' });
   const enabled = r.enabled ?? true;
-  if (typeof enabled !== 'boolean') throw new ValidationError('enabled must be a boolean', { path: 'enabled' });
+  if (typeof enabled !== 'boolean')
+    throw new ValidationError('enabled must be a boolean', { path: 'enabled' });
   return { name, events: [...new Set(r.events)], url: r.url, secret: r.secret, prefix, template, enabled };
 }
 
@@ -232,7 +271,8 @@ export async function deleteAlertRule(core: Core, name: string): Promise<boolean
 /** Enables or disables a rule (a disabled rule creates no deliveries; pending ones are still sent). */
 export async function setAlertRuleEnabled(core: Core, name: string, enabled: boolean): Promise<AlertRule> {
   const n = validateName(name, 'name');
-  if (typeof enabled !== 'boolean') throw new ValidationError('enabled must be a boolean', { path: 'enabled' });
+  if (typeof enabled !== 'boolean')
+    throw new ValidationError('enabled must be a boolean', { path: 'enabled' });
   await core.ready();
   const d = await core.store.setAlertRuleEnabled(n, enabled);
   if (!d) throw new NotFoundError(`no alert rule named ${JSON.stringify(name)}`, { rule: name });
@@ -264,7 +304,14 @@ export function toDeliveryRecord(d: AlertDeliveryDoc): DeliveryRecord {
     eventAt: d.eventAt,
     status: d.status,
     attemptCount: d.attemptCount,
-    attempts: (d.attempts ?? []).map((a) => ({ n: a.n, at: a.at, statusCode: a.statusCode ?? null, error: a.error ?? null, durationMs: a.durationMs, by: a.by })),
+    attempts: (d.attempts ?? []).map((a) => ({
+      n: a.n,
+      at: a.at,
+      statusCode: a.statusCode ?? null,
+      error: a.error ?? null,
+      durationMs: a.durationMs,
+      by: a.by,
+    })),
     nextAttemptAt: d.status === 'pending' ? d.nextAttemptAt : null,
     createdAt: d.createdAt,
     updatedAt: d.updatedAt,
@@ -273,23 +320,42 @@ export function toDeliveryRecord(d: AlertDeliveryDoc): DeliveryRecord {
   };
 }
 
-export async function listDeliveries(core: Core, q: ListDeliveriesQuery = {}): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {
-  if (q === null || typeof q !== 'object') throw new ValidationError('query must be an object', { path: 'query' });
+export async function listDeliveries(
+  core: Core,
+  q: ListDeliveriesQuery = {},
+): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {
+  if (q === null || typeof q !== 'object')
+    throw new ValidationError('query must be an object', { path: 'query' });
   const limit = q.limit ?? 50;
   if (q.status !== undefined && !(DELIVERY_STATUSES as readonly unknown[]).includes(q.status))
     throw new ValidationError(`status must be one of ${DELIVERY_STATUSES.join(', ')}`, { path: 'status' });
   const rule = q.rule === undefined ? undefined : validateName(q.rule, 'rule');
-  if (q.prefix !== undefined && typeof q.prefix !== 'string') throw new ValidationError('prefix must be a string', { path: 'prefix' });
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ValidationError('limit must be an integer from 1 to 1000', { path: 'limit' });
+  if (q.prefix !== undefined && typeof q.prefix !== 'string')
+    throw new ValidationError('prefix must be a string', { path: 'prefix' });
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new ValidationError('limit must be an integer from 1 to 1000', { path: 'limit' });
   const after = decodeCursor(q.cursor);
   await core.ready();
-  const docs = await core.store.listDeliveries({ rule, status: q.status, prefix: q.prefix, after, limit: limit + 1 });
+  const docs = await core.store.listDeliveries({
+    rule,
+    status: q.status,
+    prefix: q.prefix,
+    after,
+    limit: limit + 1,
+  });
   const items = docs.slice(0, limit);
-  return { items: items.map(toDeliveryRecord), nextCursor: docs.length > limit ? encodeCursor(items[items.length - 1]._id) : null };
+  return {
+    items: items.map(toDeliveryRecord),
+    nextCursor: docs.length > limit ? encodeCursor(items[items.length - 1]._id) : null,
+  };
 }
 
 /** Sends a signed test body to the rule's webhook now (nothing is stored). */
-export async function testAlertRule(core: Core, name: string, requestTimeoutMs = 10_000): Promise<{ statusCode: number | null; error: string | null; body: string }> {
+export async function testAlertRule(
+  core: Core,
+  name: string,
+  requestTimeoutMs = 10_000,
+): Promise<{ statusCode: number | null; error: string | null; body: string }> {
   await core.ready();
   const rule = await core.store.findAlertRule(validateName(name, 'name'));
   if (!rule) throw new NotFoundError(`no alert rule named ${JSON.stringify(name)}`, { rule: name });
@@ -302,7 +368,15 @@ export async function testAlertRule(core: Core, name: string, requestTimeoutMs =
     task: null,
     details: { test: true },
   });
-  const r = await post(rule, body, key, rule.events[0], 1, Math.floor(now.getTime() / 1000), requestTimeoutMs);
+  const r = await post(
+    rule,
+    body,
+    key,
+    rule.events[0],
+    1,
+    Math.floor(now.getTime() / 1000),
+    requestTimeoutMs,
+  );
   return { statusCode: r.statusCode, error: r.error, body };
 }
 
@@ -312,37 +386,53 @@ type Entry = { pos: FeedPosition; events: Array<{ identity: string; data: AlertE
 
 type FailureLike = { attempt?: number; at?: Date; message?: string; code?: string | null; kind?: string };
 
-function lastFailure(failures: unknown): FailureLike | null {
+/** The failures of the ring, newest first (the newest is failure number `failureCount`). */
+function failuresNewestFirst(failures: unknown): FailureLike[] {
   // The failure history is a ring written by position (`failures.<n>`): an array, or on some
   // servers an object keyed by position.
-  const list = Array.isArray(failures) ? failures : failures && typeof failures === 'object' ? Object.values(failures) : [];
-  let best: FailureLike | null = null;
-  for (const f of list as Array<FailureLike | null>) {
-    if (!f || !(f.at instanceof Date)) continue;
-    if (!best || f.at.getTime() > best.at!.getTime() || (f.at.getTime() === best.at!.getTime() && (f.attempt ?? 0) > (best.attempt ?? 0))) best = f;
-  }
-  return best;
+  const list = Array.isArray(failures)
+    ? failures
+    : failures && typeof failures === 'object'
+      ? Object.values(failures)
+      : [];
+  return (list as Array<FailureLike | null>)
+    .filter((f): f is FailureLike => !!f && f.at instanceof Date)
+    .sort((a, b) => b.at!.getTime() - a.at!.getTime() || (b.attempt ?? 0) - (a.attempt ?? 0));
 }
 
-function taskEvents(t: AlertSources['tasks'][number]): Entry['events'] {
+/**
+ * The events of a task entry: `task:timeout` / `task:stalled` for each deadline failure in its
+ * history newer than `sinceMs` (a timeout retried and failed again before the pass read the task
+ * is not lost), and `task:failed` when the task failed for good. Each is identified by the
+ * task and the failure's number, so a later write of the same task repeats the same keys.
+ */
+function taskEvents(t: AlertSources['tasks'][number], sinceMs: number): Entry['events'] {
   const out: Entry['events'] = [];
-  const f = lastFailure(t.failures);
-  const details = {
-    state: t.state,
-    message: f?.message ?? null,
-    code: f?.code ?? null,
-    kind: f?.kind ?? null,
-    attempt: f?.attempt ?? null,
-    failureCount: t.failureCount,
-  };
-  const base = { container: t.container, task: t.name, at: f?.at ?? t.updatedAt, details };
-  // The latest failure is failure number `failureCount`: a later write of the same task keeps it (same key).
-  const id = `${t._id.toHexString()}/f${t.failureCount}`;
-  if (f && (f.kind === 'timeout' || f.kind === 'stalled')) {
-    const event: AlertEvent = f.kind === 'timeout' ? 'task:timeout' : 'task:stalled';
-    out.push({ identity: `${event}|${id}`, data: { event, ...base } });
-  }
-  if (t.state === 'failed') out.push({ identity: `task:failed|${id}`, data: { event: 'task:failed', ...base } });
+  const failures = failuresNewestFirst(t.failures);
+  const event = (f: FailureLike | undefined, number: number, name: AlertEvent): Entry['events'][number] => ({
+    identity: `${name}|${t._id.toHexString()}/f${number}`,
+    data: {
+      event: name,
+      container: t.container,
+      task: t.name,
+      at: f?.at ?? t.updatedAt,
+      details: {
+        state: t.state,
+        message: f?.message ?? null,
+        code: f?.code ?? null,
+        kind: f?.kind ?? null,
+        attempt: f?.attempt ?? null,
+        // This failure's number (1: the task's first failure); failureCount: how many so far.
+        failure: number,
+        failureCount: t.failureCount,
+      },
+    },
+  });
+  failures.forEach((f, i) => {
+    if ((f.kind === 'timeout' || f.kind === 'stalled') && (i === 0 || f.at!.getTime() >= sinceMs))
+      out.push(event(f, t.failureCount - i, f.kind === 'timeout' ? 'task:timeout' : 'task:stalled'));
+  });
+  if (t.state === 'failed') out.push(event(failures[0], t.failureCount, 'task:failed'));
   return out;
 }
 
@@ -351,7 +441,13 @@ function containerEvents(c: AlertSources['containers'][number]): Entry['events']
   return [
     {
       identity: `container:failed|${c._id.toHexString()}|${at.getTime()}`,
-      data: { event: 'container:failed', container: c.name, task: null, at, details: { status: c.status, counts: { ...c.counts }, failed: c.counts?.failed ?? 0 } },
+      data: {
+        event: 'container:failed',
+        container: c.name,
+        task: null,
+        at,
+        details: { status: c.status, counts: { ...c.counts }, failed: c.counts?.failed ?? 0 },
+      },
     },
   ];
 }
@@ -365,7 +461,12 @@ function comparePos(a: FeedPosition, b: FeedPosition): number {
 }
 
 function matches(rule: AlertRuleDoc, e: AlertEventData): boolean {
-  return rule.enabled && rule.events.includes(e.event) && e.container.startsWith(rule.prefix ?? '') && e.at.getTime() >= rule.createdAt.getTime();
+  return (
+    rule.enabled &&
+    rule.events.includes(e.event) &&
+    e.container.startsWith(rule.prefix ?? '') &&
+    e.at.getTime() >= rule.createdAt.getTime()
+  );
 }
 
 // ---- the loop
@@ -376,7 +477,15 @@ interface PostResult {
   durationMs: number;
 }
 
-async function post(rule: AlertRuleDoc, body: string, key: string, event: AlertEvent, attempt: number, timestamp: number, timeoutMs: number): Promise<PostResult> {
+async function post(
+  rule: AlertRuleDoc,
+  body: string,
+  key: string,
+  event: AlertEvent,
+  attempt: number,
+  timestamp: number,
+  timeoutMs: number,
+): Promise<PostResult> {
   const t0 = performance.now();
   try {
     const res = await fetch(rule.url, {
@@ -389,17 +498,30 @@ async function post(rule: AlertRuleDoc, body: string, key: string, event: AlertE
     // Read (and drop) the answer so the connection is reusable.
     await res.arrayBuffer().catch(() => undefined);
     const ok = res.status >= 200 && res.status < 300;
-    return { statusCode: res.status, error: ok ? null : `HTTP ${res.status}`, durationMs: Math.round(performance.now() - t0) };
+    return {
+      statusCode: res.status,
+      error: ok ? null : `HTTP ${res.status}`,
+      durationMs: Math.round(performance.now() - t0),
+    };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
-    const why = e.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
-    return { statusCode: null, error: String(why).slice(0, 500), durationMs: Math.round(performance.now() - t0) };
+    const why =
+      e.name === 'TimeoutError'
+        ? `timed out after ${timeoutMs} ms`
+        : (e.cause?.code ?? e.cause?.message ?? e.message);
+    return {
+      statusCode: null,
+      error: String(why).slice(0, 500),
+      durationMs: Math.round(performance.now() - t0),
+    };
   }
 }
 
 /** One alert process: {@link pass} does everything; the loop of {@link startAlerts} calls it. @internal */
 export class Alerter {
   private token: number | null = null;
+  /** When the lease runs out unless renewed (the corrected clock, as the store wrote it). */
+  private leaseUntil = 0;
   private lastPrune = 0;
 
   constructor(
@@ -408,6 +530,23 @@ export class Alerter {
     private readonly holder: string,
   ) {}
 
+  /** Renews (or takes) the lease; null if another process holds it. */
+  private async renew(): Promise<AlertStateDoc | null> {
+    const lease = await this.core.store.takeAlertLease(this.holder, this.token, this.o.leaseMs);
+    this.token = lease ? lease.token : null;
+    this.leaseUntil = lease ? lease.expiresAt.getTime() : 0;
+    return lease;
+  }
+
+  /** Renews the lease once a third of it is used (a pass may outlast it); false: it was lost. */
+  private async keepLease(): Promise<boolean> {
+    if (this.token === null) return false;
+    if (this.core.ctx.clock.now().getTime() < this.leaseUntil - (this.o.leaseMs * 2) / 3) return true;
+    const token = this.token;
+    const lease = await this.renew();
+    return lease !== null && lease.token === token;
+  }
+
   backoff(n: number): number {
     return Math.min(this.o.maxBackoffMs, this.o.backoffMs * 2 ** Math.min(30, n - 1));
   }
@@ -415,14 +554,20 @@ export class Alerter {
   async pass(): Promise<AlertsPassReport> {
     const { store } = this.core;
     await this.core.ready();
-    const report: AlertsPassReport = { leader: false, created: 0, attempted: 0, delivered: 0, failedAttempts: 0 };
-    const lease = await store.takeAlertLease(this.holder, this.token, this.o.leaseMs);
-    this.token = lease ? lease.token : null;
+    const report: AlertsPassReport = {
+      leader: false,
+      created: 0,
+      attempted: 0,
+      delivered: 0,
+      failedAttempts: 0,
+    };
+    const lease = await this.renew();
     if (!lease) return report;
     report.leader = true;
     const rules = await store.listAlertRules();
-    const active = rules.filter((r) => r.enabled);
-    if (active.length > 0 && !(await this.createDeliveries(lease.cursor ?? null, lease.runsSince ?? null, active, report))) {
+    // Every pass moves the cursor, rules or not, enabled or not: a disabled rule creates nothing
+    // for what happened while it was off, and a new rule starts from its creation.
+    if (!(await this.createDeliveries(lease.cursor ?? null, lease.runsSince ?? null, rules, report))) {
       this.token = null;
       report.leader = false;
       return report;
@@ -437,20 +582,35 @@ export class Alerter {
   }
 
   /** Creates the deliveries of one feed page, then advances the cursor. False: the lease was lost. */
-  private async createDeliveries(cursor: FeedPosition | null, runsSince: Date | null, rules: AlertRuleDoc[], report: AlertsPassReport): Promise<boolean> {
+  private async createDeliveries(
+    cursor: FeedPosition | null,
+    runsSince: Date | null,
+    rules: AlertRuleDoc[],
+    report: AlertsPassReport,
+  ): Promise<boolean> {
     const { store } = this.core;
-    const oldest = Math.min(...rules.map((r) => r.createdAt.getTime()));
-    // A fresh cursor starts at the beginning of the feed (once per database): a rule fires only
-    // for events at or after its creation, whatever the clocks of the writers were.
-    const from = cursor ?? FEED_START;
-    const runsFrom = runsSince ?? new Date(oldest);
     const serverNow = (await store.serverTime()).getTime();
     const horizon = new Timestamp({ t: Math.floor((serverNow - this.o.horizonMs) / 1000), i: 0 });
+    // A rule fires only for events at or after its creation, so nothing older than the oldest
+    // rule (less the look-back that covers the writers' clock errors) needs reading: a fresh or
+    // long-idle cursor does not re-read the whole feed. With no rule, nothing is read at all.
+    const oldest = rules.length ? Math.min(...rules.map((r) => r.createdAt.getTime())) : serverNow;
+    const floor = oldest - RUNS_LOOK_BACK_MS;
+    const start: FeedPosition = {
+      ts: new Timestamp({ t: Math.max(0, Math.floor(floor / 1000)), i: 0 }),
+      id: FEED_START.id,
+    };
+    const from = cursor && comparePos(cursor, start) > 0 ? cursor : start;
+    const runsFrom = new Date(Math.max(runsSince?.getTime() ?? 0, oldest));
+    // Failures older than this were in entries an earlier pass read (a re-read task repeats none).
+    const since = from.ts.getHighBits() * 1000 - RUNS_LOOK_BACK_MS;
     const n = this.o.batchSize;
     const prefixes = [...new Set(rules.map((r) => r.prefix ?? ''))];
-    const src = await store.readAlertSources(from, horizon, runsFrom, RUNS_LOOK_BACK_MS, n, prefixes);
+    const src: Pick<AlertSources, 'tasks' | 'containers' | 'missed'> = rules.length
+      ? await store.readAlertSources(from, horizon, runsFrom, RUNS_LOOK_BACK_MS, n, prefixes)
+      : { tasks: [], containers: [], missed: [] };
     const merged: Entry[] = [
-      ...src.tasks.map((t) => ({ pos: { ts: t.changedAt, id: t._id }, events: taskEvents(t) })),
+      ...src.tasks.map((t) => ({ pos: { ts: t.changedAt, id: t._id }, events: taskEvents(t, since) })),
       ...src.containers.map((c) => ({ pos: { ts: c.changedAt, id: c._id }, events: containerEvents(c) })),
     ].sort((a, b) => comparePos(a.pos, b.pos));
     const full = src.tasks.length >= n || src.containers.length >= n;
@@ -469,7 +629,13 @@ export class Alerter {
           container: r.container,
           task: null,
           at: r.decidedAt,
-          details: { schedule: r.schedule, pipeline: r.pipeline, slot: r.slot.toISOString(), lastSlot: r.lastSlot.toISOString(), count: r.count },
+          details: {
+            schedule: r.schedule,
+            pipeline: r.pipeline,
+            slot: r.slot.toISOString(),
+            lastSlot: r.lastSlot.toISOString(),
+            count: r.count,
+          },
         },
       });
     }
@@ -477,16 +643,19 @@ export class Alerter {
       for (const rule of rules) {
         if (!matches(rule, data)) continue;
         const key = idempotencyKey(rule._id.toHexString(), identity);
-        const created = await store.insertDelivery({
-          key,
-          rule: rule._id,
-          ruleName: rule.name,
-          event: data.event,
-          container: data.container,
-          task: data.task,
-          eventAt: data.at,
-          body: renderAlertBody(rule.template, key, rule.name, data),
-        });
+        const created = await store.insertDelivery(
+          {
+            key,
+            rule: rule._id,
+            ruleName: rule.name,
+            event: data.event,
+            container: data.container,
+            task: data.task,
+            eventAt: data.at,
+            body: renderAlertBody(rule.template, key, rule.name, data),
+          },
+          this.token!,
+        );
         if (created) report.created++;
       }
     }
@@ -497,22 +666,52 @@ export class Alerter {
     const { store } = this.core;
     const due = await store.dueDeliveries(this.o.batchSize);
     for (const d of due) {
-      const started = await store.startAttempt(d._id, d.attemptCount, this.o.requestTimeoutMs + 5_000);
+      // Requests may take long: never start one on a lease that ran out or was taken over.
+      if (!(await this.keepLease())) {
+        report.leader = false;
+        return;
+      }
+      const token = this.token!;
+      const started = await store.startAttempt(d._id, d.attemptCount, this.o.requestTimeoutMs + 5_000, token);
       if (!started) continue;
       const n = started.attemptCount;
       const rule = rules.get(d.rule.toHexString());
       const clock = this.core.ctx.clock;
       const at = clock.now();
       const r: PostResult = rule
-        ? await post(rule, d.body, d.key, d.event, n, Math.floor(at.getTime() / 1000), this.o.requestTimeoutMs)
+        ? await post(
+            rule,
+            d.body,
+            d.key,
+            d.event,
+            n,
+            Math.floor(at.getTime() / 1000),
+            this.o.requestTimeoutMs,
+          )
         : { statusCode: null, error: 'the rule was deleted', durationMs: 0 };
       report.attempted++;
       const ok = r.error === null;
+      const status: DeliveryStatus = ok
+        ? 'delivered'
+        : !rule || n >= this.o.maxAttempts
+          ? 'failed'
+          : 'pending';
+      const nextAt = new Date(clock.now().getTime() + (status === 'pending' ? this.backoff(n) : 0));
+      // Fenced: not recorded if a newer holder took over meanwhile (it sends the delivery again, same key).
+      const recorded = await store.recordAttempt(
+        d._id,
+        { n, at, statusCode: r.statusCode, error: r.error, durationMs: r.durationMs, by: this.holder },
+        status,
+        nextAt,
+        token,
+      );
+      if (!recorded) {
+        report.leader = false;
+        this.token = null;
+        return;
+      }
       if (ok) report.delivered++;
       else report.failedAttempts++;
-      const status: DeliveryStatus = ok ? 'delivered' : !rule || n >= this.o.maxAttempts ? 'failed' : 'pending';
-      const nextAt = new Date(clock.now().getTime() + (status === 'pending' ? this.backoff(n) : 0));
-      await store.recordAttempt(d._id, { n, at, statusCode: r.statusCode, error: r.error, durationMs: r.durationMs, by: this.holder }, status, nextAt);
     }
   }
 
@@ -529,39 +728,15 @@ export class Alerter {
 export function startAlerts(core: Core, options: AlertsOptions = {}): AlertsHandle {
   const o = resolveAlertsOptions(options);
   const alerter = new Alerter(core, o, core.opts.workerId);
-  let stopped = false;
-  let timer: NodeJS.Timeout | null = null;
-  let current: Promise<unknown> = Promise.resolve();
-  const run = (): Promise<AlertsPassReport> => {
-    const p = current.then(() => alerter.pass());
-    current = p.catch(() => undefined);
-    return p;
-  };
-  const loop = (): void => {
-    if (stopped) return;
-    run()
-      .then(
-        () => core.notify.dbAvailable('alerts'),
-        (err: Error) => o.onError(err),
-      )
-      .finally(() => {
-        if (!stopped) timer = setTimeout(loop, o.intervalMs);
-      });
-  };
-  if (o.intervalMs > 0) loop();
-  let stopping: Promise<void> | null = null;
-  return {
-    pass: () => {
-      if (stopped) return Promise.reject(new ValidationError('the alert loop was stopped', { path: 'pass' }));
-      return run();
+  return startPeriodic<AlertsPassReport>({
+    intervalMs: o.intervalMs,
+    pass: () => alerter.pass(),
+    onResult: () => core.notify.dbAvailable('alerts'),
+    onError: (err) => {
+      if (isTransient(err)) core.notify.dbUnavailable('alerts', err);
+      o.onError(err);
     },
-    stop: () =>
-      (stopping ??= (async () => {
-        stopped = true;
-        if (timer) clearTimeout(timer);
-        await current;
-        await alerter.release().catch(() => undefined);
-      })()),
-  };
+    onStop: () => alerter.release(),
+    stoppedError: () => new ValidationError('the alert loop was stopped', { path: 'pass' }),
+  });
 }
-

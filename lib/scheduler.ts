@@ -12,6 +12,7 @@
 import type { Core } from './core';
 import { TaskContainer } from './container';
 import { DuplicateError, isTransient, NotFoundError, ValidationError } from './errors';
+import { startPeriodic } from './periodic';
 import { resolveRun, runContainerName, type Pipeline } from './pipeline';
 import { jitterOf, nextSlot, slotsBetween, type OverlapPolicy } from './schedule';
 import { FINAL_CONTAINER_STATUSES } from './states';
@@ -438,45 +439,23 @@ export function startSchedulerLoop(
     throw new ValidationError('onPass must be a function', { path: 'onPass' });
   if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs < 10)
     throw new ValidationError('intervalMs must be a number of at least 10', { path: 'intervalMs' });
-  let stopped = false;
-  let timer: NodeJS.Timeout | null = null;
-  let current: Promise<unknown> = Promise.resolve();
-  const run = (): Promise<SchedulerReport> => {
-    const p = current.then(() => scheduler.pass());
-    current = p.catch(() => undefined);
-    return p;
-  };
-  const loop = (): void => {
-    if (stopped) return;
-    run()
-      .then(
-        (r) => {
-          core.notify.dbAvailable('scheduler');
-          const busy =
-            r.fired.length +
-            r.skipped.length +
-            r.buffered.length +
-            r.finished.length +
-            r.repaired.length +
-            r.paused.length;
-          if (busy > 0) options.onPass?.(r);
-        },
-        (err: Error) => {
-          if (isTransient(err)) core.notify.dbUnavailable('scheduler', err);
-          else process.emitWarning(`persistent-task-status: scheduler pass failed: ${err.message}`);
-        },
-      )
-      .finally(() => {
-        if (!stopped) timer = setTimeout(loop, intervalMs);
-      });
-  };
-  loop();
-  return {
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await current;
+  return startPeriodic<SchedulerReport>({
+    intervalMs,
+    pass: () => scheduler.pass(),
+    onResult: (r) => {
+      core.notify.dbAvailable('scheduler');
+      const busy =
+        r.fired.length +
+        r.skipped.length +
+        r.buffered.length +
+        r.finished.length +
+        r.repaired.length +
+        r.paused.length;
+      if (busy > 0) options.onPass?.(r);
     },
-    pass: run,
-  };
+    onError: (err) => {
+      if (isTransient(err)) core.notify.dbUnavailable('scheduler', err);
+      else process.emitWarning(`persistent-task-status: scheduler pass failed: ${err.message}`);
+    },
+  });
 }

@@ -28,6 +28,8 @@ interface Received {
   path: string;
   key: string;
   body: string;
+  /** The body's bytes as received (what the signature covers). */
+  raw: Buffer;
   status: number;
   signature: string | undefined;
   timestamp: string | undefined;
@@ -38,27 +40,37 @@ interface Received {
 class Receiver {
   port = 0;
   failLeft = 0;
+  /** If set, the next request's answer waits for it. */
+  hold: Promise<void> | null = null;
   readonly received: Received[] = [];
   private server: http.Server | null = null;
   private untrack: (() => void) | null = null;
 
   async start(): Promise<void> {
     const server = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (b: Buffer) => (body += b.toString('utf8')));
+      const chunks: Buffer[] = [];
+      req.on('data', (b: Buffer) => chunks.push(b));
       req.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        const body = raw.toString('utf8');
         const status = this.failLeft > 0 ? 500 : 200;
         if (this.failLeft > 0) this.failLeft--;
         this.received.push({
           path: req.url ?? '',
           key: String(req.headers['x-pts-idempotency-key']),
           body,
+          raw,
           status,
           signature: req.headers['x-pts-signature'] as string | undefined,
           timestamp: req.headers['x-pts-timestamp'] as string | undefined,
           attempt: req.headers['x-pts-attempt'] as string | undefined,
         });
-        res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : 'down');
+        const answer = () =>
+          res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : 'down');
+        const hold = this.hold;
+        this.hold = null;
+        if (hold) void hold.then(answer);
+        else answer();
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -88,8 +100,18 @@ const SECRET = 's3cret-for-specs';
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Passes until `done` (entries show up in the feed within about a second of their write). */
-async function passUntil(h: AlertsHandle, done: (total: AlertsPassReport) => boolean, limitMs = 15_000): Promise<AlertsPassReport> {
-  const total: AlertsPassReport = { leader: false, created: 0, attempted: 0, delivered: 0, failedAttempts: 0 };
+async function passUntil(
+  h: AlertsHandle,
+  done: (total: AlertsPassReport) => boolean,
+  limitMs = 15_000,
+): Promise<AlertsPassReport> {
+  const total: AlertsPassReport = {
+    leader: false,
+    created: 0,
+    attempted: 0,
+    delivered: 0,
+    failedAttempts: 0,
+  };
   const until = Date.now() + limitMs;
   for (;;) {
     const r = await h.pass();
@@ -118,7 +140,13 @@ describe('alerts', function () {
   let prefix: string;
 
   const newClient = (workerId: string, p = prefix): Client => {
-    const c = createClient({ connection: db.connection, clock, workerId, collectionPrefix: p, sweepIntervalMs: 0 });
+    const c = createClient({
+      connection: db.connection,
+      clock,
+      workerId,
+      collectionPrefix: p,
+      sweepIntervalMs: 0,
+    });
     clients.push(c);
     return c;
   };
@@ -174,16 +202,39 @@ describe('alerts', function () {
     expect((await client.listAlertRules()).map((r) => r.url)).to.deep.equal([receiver.url('/x')]);
     const raw = await db.connection.collection(`${prefix}alert_rules`).findOne({ name: 'ok' });
     expect(raw?.secret).to.equal(SECRET);
-    expect(await client.listDeliveries({ limit: 0 }).catch((e: { code?: string }) => e.code)).to.equal('PTS_VALIDATION');
-    expect(await client.listDeliveries({ status: 'lost' as never }).catch((e: { code?: string }) => e.code)).to.equal('PTS_VALIDATION');
+    expect(await client.listDeliveries({ limit: 0 }).catch((e: { code?: string }) => e.code)).to.equal(
+      'PTS_VALIDATION',
+    );
+    expect(
+      await client.listDeliveries({ status: 'lost' as never }).catch((e: { code?: string }) => e.code),
+    ).to.equal('PTS_VALIDATION');
     expect(() => client.startAlerts({ leaseMs: 5 })).to.throw(ValidationError);
   });
 
   it('a receiver that answers 500, is stopped and restarted, and an alert process restarted mid-run: nothing lost, duplicates share the key', async function () {
     const client = newClient('alerts-1');
-    await client.addAlertRule({ name: 'ops', events: ['task:failed', 'container:failed'], url: receiver.url('/ops'), secret: SECRET, prefix: 'out-' });
-    await client.addAlertRule({ name: 'chat', events: ['task:failed'], url: receiver.url('/slack'), secret: SECRET, prefix: 'out-', template: 'slack' });
-    await client.addAlertRule({ name: 'elsewhere', events: ['task:failed', 'container:failed'], url: receiver.url('/else'), secret: SECRET, prefix: 'zzz-' });
+    await client.addAlertRule({
+      name: 'ops',
+      events: ['task:failed', 'container:failed'],
+      url: receiver.url('/ops'),
+      secret: SECRET,
+      prefix: 'out-',
+    });
+    await client.addAlertRule({
+      name: 'chat',
+      events: ['task:failed'],
+      url: receiver.url('/slack'),
+      secret: SECRET,
+      prefix: 'out-',
+      template: 'slack',
+    });
+    await client.addAlertRule({
+      name: 'elsewhere',
+      events: ['task:failed', 'container:failed'],
+      url: receiver.url('/else'),
+      secret: SECRET,
+      prefix: 'zzz-',
+    });
     clock.advance(1);
     const c1 = await client.getOrCreateTaskContainer('out-1');
     await c1.addTasks([{ name: 'a', maxRetries: 0 }, { name: 'b' }]);
@@ -240,7 +291,9 @@ describe('alerts', function () {
     expect(ds).to.have.length(9);
     expect(ds.every((d) => d.status === 'delivered')).to.equal(true);
     expect(ds.filter((d) => d.rule === 'elsewhere')).to.deep.equal([]);
-    expect(ds.map((d) => `${d.rule} ${d.event} ${d.container}${d.task ? `/${d.task}` : ''}`).sort()).to.deep.equal([
+    expect(
+      ds.map((d) => `${d.rule} ${d.event} ${d.container}${d.task ? `/${d.task}` : ''}`).sort(),
+    ).to.deep.equal([
       'chat task:failed out-1/a',
       'chat task:failed out-2/c',
       'chat task:failed out-3/d',
@@ -265,27 +318,83 @@ describe('alerts', function () {
     expect([...byKey.keys()].sort()).to.deep.equal(ds.map((d) => d.key).sort());
     for (const d of ds) {
       const got = byKey.get(d.key)!;
-      expect(got.filter((r) => r.status === 200), d.key).to.have.length(1);
+      expect(
+        got.filter((r) => r.status === 200),
+        d.key,
+      ).to.have.length(1);
       for (const r of got) {
         expect(r.body).to.equal(d.body);
-        expect(verifyAlertSignature({ secret: SECRET, body: r.body, signature: r.signature, timestamp: r.timestamp, now: clock.now() })).to.equal(true);
-        expect(verifyAlertSignature({ secret: 'wrong', body: r.body, signature: r.signature, timestamp: r.timestamp, now: clock.now() })).to.equal(false);
+        expect(
+          verifyAlertSignature({
+            secret: SECRET,
+            body: r.raw,
+            signature: r.signature,
+            timestamp: r.timestamp,
+            now: clock.now(),
+          }),
+        ).to.equal(true);
+        expect(
+          verifyAlertSignature({
+            secret: SECRET,
+            body: r.body,
+            signature: r.signature,
+            timestamp: r.timestamp,
+            now: clock.now(),
+          }),
+        ).to.equal(true);
+        expect(
+          verifyAlertSignature({
+            secret: SECRET,
+            body: `${r.body} `,
+            signature: r.signature,
+            timestamp: r.timestamp,
+            now: clock.now(),
+          }),
+        ).to.equal(false);
+        expect(
+          verifyAlertSignature({
+            secret: 'wrong',
+            body: r.body,
+            signature: r.signature,
+            timestamp: r.timestamp,
+            now: clock.now(),
+          }),
+        ).to.equal(false);
       }
       // The attempts that got an answer are the requests the receiver saw (a refused one never arrived).
-      expect(got.map((r) => r.attempt)).to.deep.equal(d.attempts.filter((x) => x.statusCode !== null).map((x) => String(x.n)));
+      expect(got.map((r) => r.attempt)).to.deep.equal(
+        d.attempts.filter((x) => x.statusCode !== null).map((x) => String(x.n)),
+      );
       if (d.rule === 'chat') {
         expect(got[0].path).to.equal('/slack');
         const body = JSON.parse(d.body) as Record<string, unknown>;
         expect(Object.keys(body)).to.deep.equal(['text']);
-        expect(body.text, d.body).to.be.a('string').and.include(`${d.container} / ${d.task}`).and.include(`${d.task} broke`);
+        expect(body.text, d.body)
+          .to.be.a('string')
+          .and.include(`${d.container} / ${d.task}`)
+          .and.include(`${d.task} broke`);
       } else {
         const body = JSON.parse(d.body) as Record<string, unknown>;
-        expect(body).to.include({ id: d.key, rule: 'ops', event: d.event, container: d.container, task: d.task });
+        expect(body).to.include({
+          id: d.key,
+          rule: 'ops',
+          event: d.event,
+          container: d.container,
+          task: d.task,
+        });
       }
     }
     // A replay outside the tolerance is refused.
     const r0 = receiver.received[0];
-    expect(verifyAlertSignature({ secret: SECRET, body: r0.body, signature: r0.signature, timestamp: r0.timestamp, now: new Date(clock.now().getTime() + 3_600_000) })).to.equal(false);
+    expect(
+      verifyAlertSignature({
+        secret: SECRET,
+        body: r0.body,
+        signature: r0.signature,
+        timestamp: r0.timestamp,
+        now: new Date(clock.now().getTime() + 3_600_000),
+      }),
+    ).to.equal(false);
     await h2.stop();
   });
 
@@ -298,7 +407,13 @@ describe('alerts', function () {
     const ha = a.startAlerts(opts);
     const hb = b.startAlerts(opts);
     expect((await ha.pass()).leader).to.equal(true);
-    expect(await hb.pass()).to.deep.equal({ leader: false, created: 0, attempted: 0, delivered: 0, failedAttempts: 0 });
+    expect(await hb.pass()).to.deep.equal({
+      leader: false,
+      created: 0,
+      attempted: 0,
+      delivered: 0,
+      failedAttempts: 0,
+    });
 
     receiver.failLeft = 1_000;
     const c = await a.getOrCreateTaskContainer('lease-1');
@@ -306,7 +421,10 @@ describe('alerts', function () {
     for (const t of ['t1', 't2', 't3']) await fail(a, c, t);
     expect((await passUntil(ha, (t) => t.created >= 3)).created).to.equal(3);
     expect((await hb.pass()).leader).to.equal(false);
-    const state = () => db.connection.collection<{ _id: string; token: number; holder: string }>(`${prefix}alert_state`).findOne({ _id: 'alerts' });
+    const state = () =>
+      db.connection
+        .collection<{ _id: string; token: number; holder: string }>(`${prefix}alert_state`)
+        .findOne({ _id: 'alerts' });
     const held = (await state())!;
     expect(held.holder).to.equal('A');
 
@@ -320,13 +438,26 @@ describe('alerts', function () {
     expect((await state())!).to.include({ holder: 'B', token: held.token + 1 });
 
     // A comes back: it cannot renew, deliver, or move the cursor with its old token.
-    expect(await ha.pass()).to.deep.equal({ leader: false, created: 0, attempted: 0, delivered: 0, failedAttempts: 0 });
-    const moved = await a.core.store.advanceAlertCursor('A', held.token, { ts: new Timestamp({ t: 0, i: 1 }), id: new ObjectId() }, null);
+    expect(await ha.pass()).to.deep.equal({
+      leader: false,
+      created: 0,
+      attempted: 0,
+      delivered: 0,
+      failedAttempts: 0,
+    });
+    const moved = await a.core.store.advanceAlertCursor(
+      'A',
+      held.token,
+      { ts: new Timestamp({ t: 0, i: 1 }), id: new ObjectId() },
+      null,
+    );
     expect(moved).to.equal(false);
 
     // The deliveries were created before the cursor passed their events: re-reading the feed from
     // the start (a holder that died between the two) re-creates none of them.
-    await db.connection.collection(`${prefix}alert_state`).updateOne({ _id: 'alerts' as never }, { $unset: { cursor: '', runsSince: '' } });
+    await db.connection
+      .collection(`${prefix}alert_state`)
+      .updateOne({ _id: 'alerts' as never }, { $unset: { cursor: '', runsSince: '' } });
     const sent = receiver.received.length;
     expect((await hb.pass()).created).to.equal(0);
     expect(receiver.received.length).to.equal(sent);
@@ -349,10 +480,76 @@ describe('alerts', function () {
     await ha.stop();
   });
 
+  it('a holder whose lease is taken over while its request is in flight is fenced: its outcome is not recorded, the new holder sends again under the same key', async function () {
+    const a = newClient('A');
+    const b = newClient('B');
+    await a.addAlertRule({ name: 'fence', events: ['task:failed'], url: receiver.url('/f'), secret: SECRET });
+    clock.advance(1);
+    const c = await a.getOrCreateTaskContainer('fence-1');
+    await c.addTasks([{ name: 't', maxRetries: 0 }]);
+    await fail(a, c, 't');
+    const opts = { intervalMs: 0, leaseMs: 5000, backoffMs: 1000, requestTimeoutMs: 3000, horizonMs: 0 };
+    const ha = a.startAlerts(opts);
+    const hb = b.startAlerts(opts);
+    let answer!: () => void;
+    receiver.hold = new Promise<void>((resolve) => (answer = resolve));
+    // A creates the delivery and sends it; the receiver keeps the answer back.
+    const inFlight = passUntil(ha, (t) => t.attempted >= 1);
+    for (let i = 0; receiver.received.length === 0; i++) {
+      if (i > 150) throw new Error('the receiver saw no request');
+      await delay(100);
+    }
+    // A's lease runs out meanwhile: B takes over (fencing every pending delivery) — the delivery
+    // is not due for B until A's attempt timed out (requestTimeoutMs + 5 s).
+    clock.advance(5000);
+    expect(await hb.pass()).to.include({ leader: true, attempted: 0 });
+    answer();
+    const stale = await inFlight;
+    expect(stale).to.include({ leader: false, attempted: 1, delivered: 0 });
+    let [d] = await all(b);
+    expect(d).to.include({ status: 'pending', attemptCount: 1 });
+    expect(d.attempts).to.deep.equal([]); // the stale holder could not record its 200
+    expect((await ha.pass()).leader).to.equal(false);
+    // The attempt's hold runs out: B sends again, under the same key and body.
+    clock.advance(3000 + 5000);
+    expect(await hb.pass()).to.include({ leader: true, attempted: 1, delivered: 1 });
+    [d] = await all(b);
+    expect(d.status).to.equal('delivered');
+    expect(d.attempts.map((x) => [x.n, x.by, x.statusCode])).to.deep.equal([[2, 'B', 200]]);
+    expect(receiver.received.map((r) => [r.key, r.attempt, r.status])).to.deep.equal([
+      [d.key, '1', 200],
+      [d.key, '2', 200],
+    ]);
+    for (const r of receiver.received) {
+      expect(r.body).to.equal(d.body);
+      expect(
+        verifyAlertSignature({
+          secret: SECRET,
+          body: r.raw,
+          signature: r.signature,
+          timestamp: r.timestamp,
+          now: clock.now(),
+        }),
+      ).to.equal(true);
+    }
+    await Promise.all([ha.stop(), hb.stop()]);
+  });
+
   it('task:timeout / task:stalled from deadlines, schedule:missed from the scheduler, and only events after the rule was added', async function () {
     const client = newClient('d');
-    await client.addAlertRule({ name: 'deadlines', events: ['task:timeout', 'task:stalled', 'task:failed'], url: receiver.url('/dl'), secret: SECRET, prefix: 'dl-' });
-    await client.addAlertRule({ name: 'missed', events: ['schedule:missed'], url: receiver.url('/missed'), secret: SECRET });
+    await client.addAlertRule({
+      name: 'deadlines',
+      events: ['task:timeout', 'task:stalled', 'task:failed'],
+      url: receiver.url('/dl'),
+      secret: SECRET,
+      prefix: 'dl-',
+    });
+    await client.addAlertRule({
+      name: 'missed',
+      events: ['schedule:missed'],
+      url: receiver.url('/missed'),
+      secret: SECRET,
+    });
     clock.advance(1);
     const c = await client.getOrCreateTaskContainer('dl-1');
     await c.addTasks([
@@ -366,6 +563,9 @@ describe('alerts', function () {
     await client.recoverStale({ container: c.name() });
     expect((await c.getTask('slow'))!.toJSON().state).to.equal('pending');
     expect((await c.getTask('stuck'))!.toJSON().state).to.equal('failed');
+    // The timed-out task is retried and fails for good before any alert pass read it: the
+    // timeout (an older failure of its history) is still delivered, and so is the final failure.
+    await fail(client, c, 'slow');
 
     client.definePipeline('nightly', { tasks: [{ name: 'x' }] });
     await client.schedule('nightly', { cron: '* * * * *', catchupWindowMs: 60_000, overlap: 'allowAll' });
@@ -375,22 +575,44 @@ describe('alerts', function () {
 
     // A rule added now sees none of that.
     clock.advance(1);
-    await client.addAlertRule({ name: 'late', events: ['task:failed', 'task:timeout', 'task:stalled', 'schedule:missed', 'container:failed'], url: receiver.url('/late'), secret: SECRET });
+    await client.addAlertRule({
+      name: 'late',
+      events: ['task:failed', 'task:timeout', 'task:stalled', 'schedule:missed', 'container:failed'],
+      url: receiver.url('/late'),
+      secret: SECRET,
+    });
 
     const h = client.startAlerts({ intervalMs: 0, horizonMs: 0 });
-    await passUntil(h, (t) => t.delivered >= 4);
+    await passUntil(h, (t) => t.delivered >= 5);
     const ds = await all(client);
     expect(ds.map((d) => `${d.rule} ${d.event} ${d.task ?? d.container}`).sort()).to.deep.equal([
+      'deadlines task:failed slow',
       'deadlines task:failed stuck',
       'deadlines task:stalled stuck',
       'deadlines task:timeout slow',
       `missed schedule:missed ${sr.skipped[0].container}`,
     ]);
-    const timeout = JSON.parse(ds.find((d) => d.event === 'task:timeout')!.body) as { details: Record<string, unknown> };
-    expect(timeout.details).to.include({ kind: 'timeout', code: 'TASK_TIMEOUT', state: 'pending', failureCount: 1 });
-    const missed = JSON.parse(ds.find((d) => d.event === 'schedule:missed')!.body) as { details: Record<string, unknown> };
+    const timeout = JSON.parse(ds.find((d) => d.event === 'task:timeout')!.body) as {
+      details: Record<string, unknown>;
+    };
+    expect(timeout.details).to.include({
+      kind: 'timeout',
+      code: 'TASK_TIMEOUT',
+      state: 'failed',
+      failureCount: 2,
+      failure: 1,
+    });
+    const missed = JSON.parse(ds.find((d) => d.event === 'schedule:missed')!.body) as {
+      details: Record<string, unknown>;
+    };
     expect(missed.details).to.include({ pipeline: 'nightly', count: sr.skipped[0].count });
-    expect(receiver.received.map((r) => r.path).sort()).to.deep.equal(['/dl', '/dl', '/dl', '/missed']);
+    expect(receiver.received.map((r) => r.path).sort()).to.deep.equal([
+      '/dl',
+      '/dl',
+      '/dl',
+      '/dl',
+      '/missed',
+    ]);
     await h.stop();
   });
 
@@ -399,16 +621,48 @@ describe('alerts', function () {
     const server = await startServer({ client, auth: false, dashboard: false });
     try {
       const api = (path: string, init: RequestInit = {}) =>
-        fetch(`${server.url}/api/v1${path}`, init.body === undefined ? init : { ...init, headers: { 'content-type': 'application/json' } });
-      const bad = await api('/alerts/rules', { method: 'POST', body: JSON.stringify({ name: 'x', events: ['nope'], url: receiver.url('/h'), secret: 'k' }) });
+        fetch(
+          `${server.url}/api/v1${path}`,
+          init.body === undefined ? init : { ...init, headers: { 'content-type': 'application/json' } },
+        );
+      const bad = await api('/alerts/rules', {
+        method: 'POST',
+        body: JSON.stringify({ name: 'x', events: ['nope'], url: receiver.url('/h'), secret: 'k' }),
+      });
       expect(bad.status).to.equal(400);
-      const created = await api('/alerts/rules', { method: 'POST', body: JSON.stringify({ name: 'web', events: ['task:failed'], url: receiver.url('/h'), secret: 'k', prefix: 'web-' }) });
+      const created = await api('/alerts/rules', {
+        method: 'POST',
+        body: JSON.stringify({
+          name: 'web',
+          events: ['task:failed'],
+          url: receiver.url('/h'),
+          secret: 'k',
+          prefix: 'web-',
+        }),
+      });
       expect(created.status).to.equal(201);
-      expect(await created.json()).to.include({ name: 'web', prefix: 'web-', template: 'json', enabled: true }).and.not.have.property('secret');
-      expect((await api('/alerts/rules', { method: 'POST', body: JSON.stringify({ name: 'web', events: ['task:failed'], url: receiver.url('/h'), secret: 'k' }) })).status).to.equal(409);
+      expect(await created.json())
+        .to.include({ name: 'web', prefix: 'web-', template: 'json', enabled: true })
+        .and.not.have.property('secret');
+      expect(
+        (
+          await api('/alerts/rules', {
+            method: 'POST',
+            body: JSON.stringify({
+              name: 'web',
+              events: ['task:failed'],
+              url: receiver.url('/h'),
+              secret: 'k',
+            }),
+          })
+        ).status,
+      ).to.equal(409);
       const list = await (await api('/alerts/rules')).text();
       expect(list).to.include('"web"').and.not.include('"k"').and.not.include('secret');
-      const off = await api('/alerts/rules/web', { method: 'PATCH', body: JSON.stringify({ enabled: false }) });
+      const off = await api('/alerts/rules/web', {
+        method: 'PATCH',
+        body: JSON.stringify({ enabled: false }),
+      });
       expect(await off.json()).to.include({ enabled: false });
       const test = await (await api('/alerts/rules/web/test', { method: 'POST' })).json();
       expect(test).to.include({ statusCode: 200, error: null });
@@ -421,16 +675,38 @@ describe('alerts', function () {
       const h = client.startAlerts({ intervalMs: 0, horizonMs: 0 });
       await passUntil(h, (t) => t.delivered >= 1);
       await h.stop();
-      const page = (await (await api('/alerts/deliveries?rule=web')).json()) as { items: Array<Record<string, unknown>>; nextCursor: string | null };
+      const page = (await (await api('/alerts/deliveries?rule=web')).json()) as {
+        items: Array<Record<string, unknown>>;
+        nextCursor: string | null;
+      };
       expect(page.items).to.have.length(1);
-      expect(page.items[0]).to.include({ rule: 'web', event: 'task:failed', container: 'web-1', task: 't', status: 'delivered', attemptCount: 1 });
-      expect((page.items[0].attempts as Array<Record<string, unknown>>)[0]).to.include({ n: 1, statusCode: 200, error: null, by: 'http' });
+      expect(page.items[0]).to.include({
+        rule: 'web',
+        event: 'task:failed',
+        container: 'web-1',
+        task: 't',
+        status: 'delivered',
+        attemptCount: 1,
+      });
+      expect((page.items[0].attempts as Array<Record<string, unknown>>)[0]).to.include({
+        n: 1,
+        statusCode: 200,
+        error: null,
+        by: 'http',
+      });
       expect((await (await api('/alerts/deliveries?prefix=zzz')).json()).items).to.deep.equal([]);
       expect((await api('/alerts/deliveries?status=lost')).status).to.equal(400);
       expect((await api('/alerts/rules/nope', { method: 'DELETE' })).status).to.equal(404);
       expect((await api('/alerts/rules/web', { method: 'DELETE' })).status).to.equal(204);
-      const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
-      expect(Object.keys(doc.paths)).to.include.members(['/api/v1/alerts/rules', '/api/v1/alerts/rules/{name}', '/api/v1/alerts/rules/{name}/test', '/api/v1/alerts/deliveries']);
+      const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
+        paths: Record<string, unknown>;
+      };
+      expect(Object.keys(doc.paths)).to.include.members([
+        '/api/v1/alerts/rules',
+        '/api/v1/alerts/rules/{name}',
+        '/api/v1/alerts/rules/{name}/test',
+        '/api/v1/alerts/deliveries',
+      ]);
     } finally {
       await server.close();
     }

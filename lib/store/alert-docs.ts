@@ -7,7 +7,13 @@ import { Schema } from 'mongoose';
 import type { ObjectId, Timestamp } from 'mongodb';
 
 /** What an alert rule can fire on. */
-export const ALERT_EVENTS = Object.freeze(['container:failed', 'task:failed', 'task:timeout', 'task:stalled', 'schedule:missed'] as const);
+export const ALERT_EVENTS = Object.freeze([
+  'container:failed',
+  'task:failed',
+  'task:timeout',
+  'task:stalled',
+  'schedule:missed',
+] as const);
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
 
 /** How a delivery's body is built: our JSON document, or a Slack-compatible `{ text }`. */
@@ -43,6 +49,8 @@ export interface AlertStateDoc {
   holder: string | null;
   /** Grows with every take-over: a cursor write carries it, so a former holder cannot move the cursor. */
   token: number;
+  /** The token under which every pending delivery was fenced (a take-over does it before anything else). */
+  fencedToken?: number;
   expiresAt: Date;
   updatedAt: Date;
 }
@@ -72,6 +80,8 @@ export interface AlertDeliveryDoc {
   eventAt: Date;
   /** The exact body every attempt sends. */
   body: string;
+  /** The alert lease token of the last holder that wrote it: older holders are fenced out (store/alerts.ts). */
+  fence: number;
   status: DeliveryStatus;
   attempts: DeliveryAttemptDoc[];
   attemptCount: number;
@@ -105,7 +115,16 @@ export function alertRuleSchema(): Schema {
 
 export function alertStateSchema(): Schema {
   return new Schema(
-    { _id: String, cursor: Schema.Types.Mixed, runsSince: Date, holder: String, token: Number, expiresAt: Date, updatedAt: Date },
+    {
+      _id: String,
+      cursor: Schema.Types.Mixed,
+      runsSince: Date,
+      holder: String,
+      token: Number,
+      fencedToken: Number,
+      expiresAt: Date,
+      updatedAt: Date,
+    },
     opts,
   );
 }
@@ -122,6 +141,7 @@ export function alertDeliverySchema(): Schema {
       task: String,
       eventAt: Date,
       body: String,
+      fence: Number,
       status: String,
       attempts: [Schema.Types.Mixed],
       attemptCount: Number,
