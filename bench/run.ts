@@ -6,7 +6,7 @@
  * and interleaved, and writes bench/results/latest.json (quick: bench/results/quick.json), the
  * plots docs/img/bench-*.svg and the generated block of docs/performance.md.
  *
- * Flags: --quick, --only=overhead,pipeline,bulk,scale,flood,explain (writes bench/results/partial.json, no doc), --no-doc, --doc (quick: also write the doc),
+ * Flags: --quick, --only=overhead,pipeline,bulk,docsize,scale,flood,explain (writes bench/results/partial.json, no doc), --no-doc, --doc (quick: also write the doc),
  * --replot (re-render plots and doc from the last JSON; with --scale-1m: from scale.json).
  *
  * `npm run bench:scale` (--scale-1m): only section 4 at 10k / 100k / 1M tasks. Without
@@ -30,6 +30,7 @@ import { Bench, ROOT, T0, log, machine } from './harness';
 import { startPostgres, type Postgres } from './postgres';
 import { md, plots, writeDoc } from './report';
 import { bulk } from './sections/bulk';
+import { docsize } from './sections/docsize';
 import { explain } from './sections/explain';
 import { flood } from './sections/flood';
 import { overhead } from './sections/overhead';
@@ -107,6 +108,7 @@ async function main(): Promise<void> {
     await section('overhead', () => overhead(bench, cfg));
     await section('pipeline', () => pipeline(bench, cfg));
     await section('bulk', () => bulk(bench, cfg));
+    await section('docsize', () => docsize(bench));
     await section('flood', () => flood(bench, cfg));
     await section('explain', () => explain(bench));
     await section('scale', () => scale(bench, cfg));

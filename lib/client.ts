@@ -28,6 +28,16 @@ import type { PtsEventName, PtsListener } from './events';
 import { TaskLease } from './lease';
 import { resolveClientOptions, type ClientOptions } from './options';
 import { recoverStale, type RecoverOptions } from './recovery';
+import {
+  applyRetention,
+  deleteRetentionPolicy,
+  listRetentionPolicies,
+  setRetentionPolicy,
+  type ApplyRetentionOptions,
+  type RetentionPolicy,
+  type RetentionPolicyOptions,
+  type RetentionReport,
+} from './retention';
 import { definePipeline, type Pipeline, type PipelineOptions } from './pipeline';
 import { listRuns, stepDurations, toRunRecord, toScheduleRecord, type ListRunsQuery, type RunRecord, type ScheduleRecord } from './runs';
 import { OVERLAP_POLICIES, resolveSchedule, type OverlapPolicy, type ScheduleOptions } from './schedule';
@@ -480,6 +490,28 @@ export class Client {
   /** Delivers alerts while this process holds the alert lease (one process at a time), until `stop()`. */
   startAlerts(options: AlertsOptions = {}): AlertsHandle {
     return this.track(startAlerts(this.core, options));
+  }
+
+  // ---- retention (lib/retention.ts; docs/api.md#retention)
+
+  /**
+   * Creates or replaces the retention policy of containers whose name starts with `prefix`
+   * (the longest matching prefix governs a container). Applied by every sweep, in bounded batches.
+   */
+  setRetentionPolicy(prefix: string, policy: RetentionPolicyOptions): Promise<RetentionPolicy> {
+    return setRetentionPolicy(this.core, prefix, policy);
+  }
+  /** Every retention policy, by prefix. */
+  listRetentionPolicies(): Promise<RetentionPolicy[]> {
+    return listRetentionPolicies(this.core);
+  }
+  /** Deletes the retention policy of `prefix`; false if there was none. */
+  deleteRetentionPolicy(prefix: string): Promise<boolean> {
+    return deleteRetentionPolicy(this.core, prefix);
+  }
+  /** One retention pass now (what each sweep runs), or with `dryRun` the list of what it would delete. */
+  applyRetention(options: ApplyRetentionOptions = {}): Promise<RetentionReport> {
+    return applyRetention(this.core, options);
   }
 
   private track<H extends { stop(): Promise<void> }>(h: H): H {

@@ -119,6 +119,14 @@ export {
   type ListDeliveriesQuery,
 } from './alerts';
 export {
+  RETENTION_BATCH,
+  type RetentionPolicy,
+  type RetentionPolicyOptions,
+  type ApplyRetentionOptions,
+  type RetentionItem,
+  type RetentionReport,
+} from './retention';
+export {
   verifyAlertSignature,
   signAlert,
   ALERT_HEADERS,

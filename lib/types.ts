@@ -311,6 +311,8 @@ export interface RecoveryReport {
   reconciled: string[];
   /** Tasks whose stale `waitingOn` entries were cleared. */
   unblocked: number;
+  /** Containers the retention policies deleted in this sweep (at most `retentionLimit`; none with `container`). */
+  pruned?: string[];
 }
 
 /** Options of `TaskContainer.rerun`. */

@@ -6,7 +6,7 @@
  * @internal
  */
 import { initialWaitingOn, type RunWhen } from '../run-when';
-import type { ObjectId } from 'mongodb';
+import type { Filter, ObjectId } from 'mongodb';
 import { InvalidTransitionError } from '../errors';
 import { TRANSITIONS, type ContainerAction, type ContainerStatus } from '../states';
 import type { StoreContext } from './context';
@@ -14,7 +14,7 @@ import { stamp } from './context';
 import { addDeltas, applyCounters, isNoop, moveDelta, settleStatus, type CounterResult } from './counters';
 import type { ContainerDoc } from './documents';
 import { deleteLogs } from './logs';
-import { writeTombstone } from './tombstones';
+import { withdrawTombstone, writeTombstone } from './tombstones';
 import { cancelTask, resetTask, retryTask, type NamedResult } from './transitions';
 
 /**
@@ -88,13 +88,36 @@ export async function setContainerMetadata(ctx: StoreContext, name: string, patc
   return ctx.cols.containers.findOneAndUpdate({ name }, { $set: set, $inc: st.$inc, $currentDate: st.$currentDate }, { returnDocument: 'after', writeConcern: ctx.writeConcern });
 }
 
-/** Deletes a container and its tasks (tasks first: a crash in between leaves an empty container, not orphans). */
+/**
+ * Deletes a container and its tasks (tasks first: a crash in between leaves an empty container, not orphans).
+ * With a `guard` (retention.ts) the container goes first, in one `deleteOne` whose filter adds the
+ * guard, so a container that changed since it was read is left alone (resolves to null, the
+ * tombstone withdrawn); its tombstone is marked `purging` until the tasks and logs are gone too
+ * (a crash in between is finished by the next sweep, retention.ts `finishPurges`).
+ */
 export async function deleteContainer(ctx: StoreContext, doc: ContainerDoc): Promise<number> {
+  return (await removeContainer(ctx, doc)) ?? 0;
+}
+
+/** {@link deleteContainer} under a guard: null (nothing deleted) when the container no longer matches it. */
+export async function deleteContainerIf(ctx: StoreContext, doc: Pick<ContainerDoc, '_id' | 'name'>, guard: Filter<ContainerDoc>): Promise<number | null> {
+  return removeContainer(ctx, doc, guard);
+}
+
+async function removeContainer(ctx: StoreContext, doc: Pick<ContainerDoc, '_id' | 'name'>, guard?: Filter<ContainerDoc>): Promise<number | null> {
   // Tombstone first (it stands for the tasks too): the changes feed never misses the deletion.
-  await writeTombstone(ctx, { _id: doc._id, kind: 'container', container: doc.name, containerId: doc._id, task: null });
+  await writeTombstone(ctx, { _id: doc._id, kind: 'container', container: doc.name, containerId: doc._id, task: null, ...(guard ? { purging: true } : {}) });
+  if (guard) {
+    const gone = await ctx.cols.containers.deleteOne({ ...guard, _id: doc._id }, { writeConcern: ctx.writeConcern });
+    if (gone.deletedCount === 0) {
+      await withdrawTombstone(ctx, doc._id);
+      return null;
+    }
+  }
   const r = await ctx.cols.tasks.deleteMany({ containerId: doc._id }, { writeConcern: ctx.writeConcern });
   // The tasks' step logs go with them (logs.ts).
   await deleteLogs(ctx, { containerId: doc._id });
-  await ctx.cols.containers.deleteOne({ _id: doc._id }, { writeConcern: ctx.writeConcern });
+  if (guard) await ctx.cols.tombstones.updateOne({ _id: doc._id }, { $unset: { purging: '' } } as never, { writeConcern: ctx.writeConcern });
+  else await ctx.cols.containers.deleteOne({ _id: doc._id }, { writeConcern: ctx.writeConcern });
   return r.deletedCount;
 }

@@ -127,6 +127,51 @@ export interface TaskDoc {
   pause?: number;
 }
 
+/**
+ * The task fields that are not stored while they hold their default (docs/schema.md, "Absent
+ * fields"): inserts leave them out, and every reader takes an absent one as this value. The
+ * library's queries on them are written so that absent and default match alike (`key: null`,
+ * `lease: null`, `'waitingOn.0': { $exists: false }`, `$push`/`$pull`/`$inc` on a missing field).
+ */
+const TASK_DEFAULTS = {
+  dependsOn: (): string[] => [],
+  waitingOn: (): string[] => [],
+  statusText: () => null,
+  taskData: () => null,
+  processingData: () => null,
+  result: () => null,
+  failures: (): FailureDoc[] => [],
+  lease: () => null,
+  key: () => null,
+  lastInvokedAt: () => null,
+  endedAt: () => null,
+  durationMs: () => null,
+} as const;
+
+type Defaulted = keyof typeof TASK_DEFAULTS;
+
+/** A task document as stored: the defaulted fields may be absent. */
+export type StoredTaskDoc = Omit<TaskDoc, Defaulted> & Partial<Pick<TaskDoc, Defaulted>>;
+
+/** True for a value a lean document leaves out: null, undefined or an empty array. */
+function isDefault(v: unknown): boolean {
+  return v === null || v === undefined || (Array.isArray(v) && v.length === 0);
+}
+
+/** The document to insert: `d` without the fields that hold their default (a shallow copy). */
+export function leanTaskDoc<T extends Partial<TaskDoc>>(d: T): T {
+  const out = { ...d };
+  for (const k of Object.keys(TASK_DEFAULTS) as Defaulted[]) if (k in out && isDefault(out[k])) delete out[k];
+  return out;
+}
+
+/** The read side of {@link leanTaskDoc}: every absent defaulted field filled in (a shallow copy). */
+export function withTaskDefaults(d: StoredTaskDoc): TaskDoc {
+  const out = { ...d } as Record<string, unknown>;
+  for (const [k, dflt] of Object.entries(TASK_DEFAULTS)) if (out[k] === undefined) out[k] = dflt();
+  return out as unknown as TaskDoc;
+}
+
 export function toTaskRecord(d: TaskDoc): TaskRecord {
   // A ring buffer written with `$set: { 'failures.N': … }`: an array, or (where the server
   // dropped the empty array on insert, as FerretDB does) an object keyed by slot number.

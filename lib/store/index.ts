@@ -63,6 +63,7 @@ import {
   takeAlertLease,
 } from './alerts';
 import { pruneTombstones } from './tombstones';
+import { deleteRetentionPolicy, finishPurges, listRetentionPolicies, markRunsPruned, purgeContainer, retentionCandidates, saveRetentionPolicy } from './retention';
 import { runDurations } from './eta';
 import {
   advanceSchedule,
@@ -186,6 +187,14 @@ const OPERATIONS = {
   recordAttempt,
   listDeliveries,
   pruneDeliveries,
+  // retention (retention.ts)
+  saveRetentionPolicy,
+  listRetentionPolicies,
+  deleteRetentionPolicy,
+  retentionCandidates,
+  purgeContainer,
+  markRunsPruned,
+  finishPurges,
   serverTime,
   serverLocalTime,
   ping,
@@ -225,4 +234,6 @@ export type { ContainerDoc, TaskDoc } from './documents';
 export type { TombstoneDoc } from './models';
 export type { LogLineDoc, StoredLogLine, StoredLogPage } from './logs';
 export type { RunDoc, RunKind, RunStatus, ScheduleDoc } from './schedule-docs';
+export type { RetentionCandidate } from './retention';
+export type { RetentionPolicyDoc, RetentionRules } from './retention-docs';
 export type { AlertDeliveryDoc, AlertRuleDoc, AlertStateDoc, DeliveryAttemptDoc, AlertSources, NewDelivery } from './alerts';

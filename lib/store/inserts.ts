@@ -4,6 +4,7 @@
  * document instead of failing.
  * @internal
  */
+import { performance } from 'node:perf_hooks';
 import { ObjectId, Timestamp } from './bson';
 import { emptyCounts, SATISFYING_TASK_STATES } from '../states';
 import type { FailurePolicy } from '../types';
@@ -11,7 +12,7 @@ import type { ResolvedTaskSpec } from '../validation';
 import type { StoreContext } from './context';
 import { stamp } from './context';
 import { addDeltas, applyCounters, isNoop, moveDelta, type CounterResult } from './counters';
-import type { ContainerDoc, TaskDoc } from './documents';
+import { leanTaskDoc, withTaskDefaults, type ContainerDoc, type TaskDoc } from './documents';
 import { driverCode } from './db-errors';
 import { reserveSequence } from './sequence';
 import { heldBackParents } from './children';
@@ -164,9 +165,12 @@ export async function addTasks(
   // Creation numbers for the claim order, in batch order (sequence.ts): one reservation for the
   // names not known to exist (none when every name exists: an idempotent re-add costs nothing).
   const unseen = docs.filter((d) => !existing.has(d.name));
+  let reserved: StampSource | null = null;
   if (unseen.length > 0) {
-    const first = await reserveSequence(ctx, unseen.length);
-    unseen.forEach((d, i) => (d.seq = first + i));
+    const sent = performance.now();
+    const r = await reserveSequence(ctx, unseen.length);
+    unseen.forEach((d, i) => (d.seq = r.first + i));
+    if (r.at) reserved = { at: r.at, sent };
   }
   const created: boolean[] = [];
   const tasks: TaskDoc[] = [];
@@ -175,7 +179,7 @@ export async function addTasks(
     tasks.push(r.task);
     created.push(r.created);
   } else {
-    const r = await insertTasks(ctx, container._id, docs, now);
+    const r = await insertTasks(ctx, container._id, docs, now, reserved);
     tasks.push(...r.tasks);
     created.push(...r.created);
   }
@@ -224,20 +228,61 @@ async function settleAddedCleanups(ctx: StoreContext, containerId: ObjectId, dep
   return decided;
 }
 
+/** Where a batch's change stamp comes from: the sequence reservation's server Timestamp and when it was sent (monotonic ms). */
+interface StampSource {
+  at: Timestamp;
+  sent: number;
+}
+
+/**
+ * `budgetMs`: how long (monotonic ms, from sending the sequence reservation to the insert's
+ * acknowledgement) a batch may take for its inserted stamp to be safe; slower batches are
+ * re-stamped by the server. The bound is 1000 ms (see {@link batchStamp}); the rest is margin for
+ * clock rate and scheduling. Mutable for specs only (0: every batch takes the slow path).
+ * @internal
+ */
+export const STAMP_BUDGET = { budgetMs: 800 };
+
+/**
+ * The `changedAt` a batch's documents are inserted with, so that the changes feed needs no second
+ * write: the second after the reservation's server Timestamp, `(at.t + 1, 0)`. Why a feed reader
+ * cannot skip them (changes.ts): a reader returns only stamps below the start of the second that
+ * was current `horizonMs ≥ 0` ago on the server, so it can move past `(at.t + 1, 0)` only once
+ * the server's clock has reached `(at.t + 2) s`. The reservation ran at a server time below
+ * `(at.t + 1) s` (its Timestamp's second; a replica set's cluster time is never behind its wall
+ * clock) and after it was sent; so when the insert is acknowledged less than 1000 ms after the
+ * reservation was sent, every document was visible before any reader could pass its stamp.
+ * Otherwise (`addTasks` checks, {@link STAMP_BUDGET}) the batch is stamped again with
+ * `$currentDate`, as every other write is. Later writes stamp the tasks from the server as usual
+ * (a claim in the same second moves a task's `changedAt` back below this stamp, which no reader
+ * can have passed yet).
+ */
+export function batchStamp(at: Timestamp): Timestamp {
+  return new Timestamp({ t: at.t + 1, i: 0 });
+}
+
 /**
  * insertMany with client-side ids: no query per task. A duplicate key (the name exists, or a
- * concurrent adder won) marks the task as existing; those are read back.
+ * concurrent adder won) marks the task as existing; those are read back. The documents are
+ * inserted lean (documents.ts: no null or empty fields) and stamped for the changes feed
+ * ({@link batchStamp}); only a batch slower than {@link STAMP_BUDGET}, or one without a
+ * reservation, costs a second write (`updateMany … $currentDate`).
  */
 async function insertTasks(
   ctx: StoreContext,
   containerId: ObjectId,
   docs: Array<ReturnType<typeof newTaskDoc>>,
   now: Date,
+  source: StampSource | null,
 ): Promise<{ tasks: TaskDoc[]; created: boolean[] }> {
-  const full = docs.map((d) => ({ ...d, _id: new ObjectId(), updatedAt: now, rev: 1, changedAt: new Timestamp({ t: 0, i: 0 }) }) as TaskDoc);
+  const changedAt = source ? batchStamp(source.at) : new Timestamp({ t: 0, i: 0 });
+  const full = docs.map((d) => ({ ...d, _id: new ObjectId(), updatedAt: now, rev: 1, changedAt }) as TaskDoc);
   const dup = new Set<number>();
   try {
-    await ctx.cols.tasks.insertMany(full, { ordered: false, writeConcern: ctx.writeConcern });
+    await ctx.cols.tasks.insertMany(
+      full.map((d) => leanTaskDoc(d)),
+      { ordered: false, writeConcern: ctx.writeConcern },
+    );
   } catch (err) {
     const e = err as { writeErrors?: Array<{ index: number; code: number }> | { index: number; code: number } };
     const writeErrors = Array.isArray(e.writeErrors) ? e.writeErrors : e.writeErrors ? [e.writeErrors] : [];
@@ -245,8 +290,8 @@ async function insertTasks(
     for (const w of writeErrors) dup.add(w.index);
   }
   const inserted = full.filter((_, i) => !dup.has(i));
-  if (inserted.length > 0) {
-    // The server-assigned change stamp, for the changes feed (an insert cannot use $currentDate).
+  if (inserted.length > 0 && (!source || performance.now() - source.sent >= STAMP_BUDGET.budgetMs)) {
+    // Too slow (or no reservation) for the inserted stamp to be safe: the server stamps them now.
     await ctx.cols.tasks.updateMany(
       { _id: { $in: inserted.map((t) => t._id) } },
       { $currentDate: { changedAt: { $type: 'timestamp' } } },
@@ -254,7 +299,7 @@ async function insertTasks(
     );
   }
   const existing = dup.size ? await ctx.cols.tasks.find({ containerId, name: { $in: [...dup].map((i) => full[i].name) } }).toArray() : [];
-  const byName = new Map(existing.map((t) => [t.name, t]));
+  const byName = new Map(existing.map((t) => [t.name, withTaskDefaults(t)]));
   return { tasks: full.map((d, i) => (dup.has(i) ? byName.get(d.name)! : d)), created: full.map((_, i) => !dup.has(i)) };
 }
 
@@ -265,10 +310,10 @@ async function upsertTask(ctx: StoreContext, doc: ReturnType<typeof newTaskDoc>,
     try {
       const res = await ctx.cols.tasks.findOneAndUpdate(
         { containerId: doc.containerId, name: doc.name },
-        { $setOnInsert: { ...doc, updatedAt: now, rev: 1 }, $currentDate: st.$currentDate },
+        { $setOnInsert: { ...leanTaskDoc(doc), updatedAt: now, rev: 1 }, $currentDate: st.$currentDate },
         { upsert: true, returnDocument: 'after', includeResultMetadata: true, writeConcern: ctx.writeConcern },
       );
-      return { task: res.value!, created: res.lastErrorObject?.updatedExisting === false };
+      return { task: withTaskDefaults(res.value!), created: res.lastErrorObject?.updatedExisting === false };
     } catch (err) {
       if (isDuplicateKey(err) && attempt < 3) continue;
       throw err;

@@ -9,6 +9,7 @@ import type { Collection, Timestamp } from 'mongodb';
 import type { ContainerDoc, TaskDoc } from './documents';
 import type { RunDoc, ScheduleDoc } from './schedule-docs';
 import type { LogChunkDoc, LogCounterDoc } from './logs';
+import { retentionSchema, type RetentionPolicyDoc } from './retention-docs';
 import { alertDeliverySchema, alertRuleSchema, alertStateSchema, type AlertDeliveryDoc, type AlertRuleDoc, type AlertStateDoc } from './alert-docs';
 
 const Mixed = Schema.Types.Mixed;
@@ -44,6 +45,8 @@ function containerSchema(): Schema {
   s.index({ name: 1 }, { unique: true, name: 'name_unique' });
   s.index({ status: 1, _id: -1 }, { name: 'status_id' });
   s.index({ changedAt: 1 }, { name: 'changedAt' });
+  // Retention (retention.ts): finished containers of a status by finish time.
+  s.index({ status: 1, endedAt: 1 }, { name: 'status_endedAt' });
   return s;
 }
 
@@ -131,11 +134,13 @@ function tombstoneSchema(): Schema {
       task: String,
       deletedAt: Date,
       changedAt: Schema.Types.Mixed,
+      purging: Boolean,
     },
     { autoIndex: false, autoCreate: false, versionKey: false, strict: true },
   );
   s.index({ changedAt: 1 }, { name: 'changedAt' });
   s.index({ container: 1, changedAt: 1 }, { name: 'container_changedAt' });
+  s.index({ purging: 1 }, { name: 'purging', sparse: true });
   s.index({ deletedAt: 1 }, { name: 'deletedAt' });
   return s;
 }
@@ -217,6 +222,7 @@ function runSchema(): Schema {
       decidedAt: Date,
       startedAt: Date,
       finishedAt: Date,
+      prunedAt: Date,
       updatedAt: Date,
     },
     { autoIndex: false, autoCreate: false, versionKey: false, strict: true },
@@ -282,6 +288,7 @@ export interface Models {
   alertDeliveries: Model<unknown>;
   logs: Model<unknown>;
   logCounters: Model<unknown>;
+  retention: Model<unknown>;
 }
 
 export interface Collections {
@@ -298,6 +305,7 @@ export interface Collections {
   alertDeliveries: Collection<AlertDeliveryDoc>;
   logs: Collection<LogChunkDoc>;
   logCounters: Collection<LogCounterDoc>;
+  retention: Collection<RetentionPolicyDoc>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -322,6 +330,7 @@ export function getModels(conn: Connection, prefix: string): Models {
     alertRules: model(conn, `${prefix}alert_rules`, alertRuleSchema),
     alertState: model(conn, `${prefix}alert_state`, alertStateSchema),
     alertDeliveries: model(conn, `${prefix}alert_deliveries`, alertDeliverySchema),
+    retention: model(conn, `${prefix}retention`, retentionSchema),
   };
 }
 
@@ -345,9 +354,10 @@ export function getCollections(models: Models): Collections {
     alertRules: models.alertRules.collection as unknown as Collection<AlertRuleDoc>,
     alertState: models.alertState.collection as unknown as Collection<AlertStateDoc>,
     alertDeliveries: models.alertDeliveries.collection as unknown as Collection<AlertDeliveryDoc>,
+    retention: models.retention.collection as unknown as Collection<RetentionPolicyDoc>,
   };
 }
 
 export async function ensureIndexes(models: Models): Promise<void> {
-  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits, models.tombstones, models.schedules, models.runs, models.alertRules, models.alertDeliveries, models.logs, models.logCounters].map((m) => m.createIndexes()));
+  await Promise.all([models.containers, models.tasks, models.keySlots, models.keyLimits, models.tombstones, models.schedules, models.runs, models.alertRules, models.alertDeliveries, models.logs, models.logCounters, models.retention].map((m) => m.createIndexes()));
 }

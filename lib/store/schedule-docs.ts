@@ -54,5 +54,7 @@ export interface RunDoc {
   decidedAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** Set when retention deleted the run's container (or found it gone): `keepLastRuns` counts the other runs. */
+  prunedAt?: Date | null;
   updatedAt: Date;
 }

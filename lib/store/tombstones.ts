@@ -15,6 +15,8 @@ export interface TombstoneInput {
   container: string;
   containerId: ObjectId;
   task: string | null;
+  /** A guarded container delete (retention.ts) not finished yet: its tasks and logs may remain. */
+  purging?: boolean;
 }
 
 /** Records a deletion for the changes feed (upsert by the deleted document's `_id`). */
@@ -22,7 +24,7 @@ export async function writeTombstone(ctx: StoreContext, t: TombstoneInput): Prom
   await ctx.cols.tombstones.updateOne(
     { _id: t._id },
     {
-      $set: { kind: t.kind, container: t.container, containerId: t.containerId, task: t.task, deletedAt: ctx.clock.now() },
+      $set: { kind: t.kind, container: t.container, containerId: t.containerId, task: t.task, deletedAt: ctx.clock.now(), ...(t.purging ? { purging: true } : {}) },
       $currentDate: { changedAt: { $type: 'timestamp' } },
     },
     { upsert: true, writeConcern: ctx.writeConcern },

@@ -1,0 +1,192 @@
+/**
+ * lib/store/inserts.ts (issue 12, items 2 and 3): task documents are inserted lean (no field that
+ * holds its default: null, or an empty array) and read back with the defaults filled in; a batch
+ * `addTasks` is one `insertMany` whose documents carry their changes-feed stamp, with no second
+ * write — unless the batch was too slow for that stamp to be safe, when the server stamps it.
+ */
+import { expect } from 'chai';
+import mongoose from 'mongoose';
+import { changes, createClient, type Change, type Client } from '../lib';
+import { STAMP_BUDGET } from '../lib/store/inserts';
+import { CommandCounter } from './helpers/consistency';
+import { useTestDatabase } from './helpers/db';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The fields a lean insert leaves out (documents.ts TASK_DEFAULTS). */
+const DEFAULTED = [
+  'dependsOn',
+  'waitingOn',
+  'statusText',
+  'taskData',
+  'processingData',
+  'result',
+  'failures',
+  'lease',
+  'key',
+  'lastInvokedAt',
+  'endedAt',
+  'durationMs',
+];
+
+describe('inserts: lean task documents, the batch stamp', function () {
+  this.timeout(60_000);
+  const db = useTestDatabase();
+  let conn: mongoose.Connection;
+  let client: Client;
+  let counter: CommandCounter;
+  before(async function () {
+    conn = await mongoose.createConnection(db.uri, { monitorCommands: true }).asPromise();
+    client = createClient({ connection: conn, workerId: 'ins' });
+    await client.ensureIndexes();
+    counter = new CommandCounter(conn.getClient() as never);
+  });
+  after(async function () {
+    counter.stop();
+    await client.close();
+    await conn.close();
+  });
+  afterEach(function () {
+    STAMP_BUDGET.budgetMs = 800;
+  });
+  const raw = (container: string, name: string) =>
+    conn.db!.collection('pts_tasks').findOne({ container, name });
+
+  it('a batch and a single add store no null or empty field; records read the defaults', async function () {
+    const c = await client.getOrCreateTaskContainer('lean');
+    await c.addTasks([
+      { name: 'a', data: null },
+      { name: 'b', data: { x: 1 }, key: 'k1', dependsOn: ['a'] },
+    ]);
+    await c.addTask('s', null);
+    for (const name of ['a', 's']) {
+      const d = (await raw('lean', name))!;
+      for (const f of DEFAULTED) expect(d, `${name}.${f}`).to.not.have.property(f);
+      // What is kept: the counters and numbers every query and $group reads.
+      for (const f of [
+        'weight',
+        'percentageComplete',
+        'attempts',
+        'invokeCount',
+        'failureCount',
+        'fence',
+        'runAfter',
+        'priority',
+        'seq',
+        'hasDependents',
+      ])
+        expect(d, `${name}.${f}`).to.have.property(f);
+    }
+    const b = (await raw('lean', 'b'))!;
+    expect(b.key).to.equal('k1');
+    expect(b.dependsOn).to.deep.equal(['a']);
+    expect(b.waitingOn).to.deep.equal(['a']);
+    expect(b.taskData).to.deep.equal({ x: 1 });
+    const a = (await c.getTask('a'))!.toJSON();
+    expect({ ...a, allowedActions: undefined }).to.include({
+      statusText: null,
+      taskData: null,
+      processingData: null,
+      result: null,
+      key: null,
+      lastInvokedAt: null,
+      endedAt: null,
+      durationMs: null,
+      lease: null,
+    });
+    expect(a.dependsOn).to.deep.equal([]);
+    expect(a.waitingOn).to.deep.equal([]);
+    expect(a.failures).to.deep.equal([]);
+  });
+
+  it('queries on absent fields stay right: unkeyed claim, keyed claim, failures ring, reconcile', async function () {
+    const c = await client.getOrCreateTaskContainer('lean-q');
+    await c.addTasks([
+      { name: 'u1', maxRetries: 1, retryDelayMs: 0 },
+      { name: 'k', key: 'lean-key' },
+    ]);
+    // A claim by key never takes an unkeyed (key-less) task, and one by container takes both.
+    const byKey = (await client.claimNext({ key: 'lean-key' }, { owner: 'w' }))!;
+    expect(byKey.task.name).to.equal('k');
+    await byKey.succeed({ ok: 1 });
+    expect(await client.claimNext({ key: 'lean-key' }, { owner: 'w' })).to.equal(null);
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const l = (await client.claimNext({ container: 'lean-q' }, { owner: `w${attempt}` }))!;
+      expect(l.task.name).to.equal('u1');
+      await l.fail(new Error(`boom ${attempt}`));
+    }
+    const u1 = (await c.getTask('u1'))!.toJSON();
+    expect(u1.state).to.equal('failed');
+    expect(u1.failures.map((f) => f.message)).to.deep.equal(['boom 1', 'boom 2']);
+    const before = await c.summary();
+    await c.reconcile();
+    const after = await c.summary();
+    expect(after.counts).to.deep.equal(before.counts);
+    expect(after.counts).to.include({ succeeded: 1, failed: 1 });
+  });
+
+  it('a batch add is find + reservation + ONE insert + counter write: no stamping update; the stamp is the second after the reservation', async function () {
+    const c = await client.getOrCreateTaskContainer('stamp');
+    counter.reset();
+    await c.addTasks(Array.from({ length: 20 }, (_, i) => ({ name: `t${i}` })));
+    expect(counter.commands.map((x) => [x.name, x.collection])).to.deep.equal([
+      ['find', 'pts_tasks'],
+      ['findAndModify', 'pts_sequences'],
+      ['insert', 'pts_tasks'],
+      ['findAndModify', 'pts_containers'],
+    ]);
+    const seq = (await conn.db!.collection('pts_sequences').findOne({ _id: 'tasks' as never }))!;
+    const docs = await conn.db!.collection('pts_tasks').find({ container: 'stamp' }).toArray();
+    expect(docs).to.have.length(20);
+    for (const d of docs) {
+      expect(d.changedAt.t, 'the second after the reservation').to.equal(seq.at.t + 1);
+      expect(d.changedAt.i).to.equal(0);
+    }
+  });
+
+  it('a batch slower than the budget is stamped by the server (one updateMany)', async function () {
+    const c = await client.getOrCreateTaskContainer('slow-stamp');
+    STAMP_BUDGET.budgetMs = 0;
+    counter.reset();
+    await c.addTasks(Array.from({ length: 5 }, (_, i) => ({ name: `t${i}` })));
+    expect(counter.commands.map((x) => [x.name, x.collection])).to.deep.include(['update', 'pts_tasks']);
+    const seq = (await conn.db!.collection('pts_sequences').findOne({ _id: 'tasks' as never }))!;
+    const docs = await conn.db!.collection('pts_tasks').find({ container: 'slow-stamp' }).toArray();
+    for (const d of docs) {
+      expect(d.changedAt.t).to.be.at.least(seq.at.t);
+      expect(d.changedAt.i, 'a server stamp').to.not.equal(0);
+    }
+  });
+
+  it('a feed reader (horizonMs 0) following during concurrent batch adds misses no task', async function () {
+    this.timeout(60_000);
+    const feed: Change[] = [];
+    let since = '';
+    let done = false;
+    const reader = (async () => {
+      for (;;) {
+        const page = await changes(client, { prefixes: ['feed-b/'], since, limit: 500, horizonMs: 0 });
+        feed.push(...page.changes);
+        since = page.next;
+        if (page.changes.length === 0) {
+          if (done) return;
+          await sleep(50);
+        }
+      }
+    })();
+    const writers = Array.from({ length: 3 }, async (_, w) => {
+      const c = await client.getOrCreateTaskContainer(`feed-b/${w}`);
+      for (let b = 0; b < 4; b++) {
+        await c.addTasks(Array.from({ length: 10 }, (_, i) => ({ name: `b${b}-t${i}` })));
+        await sleep(150);
+      }
+    });
+    await Promise.all(writers);
+    // The last batch's stamp is the second after its reservation: visible at horizon 0 within 2 s.
+    await sleep(2_200);
+    done = true;
+    await reader;
+    const seen = new Set(feed.filter((ch) => ch.kind === 'task').map((ch) => `${ch.container}/${ch.task}`));
+    expect(seen.size).to.equal(3 * 4 * 10);
+  });
+});
