@@ -250,10 +250,14 @@ export class Runner {
     return { finalized: s.finalized.length > 0, changed: s.unblocked > 0 || s.reconciled.length > 0 || s.expired.length > 0 };
   }
 
-  private async claim(): Promise<TaskLease | null> {
+  /**
+   * Claims up to `free` ready tasks (the free slots) in one round trip when several are free
+   * (claimSeveral: each task fenced on its own), one otherwise.
+   */
+  private async claim(free: number): Promise<TaskLease[]> {
     const r = await this.db('claim', () =>
       this.core.store
-        .claimNext({
+        .claimSeveral({
           containerId: this.containerId,
           names: this.failFastTripped
             ? this.cleanupNames.filter((n) => this.handlerFor(n))
@@ -263,7 +267,7 @@ export class Runner {
           parents: this.childParents(),
           owner: this.run.owner,
           leaseMs: this.run.leaseMs,
-        })
+        }, free)
         .catch((err) => {
           // The claim may have been applied with its reply lost: remember when, to adopt it.
           if (isTransient(err)) this.claimErrorAt ??= this.core.ctx.clock.now();
@@ -271,9 +275,8 @@ export class Runner {
         }),
     );
     for (const e of r.recovered) this.core.notify.transition(e);
-    if (!r.claimed) return null;
-    this.core.notify.transition(r.claimed);
-    return new TaskLease(this.core, r.claimed.task, r.claimed.task, this.run.leaseMs);
+    for (const c of r.claimed) this.core.notify.transition(c);
+    return r.claimed.map((c) => new TaskLease(this.core, c.task, c.task, this.run.leaseMs));
   }
 
   private async readDoc(): Promise<ContainerDoc> {
@@ -312,9 +315,9 @@ export class Runner {
       }
       switch (d.kind) {
         case 'claim': {
-          const lease = await this.claim();
-          if (lease) this.start(lease);
-          s = { ...s, active: this.active.size, claimsExhausted: !lease, stopping: this.run.signal?.aborted === true };
+          const leases = await this.claim(this.run.concurrency - this.active.size);
+          for (const lease of leases) this.start(lease);
+          s = { ...s, active: this.active.size, claimsExhausted: leases.length === 0, stopping: this.run.signal?.aborted === true };
           continue;
         }
         case 'wait':

@@ -9,7 +9,7 @@ import { syncPause } from './holds';
 import { acquireSlot } from './keys';
 import { readyKeys } from './queries';
 import { bindSlot, releaseSlot } from './slots';
-import { claimTask, type ClaimQuery, type TransitionResult } from './transitions';
+import { claimTask, claimTasks, type ClaimQuery, type TransitionResult } from './transitions';
 
 /** What to claim, resolved (validated names, key, owner and lease length). */
 export interface ResolvedClaim {
@@ -42,19 +42,62 @@ async function claimWithKey(ctx: StoreContext, q: ClaimQuery, key: string, owner
   return r;
 }
 
+function claimQuery(c: ResolvedClaim): ClaimQuery {
+  return { containerId: c.containerId, names: c.names, ...(c.parents?.length ? { parents: c.parents } : {}) };
+}
+
+/** A keyed claim: the first task of a ready key that has a free slot. */
+async function claimKeyed(ctx: StoreContext, q: ClaimQuery, c: ResolvedClaim, recovered: TransitionResult[]): Promise<TransitionResult | null> {
+  for (const key of await readyKeys(ctx, q, ctx.clock.now())) {
+    const r = await claimWithKey(ctx, q, key, c.owner, c.leaseMs, recovered);
+    if (r) return r;
+  }
+  return null;
+}
+
 /** Claims one ready task: unkeyed first, then keyed ones whose key has a free slot. */
 export async function claimNext(ctx: StoreContext, c: ResolvedClaim): Promise<ClaimOutcome> {
-  const q: ClaimQuery = { containerId: c.containerId, names: c.names, ...(c.parents?.length ? { parents: c.parents } : {}) };
+  const q = claimQuery(c);
   const recovered: TransitionResult[] = [];
   if (c.key !== undefined) return healed(ctx, { claimed: await claimWithKey(ctx, q, c.key, c.owner, c.leaseMs, recovered), recovered });
-  let r = await claimTask(ctx, { ...q, key: null }, c.owner, c.leaseMs);
-  if (!r) {
-    for (const key of await readyKeys(ctx, q, ctx.clock.now())) {
-      r = await claimWithKey(ctx, q, key, c.owner, c.leaseMs, recovered);
-      if (r) break;
-    }
-  }
+  const r = (await claimTask(ctx, { ...q, key: null }, c.owner, c.leaseMs)) ?? (await claimKeyed(ctx, q, c, recovered));
   return healed(ctx, { claimed: r, recovered });
+}
+
+/** The claims of {@link claimSeveral} (in claim order), and tasks recovered on the way. */
+export interface ClaimsOutcome {
+  claimed: TransitionResult[];
+  recovered: TransitionResult[];
+}
+
+/**
+ * Claims up to `limit` ready tasks, for a runner with that many free slots. Unkeyed tasks in one
+ * batch (`claimTasks`: three commands for any number, each task fenced on its own); with none
+ * ready, one keyed task as {@link claimNext} does (a key slot is taken per task). With `limit` 1,
+ * or a `key`, exactly {@link claimNext}.
+ */
+export async function claimSeveral(ctx: StoreContext, c: ResolvedClaim, limit: number): Promise<ClaimsOutcome> {
+  if (limit <= 1 || c.key !== undefined) {
+    const one = await claimNext(ctx, c);
+    return { claimed: one.claimed ? [one.claimed] : [], recovered: one.recovered };
+  }
+  const q = claimQuery(c);
+  const recovered: TransitionResult[] = [];
+  const batch = await claimTasks(ctx, q, c.owner, c.leaseMs, limit);
+  if (batch.length > 0) {
+    // One counter write per container: its document tells whether a pause is to be healed.
+    const seen = new Set<string>();
+    for (const r of batch) {
+      const id = r.task.containerId.toHexString();
+      if (seen.has(id)) continue;
+      seen.add(id);
+      await healed(ctx, { claimed: r, recovered });
+    }
+    return { claimed: batch, recovered };
+  }
+  const r = await claimKeyed(ctx, q, c, recovered);
+  await healed(ctx, { claimed: r, recovered });
+  return { claimed: r ? [r] : [], recovered };
 }
 
 /**

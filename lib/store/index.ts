@@ -8,7 +8,7 @@
  */
 import type { StoreContext } from './context';
 import { toDatabaseError } from './db-errors';
-import { claimNext } from './claims';
+import { claimNext, claimSeveral } from './claims';
 import { bulkAction, deleteContainer, finalizeContainer, setContainerMetadata } from './containers';
 import { reconcileContainer } from './counters';
 import { childCounts, heldBackParents } from './children';
@@ -127,6 +127,7 @@ const OPERATIONS = {
   addTasks,
   spawnBatch,
   claimNext,
+  claimSeveral,
   heartbeat,
   succeedTask,
   failTask,
@@ -228,7 +229,7 @@ export type { StorePlan, RerunOutcome } from './rerun';
 export type { CounterResult } from './counters';
 export type { PauseResult } from './pause';
 export type { SweepResult } from './sweep';
-export type { ClaimOutcome, ResolvedClaim } from './claims';
+export type { ClaimOutcome, ClaimsOutcome, ResolvedClaim } from './claims';
 export type { FeedPosition, FeedScope, FeedRead } from './feed';
 export type { ContainerDoc, TaskDoc } from './documents';
 export type { TombstoneDoc } from './models';

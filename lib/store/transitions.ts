@@ -5,12 +5,13 @@
  * changes it and saves it back. Bulk forms (containers.ts) run these same functions per task.
  * @internal
  */
-import type { Filter, ObjectId, UpdateFilter } from 'mongodb';
+import type { Filter, UpdateFilter } from 'mongodb';
+import { ObjectId } from './bson';
 import { SATISFYING_TASK_STATES, TRANSITIONS, type TaskOperation, type TaskState } from '../states';
 import { hasOpenChildren } from './children';
 import type { StoreContext } from './context';
 import { stamp } from './context';
-import { applyCounters, isNoop, moveDelta, type CounterDelta, type CounterResult } from './counters';
+import { addDeltas, applyCounters, isNoop, moveDelta, type CounterDelta, type CounterResult } from './counters';
 import type { FailureDoc, LeaseDoc, TaskDoc } from './documents';
 import { CLAIM_ORDER, heldFilter, readyFilter } from './filters';
 import { armDeadline, beatDeadline, deadlineFailure, keepDeadline, overdueKind, withinDeadline } from './deadlines';
@@ -102,6 +103,71 @@ export async function claimTask(
   const task = await armDeadline(ctx, claimed, now);
   const container = await counters(ctx, task.containerId, moveDelta('pending', 'running', task.weight, wp(task), wp(task)), true);
   return { op: 'claim', task, from: 'pending', container };
+}
+
+/**
+ * pending → running for up to `limit` ready tasks in {@link CLAIM_ORDER}, in three commands
+ * whatever the number: one read of the candidates, one `update` command carrying one conditional
+ * update per candidate — each fenced by the token read (`fence`) and the ready filter, so of two
+ * claimers only one can take a task — and one `$inc` of the container's counters for all of them.
+ * Every task claimed gets its own fencing token (its fence + 1, as {@link claimTask}) and the
+ * batch's claim id (`lease.claim`). When a claimer lost some candidates to another, which ones it
+ * won is read back by that id (a fourth command, under contention only). Tasks with a deadline
+ * get their second, fenced write each (deadlines.ts). Unkeyed tasks only.
+ */
+export async function claimTasks(ctx: StoreContext, q: ClaimQuery, owner: string, leaseMs: number, limit: number): Promise<TransitionResult[]> {
+  const now = ctx.clock.now();
+  const ready = readyFilter({ ...q, key: null }, now);
+  const seen = await ctx.cols.tasks.find(ready, { sort: CLAIM_ORDER, limit }).toArray();
+  if (seen.length === 0) return [];
+  const st = stamp(now);
+  const lease: LeaseDoc = { owner, expiresAt: new Date(now.getTime() + leaseMs), ms: leaseMs, claim: new ObjectId() };
+  const update: UpdateFilter<TaskDoc> = {
+    $set: { ...st.$set, state: 'running', lease, lastInvokedAt: now, endedAt: null, durationMs: null },
+    $min: { startedAt: now },
+    $inc: { ...st.$inc, fence: 1, invokeCount: 1, attempts: 1 },
+    $currentDate: st.$currentDate,
+  };
+  const w = await ctx.cols.tasks.bulkWrite(
+    seen.map((t) => ({ updateOne: { filter: { ...ready, _id: t._id, fence: t.fence }, update } })),
+    { ordered: false, writeConcern: ctx.writeConcern },
+  );
+  let won: TaskDoc[];
+  if (w.modifiedCount === seen.length) {
+    // All taken: the tasks as written, without reading them back (changedAt stays the one read).
+    won = seen.map((t) => ({
+      ...t,
+      state: 'running' as const,
+      lease,
+      lastInvokedAt: now,
+      endedAt: null,
+      durationMs: null,
+      updatedAt: now,
+      startedAt: t.startedAt && t.startedAt <= now ? t.startedAt : now,
+      rev: t.rev + 1,
+      fence: t.fence + 1,
+      invokeCount: t.invokeCount + 1,
+      attempts: t.attempts + 1,
+    }));
+  } else if (w.modifiedCount === 0) {
+    won = [];
+  } else {
+    const mine = await ctx.cols.tasks.find({ _id: { $in: seen.map((t) => t._id) }, 'lease.claim': lease.claim }).toArray();
+    const order = new Map(seen.map((t, i) => [t._id.toHexString(), i]));
+    won = mine.sort((a, b) => order.get(a._id.toHexString())! - order.get(b._id.toHexString())!);
+  }
+  const tasks: TaskDoc[] = [];
+  for (const t of won) tasks.push(await armDeadline(ctx, t, now));
+  // One counter write per container claimed from (one, for a runner's claim).
+  const byContainer = new Map<string, TaskDoc[]>();
+  for (const t of tasks) byContainer.set(t.containerId.toHexString(), [...(byContainer.get(t.containerId.toHexString()) ?? []), t]);
+  const out: TransitionResult[] = [];
+  for (const group of byContainer.values()) {
+    const delta = group.map((t) => moveDelta('pending', 'running', t.weight, wp(t), wp(t))).reduce(addDeltas);
+    const container = await counters(ctx, group[0].containerId, delta, true);
+    group.forEach((task, i) => out.push({ op: 'claim', task, from: 'pending', container: i === 0 ? container : { container: container.container, statusChange: null } }));
+  }
+  return out;
 }
 
 /** What a worker may report while it runs a task. */
