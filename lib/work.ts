@@ -11,6 +11,7 @@ import { TaskContainer } from './container';
 import { isTransient, NotFoundError, ValidationError } from './errors';
 import type { Handlers, RunResult } from './runner';
 import { FINAL_CONTAINER_STATUSES } from './states';
+import { sleep } from './sleep';
 import { validateName, validateNonNegativeInt, validatePositiveNumber } from './validation';
 
 /** Options of `client.work(pipeline, handlers, options)`. */
@@ -55,16 +56,7 @@ export function startWork(
   const ac = new AbortController();
   /** Runs this worker cannot work on (a handler is missing): not picked again. */
   const refused = new Set<string>();
-  const pause = (): Promise<void> =>
-    new Promise((resolve) => {
-      const t = setTimeout(done, pollMs);
-      function done(): void {
-        clearTimeout(t);
-        ac.signal.removeEventListener('abort', done);
-        resolve();
-      }
-      ac.signal.addEventListener('abort', done, { once: true });
-    });
+  const pause = (): Promise<void> => sleep(pollMs, ac.signal);
   const next = async (): Promise<string | null> => {
     const open = (await core.store.openRuns(name)).filter(
       (r) => r.status === 'started' && !refused.has(r.container),

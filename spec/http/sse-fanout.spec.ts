@@ -296,6 +296,14 @@ describe('http SSE fan-out', function () {
       const claims = Array.from({ length: 20 }, () =>
         s.call('POST', '/api/v1/claim', { owner: 'w', container: 'quiet', waitMs: 20_000 }),
       );
+      // Every claim must have reached the server before close() (a request arriving after it is
+      // answered 503 by design): wait for its 40 sockets, then let the handlers start.
+      const sockets = (): Promise<number> =>
+        new Promise((resolve, reject) =>
+          s.server.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+        );
+      const until = Date.now() + 10_000;
+      while ((await sockets()) < 40 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 500));
       const started = Date.now();
       await s.server.close();

@@ -6,15 +6,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { changes, decodeChangeCursor, type ChangesQuery } from '../../changes';
 import { NotFoundError } from '../../errors';
-import { HttpError } from '../errors';
 import type { FeedWhere } from '../feed-hub';
 import { principalOf, requireContainer, type HttpContext } from '../context';
 import * as S from '../schemas';
+import { acquireStream, openStream } from '../sse';
 
 type Q = { since?: string; limit?: number };
 
-/** 429 code: the token holds `sseMaxStreamsPerToken` streams already. */
-export const TOO_MANY_STREAMS = 'PTS_TOO_MANY_STREAMS';
 
 function scopeOf(
   request: FastifyRequest,
@@ -36,15 +34,7 @@ async function stream(
 ): Promise<void> {
   // Validate before switching to a stream, so errors are still plain JSON responses.
   decodeChangeCursor(since);
-  const release = ctx.feed.acquire(principalOf(request).id);
-  if (!release) {
-    void reply.header('retry-after', '5');
-    throw new HttpError(
-      429,
-      TOO_MANY_STREAMS,
-      `this token already holds ${ctx.sseMaxStreamsPerToken} event streams; close one or retry later`,
-    );
-  }
+  const release = acquireStream(ctx, request, reply);
   try {
     if (where.container !== undefined && !(await ctx.client.summary(where.container))) {
       throw new NotFoundError(`no container named ${JSON.stringify(where.container)}`, {
@@ -55,22 +45,8 @@ async function stream(
     release();
     throw err;
   }
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    // The stream is the connection's last response: ending it closes the socket (no idle keep-alive on close()).
-    connection: 'close',
-    'x-accel-buffering': 'no',
-  });
-  if (request.method === 'HEAD') {
-    // fastify answers HEAD with the GET handler: headers only, no stream.
-    release();
-    res.end();
-    return;
-  }
-  res.write(': connected\n\n');
+  const res = openStream(request, reply, release);
+  if (!res) return;
   // One poller per scope feeds every stream (lib/http/feed-hub.ts); it ends the stream on close().
   await ctx.feed.serve(res, where, since, release);
 }

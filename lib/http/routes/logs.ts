@@ -9,11 +9,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../../errors';
 import { toLogLine, type LogLevel, type LogPage, type LogsQuery } from '../../logs';
 import type { Task } from '../../task';
-import { HttpError } from '../errors';
-import { principalOf, requireContainer, type HttpContext } from '../context';
+import { requireContainer, type HttpContext } from '../context';
 import * as S from '../schemas';
 import { containerOf } from './containers';
-import { TOO_MANY_STREAMS } from './changes';
+import { acquireStream, openStream } from '../sse';
+import { sleep } from '../../sleep';
 
 type TaskParams = { name: string; task: string };
 type Q = { attempt?: number; cursor?: string; limit?: number };
@@ -92,29 +92,13 @@ export function registerLogRoutes(app: FastifyInstance, ctx: HttpContext): void 
       let cursor = typeof h === 'string' && h !== '' ? h : request.query.cursor;
       // The first page is read before switching to a stream: a bad cursor is still a JSON 400.
       let page: LogPage = await task.logs(queryOf(request.query, cursor));
-      const release = ctx.feed.acquire(principalOf(request).id);
-      if (!release) {
-        void reply.header('retry-after', '5');
-        throw new HttpError(429, TOO_MANY_STREAMS, `this token already holds ${ctx.sseMaxStreamsPerToken} event streams; close one or retry later`);
-      }
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'close',
-        'x-accel-buffering': 'no',
-      });
-      if (request.method === 'HEAD') {
-        release();
-        res.end();
-        return;
-      }
+      const release = acquireStream(ctx, request, reply);
+      const res = openStream(request, reply, release);
+      if (!res) return;
       const stop = new AbortController();
       const end = (): void => stop.abort();
       res.on('close', end);
       ctx.shutdown.addEventListener('abort', end);
-      res.write(': connected\n\n');
       let idle = 0;
       try {
         while (!stop.signal.aborted) {
@@ -126,7 +110,7 @@ export function registerLogRoutes(app: FastifyInstance, ctx: HttpContext): void 
             idle = 0;
           }
           cursor = page.nextCursor;
-          if (!page.hasMore) await wait(ctx.pollMs, stop.signal);
+          if (!page.hasMore) await sleep(ctx.pollMs, stop.signal);
           if (stop.signal.aborted) break;
           try {
             page = await task.logs(queryOf(request.query, cursor));
@@ -143,17 +127,4 @@ export function registerLogRoutes(app: FastifyInstance, ctx: HttpContext): void 
       }
     },
   );
-}
-
-function wait(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
 }

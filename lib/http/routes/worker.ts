@@ -12,6 +12,7 @@ import { HttpError, HTTP_ERROR_CODES } from '../errors';
 import { principalOf, requireContainer, type HttpContext } from '../context';
 import * as S from '../schemas';
 import { getWorkerConfig } from '../worker-config';
+import { sleep } from '../../sleep';
 
 type TaskParams = { name: string; task: string };
 interface ClaimBody {
@@ -27,20 +28,6 @@ interface Progress {
   percentageComplete?: number;
   statusText?: string | null;
   processingData?: unknown;
-}
-
-/** Resolves after `ms`, or early when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
 }
 
 function progressOf(b: Progress): Progress | undefined {
@@ -127,7 +114,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: HttpContext): vo
           }
           const left = deadline - Date.now();
           if (left <= 0 || stop.signal.aborted) return reply.code(204).send();
-          await pause(Math.min(ctx.pollMs, left), stop.signal);
+          await sleep(Math.min(ctx.pollMs, left), stop.signal);
           if (stop.signal.aborted) return reply.code(204).send();
         }
       } finally {
