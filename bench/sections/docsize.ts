@@ -12,15 +12,11 @@ import { log, tasksOf, type Bench } from '../harness';
 
 const { BSON } = mongoose.mongo;
 
-/** Fields nested one level down (lease, failures' entries), counted. */
-function nestedFields(d: Document): number {
-  let n = 0;
-  for (const v of Object.values(d)) {
-    if (Array.isArray(v))
-      for (const x of v) n += x && typeof x === 'object' ? Object.keys(x as object).length : 0;
-    else if (v && typeof v === 'object' && v.constructor === Object) n += Object.keys(v).length;
-  }
-  return n;
+/** Fields of embedded objects at any depth (the lease, failure records, result/taskData objects); BSON values are leaves. */
+function nestedFields(v: unknown): number {
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + nestedFields(x), 0);
+  if (!v || typeof v !== 'object' || (v as object).constructor !== Object) return 0;
+  return Object.values(v).reduce((n: number, x) => n + 1 + nestedFields(x), 0);
 }
 
 export async function docsize(bench: Bench): Promise<Document> {
@@ -67,7 +63,7 @@ export async function docsize(bench: Bench): Promise<Document> {
       state,
       bytes: BSON.calculateObjectSize(d),
       fields: Object.keys(d).length,
-      nested: nestedFields(d),
+      nested: Object.values(d).reduce((n: number, x) => n + nestedFields(x), 0),
       nullOrEmpty: nulls,
     });
   }
