@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { createClient, ManualClock, ValidationError, type Change, type Client } from '../lib';
 import { useTestDatabase } from './helpers/db';
+import { startFixture, type HttpFixture } from './http/support';
 
 const DAY = 86_400_000;
 
@@ -277,17 +278,15 @@ describe('retention', function () {
     const raw = db.connection.db!;
     const doc = await raw.collection('pts_containers').findOne({ name: c.name() });
     // What a crash right after the container's deleteOne leaves: a purging tombstone, the tasks.
-    await raw
-      .collection('pts_tombstones')
-      .insertOne({
-        _id: doc!._id,
-        kind: 'container',
-        container: c.name(),
-        containerId: doc!._id,
-        task: null,
-        deletedAt: clock.now(),
-        purging: true,
-      });
+    await raw.collection('pts_tombstones').insertOne({
+      _id: doc!._id,
+      kind: 'container',
+      container: c.name(),
+      containerId: doc!._id,
+      task: null,
+      deletedAt: clock.now(),
+      purging: true,
+    });
     await raw.collection('pts_containers').deleteOne({ _id: doc!._id });
     expect(await raw.collection('pts_tasks').countDocuments({ containerId: doc!._id })).to.equal(2);
     await client.applyRetention();
@@ -295,5 +294,125 @@ describe('retention', function () {
     expect(await raw.collection('pts_tombstones').countDocuments({ _id: doc!._id, purging: true })).to.equal(
       0,
     );
+  });
+});
+
+describe('retention over HTTP (admin scope, prefix-confined)', function () {
+  const db = useTestDatabase();
+  let fx: HttpFixture;
+  let team: string;
+
+  before(async function () {
+    fx = await startFixture(db);
+    team = (await fx.tokens.create({ scope: 'admin', prefix: 'team-', name: 'team admin' })).token;
+  });
+  after(async function () {
+    await fx.close();
+  });
+  afterEach(async function () {
+    for (const p of await fx.client.listRetentionPolicies()) await fx.client.deleteRetentionPolicy(p.prefix);
+  });
+
+  it('PUT/GET/DELETE policies and POST apply (dry run and real), with typed errors for bad bodies', async function () {
+    const put = await fx.call('PUT', '/api/v1/retention/policies', {
+      body: { prefix: 'http-', succeededDays: 7, keepLastRuns: 3 },
+    });
+    expect(put.status).to.equal(200);
+    expect(put.body).to.include({
+      prefix: 'http-',
+      succeededDays: 7,
+      failedDays: null,
+      cancelledDays: null,
+      keepLastRuns: 3,
+    });
+    const list = await fx.call('GET', '/api/v1/retention/policies');
+    expect(list.body.items.map((p: { prefix: string }) => p.prefix)).to.deep.equal(['http-']);
+    for (const bad of [
+      { prefix: 'http-', succeededDays: -1 },
+      { prefix: 'http-', days: 3 },
+      { succeededDays: 3 },
+      { prefix: 'http-', keepLastRuns: 0 },
+    ]) {
+      const r = await fx.call('PUT', '/api/v1/retention/policies', { body: bad });
+      expect(r.status, JSON.stringify(bad)).to.equal(400);
+      expect(r.body.error.code).to.equal('PTS_VALIDATION');
+    }
+    expect((await fx.client.listRetentionPolicies()).map((p) => [p.prefix, p.succeededDays])).to.deep.equal([
+      ['http-', 7],
+    ]);
+    const dry = await fx.call('POST', '/api/v1/retention/apply', { body: { dryRun: true } });
+    expect(dry.status).to.equal(200);
+    expect(dry.body).to.deep.equal({ dryRun: true, containers: [], kept: [], tasks: 0 });
+    expect((await fx.call('POST', '/api/v1/retention/apply', { body: { limit: 0 } })).status).to.equal(400);
+    expect(
+      (
+        await fx.call('PUT', '/api/v1/retention/policies', {
+          token: fx.token.read,
+          body: { prefix: 'http-', succeededDays: 1 },
+        })
+      ).status,
+    ).to.equal(403);
+    expect((await fx.call('DELETE', '/api/v1/retention/policies?prefix=http-')).status).to.equal(204);
+    expect((await fx.call('DELETE', '/api/v1/retention/policies?prefix=http-')).status).to.equal(404);
+  });
+
+  it("a token limited to 'team-' sets, sees, deletes and applies only policies inside its prefix (403 outside, nothing changed)", async function () {
+    await fx.client.setRetentionPolicy('other-', { succeededDays: 1 });
+    for (const prefix of ['other-', '', 'team']) {
+      const r = await fx.call('PUT', '/api/v1/retention/policies', {
+        token: team,
+        body: { prefix, succeededDays: 2 },
+      });
+      expect(r.status, prefix).to.equal(403);
+      expect(r.body.error.code).to.equal('PTS_FORBIDDEN');
+    }
+    expect(
+      (await fx.call('DELETE', '/api/v1/retention/policies?prefix=other-', { token: team })).status,
+    ).to.equal(403);
+    expect(
+      (
+        await fx.call('PUT', '/api/v1/retention/policies', {
+          token: team,
+          body: { prefix: 'team-a/', failedDays: 2 },
+        })
+      ).status,
+    ).to.equal(200);
+    expect(
+      (await fx.call('GET', '/api/v1/retention/policies', { token: team })).body.items.map(
+        (p: { prefix: string }) => p.prefix,
+      ),
+    ).to.deep.equal(['team-a/']);
+    expect(
+      (await fx.client.listRetentionPolicies()).map((p) => [p.prefix, p.succeededDays, p.failedDays]),
+    ).to.deep.equal([
+      ['other-', 1, null],
+      ['team-a/', null, 2],
+    ]);
+    // The pass a team token asks for applies the team's policies only: other-'s old container stays.
+    const clock = new ManualClock();
+    const local = createClient({ connection: db.connection, clock, sweepIntervalMs: 0 });
+    try {
+      for (const name of ['other-x', 'team-a/x']) {
+        const c = await local.getOrCreateTaskContainer(name);
+        await c.addTasks([{ name: 't' }]);
+        await c.run(() => {
+          if (name.startsWith('team')) throw Object.assign(new Error('no'), { retryable: false });
+        });
+      }
+    } finally {
+      await local.close();
+    }
+    // Their finish times are in the past of the server's clock by 3 days: backdate them.
+    await db.connection
+      .db!.collection('pts_containers')
+      .updateMany(
+        { name: { $in: ['other-x', 'team-a/x'] } },
+        { $set: { endedAt: new Date(Date.now() - 3 * DAY) } },
+      );
+    const r = await fx.call('POST', '/api/v1/retention/apply', { token: team, body: { dryRun: false } });
+    expect(r.status).to.equal(200);
+    expect(r.body.containers.map((c: { container: string }) => c.container)).to.deep.equal(['team-a/x']);
+    expect(await fx.client.getTaskContainer('other-x')).to.not.equal(null);
+    expect(await fx.client.getTaskContainer('team-a/x')).to.equal(null);
   });
 });

@@ -21,6 +21,7 @@ import { registerScheduleRoutes } from './routes/schedules';
 import { registerHealthRoutes } from './routes/health';
 import { registerAlertRoutes } from './routes/alerts';
 import { registerLogRoutes } from './routes/logs';
+import { registerRetentionRoutes } from './routes/retention';
 import { registerJsonParser } from './json-body';
 import { resolveTimeouts, type TimeoutOptions } from './timeouts';
 import { trackRouteMethods } from './allowed-methods';
@@ -267,6 +268,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   registerScheduleRoutes(app, ctx);
   registerAlertRoutes(app, ctx);
   registerLogRoutes(app, ctx);
+  registerRetentionRoutes(app, ctx);
   if (opts.dashboard !== false) {
     const dashboard = loadDashboard();
     if (dashboard) await dashboard(app);
