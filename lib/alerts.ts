@@ -595,7 +595,8 @@ export class Alerter {
     // rule (less the look-back that covers the writers' clock errors) needs reading: a fresh or
     // long-idle cursor does not re-read the whole feed. With no rule, nothing is read at all.
     const oldest = rules.length ? Math.min(...rules.map((r) => r.createdAt.getTime())) : serverNow;
-    const floor = oldest - RUNS_LOOK_BACK_MS;
+    // (The feed's positions are the server's own time: never start past it.)
+    const floor = Math.min(oldest, serverNow) - RUNS_LOOK_BACK_MS;
     const start: FeedPosition = {
       ts: new Timestamp({ t: Math.max(0, Math.floor(floor / 1000)), i: 0 }),
       id: FEED_START.id,

@@ -21,6 +21,8 @@ import {
   type TaskContainer,
 } from '../lib';
 import { startServer } from '../lib/http/server';
+import { alertsAdd, alertsDeliveries, alertsList } from '../lib/cli/alerts';
+import { CliError } from '../lib/cli/exit';
 import { useTestDatabase } from './helpers/db';
 import { trackResource } from './helpers/leaks';
 
@@ -614,6 +616,81 @@ describe('alerts', function () {
       '/missed',
     ]);
     await h.stop();
+  });
+
+  it('CLI: pts alerts add / list / deliveries --attempts show rules (never the secret) and every attempt of each delivery', async function () {
+    // The CLI opens its own connection with the default collection prefix.
+    const client = newClient('cli', 'pts_');
+    const mongodbUri = db.uri;
+    const run = async (fn: () => Promise<void>): Promise<{ out: string; err: unknown }> => {
+      let out = '';
+      const write = process.stdout.write.bind(process.stdout);
+      process.stdout.write = ((chunk: string | Uint8Array) => (
+        (out += String(chunk)),
+        true
+      )) as typeof process.stdout.write;
+      try {
+        await fn();
+        return { out, err: null };
+      } catch (err) {
+        return { out, err };
+      } finally {
+        process.stdout.write = write;
+      }
+    };
+    const bad = await run(() =>
+      alertsAdd('cli-hook', {
+        mongodbUri,
+        events: 'task:failed,task:exploded',
+        url: receiver.url('/cli'),
+        secret: SECRET,
+      }),
+    );
+    expect(bad.err).to.be.instanceOf(CliError).and.include({ exitCode: 2 });
+    const badUrl = await run(() =>
+      alertsAdd('cli-hook', { mongodbUri, events: 'task:failed', url: 'ftp://x', secret: SECRET }),
+    );
+    expect((badUrl.err as { code?: string }).code).to.equal('PTS_VALIDATION');
+    expect(await client.listAlertRules()).to.deep.equal([]);
+    const added = await run(() =>
+      alertsAdd('cli-hook', {
+        mongodbUri,
+        events: 'task:failed',
+        url: receiver.url('/cli'),
+        secret: SECRET,
+        prefix: 'cli-',
+      }),
+    );
+    expect(added.err).to.equal(null);
+    expect(added.out).to.include('added alert rule cli-hook').and.not.include(SECRET);
+    const listed = await run(() => alertsList({ mongodbUri, json: true }));
+    expect(listed.out).to.include('"cli-hook"').and.not.include(SECRET).and.not.include('secret');
+
+    // The CLI's client runs on the real clock: move the test's clock past the rule's creation.
+    clock.advance(Math.max(1, Date.now() + 1000 - clock.now().getTime()));
+    const c = await client.getOrCreateTaskContainer('cli-1');
+    await c.addTasks([{ name: 't', maxRetries: 0 }]);
+    await fail(client, c, 't');
+    receiver.failLeft = 1;
+    const h = client.startAlerts({ intervalMs: 0, backoffMs: 0, horizonMs: 0 });
+    await passUntil(h, (t) => t.delivered >= 1);
+    await h.stop();
+    const text = await run(() => alertsDeliveries({ mongodbUri, attempts: true }));
+    expect(text.err).to.equal(null);
+    const [d] = await all(client);
+    expect(text.out)
+      .to.include('cli-hook')
+      .and.include('task:failed')
+      .and.include('cli-1 / t')
+      .and.include('delivered')
+      .and.not.include(SECRET);
+    expect(text.out).to.match(/#1 \S+ HTTP 500 \(HTTP 500\) \d+ ms by cli/);
+    expect(text.out).to.match(/#2 \S+ HTTP 200 \d+ ms by cli/);
+    expect(text.out).to.include(d.key);
+    const json = await run(() => alertsDeliveries({ mongodbUri, json: true }));
+    const items = JSON.parse(json.out) as DeliveryRecord[];
+    expect(items.map((x) => x.attempts.map((a) => a.statusCode))).to.deep.equal([[500, 200]]);
+    expect(json.out).to.not.include(SECRET);
   });
 
   it('HTTP: rules need admin (secrets never returned), deliveries need read and follow the token prefix', async function () {

@@ -2,7 +2,15 @@
  * `pts alerts add|list|delete|enable|disable|test|deliveries`: alert rules and their deliveries
  * (lib/alerts.ts). `pts serve` runs the delivery loop (`--no-alerts` turns it off).
  */
-import { ALERT_EVENTS, ALERT_TEMPLATES, DELIVERY_STATUSES, type AlertEvent, type AlertTemplate, type DeliveryStatus } from '../alerts';
+import {
+  ALERT_EVENTS,
+  ALERT_TEMPLATES,
+  DELIVERY_STATUSES,
+  type AlertEvent,
+  type AlertTemplate,
+  type DeliveryRecord,
+  type DeliveryStatus,
+} from '../alerts';
 import { CliError, EXIT, withClient, type DbOptions } from './connect';
 import { Out, age, clip, table } from './output';
 
@@ -18,9 +26,16 @@ export interface AlertAddOptions extends DbOptions {
 
 export async function alertsAdd(name: string, opts: AlertAddOptions): Promise<void> {
   const out = new Out();
-  const events = opts.events.split(',').map((s) => s.trim()).filter(Boolean);
+  const events = opts.events
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const e of events)
-    if (!(ALERT_EVENTS as readonly string[]).includes(e)) throw new CliError(`--events: unknown event ${JSON.stringify(e)} (one of ${ALERT_EVENTS.join(', ')})`, EXIT.USAGE);
+    if (!(ALERT_EVENTS as readonly string[]).includes(e))
+      throw new CliError(
+        `--events: unknown event ${JSON.stringify(e)} (one of ${ALERT_EVENTS.join(', ')})`,
+        EXIT.USAGE,
+      );
   if (opts.template !== undefined && !(ALERT_TEMPLATES as readonly string[]).includes(opts.template))
     throw new CliError(`--template must be one of ${ALERT_TEMPLATES.join(', ')}`, EXIT.USAGE);
   // The secret is read from the environment by default so it stays out of shell history.
@@ -50,7 +65,14 @@ export async function alertsList(opts: DbOptions & { json?: boolean }): Promise<
     table(
       out,
       ['NAME', 'EVENTS', 'PREFIX', 'TEMPLATE', 'ENABLED', 'URL'],
-      rules.map((r) => [r.name, r.events.join(','), r.prefix || '*', r.template, r.enabled ? 'yes' : 'no', clip(r.url, 60)]),
+      rules.map((r) => [
+        r.name,
+        r.events.join(','),
+        r.prefix || '*',
+        r.template,
+        r.enabled ? 'yes' : 'no',
+        clip(r.url, 60),
+      ]),
     );
   });
 }
@@ -65,7 +87,11 @@ export async function alertsDelete(name: string, opts: DbOptions & { json?: bool
   });
 }
 
-export async function alertsEnable(name: string, enabled: boolean, opts: DbOptions & { json?: boolean }): Promise<void> {
+export async function alertsEnable(
+  name: string,
+  enabled: boolean,
+  opts: DbOptions & { json?: boolean },
+): Promise<void> {
   const out = new Out();
   await withClient(opts, async (client) => {
     const rule = await client.setAlertRuleEnabled(name, enabled);
@@ -89,7 +115,19 @@ export interface DeliveriesOptions extends DbOptions {
   status?: string;
   prefix?: string;
   limit?: string;
+  /** One line per attempt under each delivery. */
+  attempts?: boolean;
   json?: boolean;
+}
+
+function attemptLine(a: DeliveryRecord['attempts'][number]): string {
+  const outcome =
+    a.statusCode === null
+      ? `no answer: ${clip(a.error, 80)}`
+      : a.error === null
+        ? `HTTP ${a.statusCode}`
+        : `HTTP ${a.statusCode} (${clip(a.error, 60)})`;
+  return `    #${a.n} ${a.at.toISOString()} ${outcome} ${a.durationMs} ms by ${clip(a.by, 40)}`;
 }
 
 export async function alertsDeliveries(opts: DeliveriesOptions): Promise<void> {
@@ -97,9 +135,15 @@ export async function alertsDeliveries(opts: DeliveriesOptions): Promise<void> {
   if (opts.status !== undefined && !(DELIVERY_STATUSES as readonly string[]).includes(opts.status))
     throw new CliError(`--status must be one of ${DELIVERY_STATUSES.join(', ')}`, EXIT.USAGE);
   const limit = opts.limit === undefined ? 50 : Number(opts.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError('--limit must be 1-1000', EXIT.USAGE);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new CliError('--limit must be 1-1000', EXIT.USAGE);
   await withClient(opts, async (client) => {
-    const page = await client.listDeliveries({ rule: opts.rule, status: opts.status as DeliveryStatus | undefined, prefix: opts.prefix, limit });
+    const page = await client.listDeliveries({
+      rule: opts.rule,
+      status: opts.status as DeliveryStatus | undefined,
+      prefix: opts.prefix,
+      limit,
+    });
     if (opts.json) return out.json(page.items);
     if (!page.items.length) return out.line('no deliveries');
     table(
@@ -107,7 +151,11 @@ export async function alertsDeliveries(opts: DeliveriesOptions): Promise<void> {
       ['CREATED', 'RULE', 'EVENT', 'SUBJECT', 'STATUS', 'ATTEMPTS', 'LAST', 'KEY'],
       page.items.map((d) => {
         const last = d.attempts[d.attempts.length - 1];
-        const lastText = last ? (last.error === null ? `HTTP ${last.statusCode}` : clip(last.error, 30)) : '-';
+        const lastText = last
+          ? last.error === null
+            ? `HTTP ${last.statusCode}`
+            : clip(last.error, 30)
+          : '-';
         return [
           `${age(d.createdAt)} ago`,
           d.rule,
@@ -120,5 +168,14 @@ export async function alertsDeliveries(opts: DeliveriesOptions): Promise<void> {
         ];
       }),
     );
+    if (!opts.attempts) return;
+    for (const d of page.items) {
+      out.line();
+      out.line(
+        `${d.key} ${d.rule} ${d.event} ${clip(d.task === null ? d.container : `${d.container} / ${d.task}`, 60)}: ${d.status}${d.status === 'pending' && d.nextAttemptAt ? `, next attempt ${d.nextAttemptAt.toISOString()}` : ''}`,
+      );
+      if (!d.attempts.length) out.line('    (no attempt yet)');
+      for (const a of d.attempts) out.line(attemptLine(a));
+    }
   });
 }

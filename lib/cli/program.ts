@@ -340,6 +340,7 @@ export function buildProgram(): Command {
     .option('--status <status>', 'pending, delivered or failed')
     .option('--prefix <prefix>', 'only containers whose name starts with this')
     .option('--limit <n>', 'at most this many (1-1000)', '50')
+    .option('--attempts', 'also print every attempt of each delivery (when, HTTP status or error, duration, by which process)')
     .option('--json', 'machine-readable output (with every attempt)')
     .action((_o, cmd: Command) => alertsModule().then((m) => m.alertsDeliveries(all(cmd) as never)));
 
