@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { ObjectId, Timestamp, type Collection, type Document, type MongoClient } from 'mongodb';
+import { BSON, ObjectId, Timestamp, type Collection, type Document, type MongoClient } from 'mongodb';
 import mongoose, { type Connection } from 'mongoose';
 import { createClient, type Client, type TaskLease } from '../lib';
 import type { EmbeddedServer } from '../lib/testing';
@@ -33,11 +33,28 @@ export const log = (s: string): void => {
 // Connections and command counting
 // -------------------------------------------------------------------------------------------
 
+/** Commands and BSON bytes of one `name:collection` key (cumulative, or a difference of two snapshots). */
+export interface CommandTraffic {
+  commands: number;
+  /** BSON size of the command documents (`commandStarted`), i.e. bytes sent, without wire headers. */
+  sent: number;
+  /** BSON size of the replies (`commandSucceeded`), i.e. bytes received, without wire headers. */
+  received: number;
+}
+
+/** Command-monitoring housekeeping the pipeline's per-task counts leave out. */
+export const HOUSEKEEPING =
+  /^(hello|ismaster|isMaster|ping|endSessions|buildInfo|buildinfo|saslStart|saslContinue):/;
+
 /** The server under test and every connection the bench opened on it. */
 export class Bench {
   private readonly opened: Connection[] = [];
   /** Commands started, by `name:collection`, across every connection the bench opened. */
   private readonly commands = new Map<string, number>();
+  /** Bytes sent and received, by `name:collection` (command monitoring; see `CommandTraffic`). */
+  private readonly bytes = new Map<string, { sent: number; received: number }>();
+  /** `requestId` → key of the commands in flight, so a reply is booked to its command. */
+  private readonly inFlight = new Map<number, string>();
 
   constructor(
     readonly server: EmbeddedServer,
@@ -49,17 +66,59 @@ export class Bench {
     const conn = await mongoose
       .createConnection(this.server.uri, { dbName, monitorCommands: true, ...SLOW_SERVER })
       .asPromise();
-    (conn.getClient() as MongoClient).on('commandStarted', (e) => {
+    const client = conn.getClient() as MongoClient;
+    client.on('commandStarted', (e) => {
       const coll = typeof e.command[e.commandName] === 'string' ? String(e.command[e.commandName]) : '';
       const k = `${e.commandName}:${coll}`;
       this.commands.set(k, (this.commands.get(k) ?? 0) + 1);
+      this.book(k, BSON.calculateObjectSize(e.command), 0);
+      this.inFlight.set(e.requestId, k);
     });
+    client.on('commandSucceeded', (e) => {
+      const k = this.inFlight.get(e.requestId) ?? `${e.commandName}:?`;
+      this.inFlight.delete(e.requestId);
+      this.book(k, 0, e.reply ? BSON.calculateObjectSize(e.reply as Document) : 0);
+    });
+    client.on('commandFailed', (e) => this.inFlight.delete(e.requestId));
     this.opened.push(conn);
     return conn;
   }
 
+  private book(k: string, sent: number, received: number): void {
+    const b = this.bytes.get(k) ?? { sent: 0, received: 0 };
+    b.sent += sent;
+    b.received += received;
+    this.bytes.set(k, b);
+  }
+
   snapshot(): Map<string, number> {
     return new Map(this.commands);
+  }
+
+  /** Commands and bytes so far, by `name:collection` (pass to `trafficSince`). */
+  trafficSnapshot(): Map<string, CommandTraffic> {
+    const out = new Map<string, CommandTraffic>();
+    for (const [k, n] of this.commands)
+      out.set(k, { commands: n, sent: 0, received: 0, ...this.bytes.get(k) });
+    return out;
+  }
+
+  /** Commands and bytes since `before`, by `name:collection`, keys with no command left out. */
+  trafficSince(
+    before: Map<string, CommandTraffic>,
+    filter?: (k: string) => boolean,
+  ): Record<string, CommandTraffic> {
+    const out: Record<string, CommandTraffic> = {};
+    for (const [k, now] of this.trafficSnapshot()) {
+      const b = before.get(k) ?? { commands: 0, sent: 0, received: 0 };
+      const d = {
+        commands: now.commands - b.commands,
+        sent: now.sent - b.sent,
+        received: now.received - b.received,
+      };
+      if (d.commands > 0 && (!filter || filter(k))) out[k] = d;
+    }
+    return out;
   }
 
   since(before: Map<string, number>, filter?: (k: string) => boolean): Record<string, number> {

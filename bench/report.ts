@@ -85,16 +85,19 @@ export function md(results: Document): string {
       );
     }
     L.push('');
-    L.push(
-      'Commands per task, all rounds of the last concurrency level (command monitoring; includes the add and the final empty claims):',
-    );
-    L.push('');
-    for (const [v, c] of Object.entries(p.commandsPerTask as Record<string, Record<string, number>>)) {
+    if ((p.byConcurrency as Document[]).some((r) => r.traffic)) trafficMd(L, p);
+    else {
       L.push(
-        `- ${v}: ${round(sum(c), 2)} — ${Object.entries(c)
-          .map(([k, n]) => `${k} ×${n}`)
-          .join(', ')}`,
+        'Commands per task, all rounds of the last concurrency level (command monitoring; includes the add and the final empty claims):',
       );
+      L.push('');
+      for (const [v, c] of Object.entries(p.commandsPerTask as Record<string, Record<string, number>>)) {
+        L.push(
+          `- ${v}: ${round(sum(c), 2)} — ${Object.entries(c)
+            .map(([k, n]) => `${k} ×${n}`)
+            .join(', ')}`,
+        );
+      }
     }
     L.push('');
     L.push('![throughput vs concurrency](img/bench-throughput.svg)');
@@ -200,6 +203,85 @@ export function md(results: Document): string {
   return L.join('\n');
 }
 
+/** Labels of the pipeline's variants in the traffic table. */
+const VARIANT_LABEL: Record<string, string> = {
+  floor: 'floor (raw driver)',
+  'floor (task-sized docs)': 'floor, task-sized docs',
+  'container.run': '`container.run`',
+  claimNext: '`claimNext` loop',
+  agenda: 'Agenda 6',
+  bullmq: 'BullMQ (Redis; reference, not a target)',
+};
+
+/** "1.2 kB" style byte counts. */
+function bytes(n: number): string {
+  return n >= 10_000 ? `${(n / 1000).toFixed(1)} kB` : `${n} B`;
+}
+
+/**
+ * The pipeline's commands and bytes per task, per variant and concurrency level, then where our
+ * variants' commands go and what BullMQ sends (results of `bench/sections/pipeline.ts`).
+ */
+function trafficMd(L: string[], p: Document): void {
+  const rows = p.byConcurrency as Document[];
+  L.push(
+    'Commands and bytes per task, every variant at every level (all rounds of that level; includes the add, the container lookup and the final empty claims). MongoDB variants: driver command monitoring, bytes = BSON size of the command documents sent and of the replies received (no wire headers). BullMQ: Redis commands sent by ioredis, bytes = RESP bytes the Redis server read / wrote (`INFO stats`); a different database and protocol, shown for context.',
+  );
+  L.push('');
+  L.push(
+    '| workers | variant | tasks/s (median, min–max) | ÷ floor | commands per task | bytes sent per task | bytes received per task |',
+  );
+  L.push('|---:|---|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    const rate = r.rate as Record<string, Spread>;
+    const ratio = r.ratio as Record<string, Spread>;
+    const traffic = (r.traffic ?? {}) as Record<string, Document>;
+    for (const v of Object.keys(rate)) {
+      const t = traffic[v];
+      const cmds = t
+        ? `${t.commandsPerTask}${t.serverCommandsPerTask !== undefined ? ` (server: ${t.serverCommandsPerTask} incl. inside Lua)` : ''}`
+        : 'n/a';
+      L.push(
+        `| ${r.concurrency} | ${VARIANT_LABEL[v] ?? v} | ${fmt(rate[v], 1)} | ${ratio[v] ? fmt(ratio[v]) : '1'} | ${cmds} | ${t ? `${bytes(Number(t.bytesSentPerTask))}${t.scriptSourceBytesPerTask ? ` (${bytes(Number(t.scriptSourceBytesPerTask))} of it Lua sources, once per connection)` : ''}` : 'n/a'} | ${t ? bytes(Number(t.bytesReceivedPerTask)) : 'n/a'} |`,
+      );
+    }
+  }
+  L.push('');
+  if (p.bullmqError) L.push(`BullMQ: **not run** — ${p.bullmqError}.`);
+  else if (p.bullmq) {
+    const vs = rows
+      .map((r) => {
+        const x = (r.vsBullMQ as Record<string, Spread> | undefined)?.['container.run'];
+        return x ? `${fmt(x)} at ${r.concurrency}` : null;
+      })
+      .filter(Boolean);
+    L.push(
+      `BullMQ reference: ${p.bullmq}; \`container.run\` ÷ BullMQ per round: ${vs.join(', ')} (context only: Redis keeps the queue in memory; not a target).`,
+    );
+  }
+  L.push('');
+  L.push('Where the commands go, per task (commands, then bytes sent / received per task by that command):');
+  L.push('');
+  for (const r of rows) {
+    const traffic = (r.traffic ?? {}) as Record<string, Document>;
+    for (const v of ['container.run', 'claimNext', 'bullmq']) {
+      const t = traffic[v];
+      if (!t) continue;
+      const by =
+        t.database === 'redis'
+          ? Object.entries(t.byCommand as Record<string, number>)
+              .sort((a, b) => b[1] - a[1])
+              .map(([k, n]) => `${k} ×${n}`)
+          : Object.entries(t.byCommand as Record<string, Document>)
+              .sort((a, b) => Number(b[1].commands) - Number(a[1].commands))
+              .map(
+                ([k, x]) => `${k} ×${x.commands} (${bytes(Number(x.sent))} / ${bytes(Number(x.received))})`,
+              );
+      L.push(`- ${r.concurrency} workers, ${VARIANT_LABEL[v] ?? v}: ${t.commandsPerTask} — ${by.join(', ')}`);
+    }
+  }
+}
+
 /** `ferretdb/sqlite`, `ferretdb/postgresql`, `external`, … for plot titles. */
 function serverLabel(results: Document): string {
   const kind = String(results.serverKind);
@@ -216,7 +298,7 @@ export function plots(results: Document): void {
     const rows = p.byConcurrency as Document[];
     const names = Object.keys(rows[0].rate as Document);
     const series = names.map((n) => ({
-      name: n === 'floor' ? 'raw driver floor' : n,
+      name: n === 'floor' ? 'raw driver floor' : n === 'bullmq' ? 'BullMQ (Redis, reference)' : n,
       points: rows.map((r) => {
         const sp = (r.rate as Record<string, Spread>)[n];
         return { x: Number(r.concurrency), y: sp.median, lo: sp.min, hi: sp.max };
