@@ -416,3 +416,106 @@ describe('retention over HTTP (admin scope, prefix-confined)', function () {
     expect(await fx.client.getTaskContainer('team-a/x')).to.equal(null);
   });
 });
+
+describe('retention in the CLI (pts retention, pts prune --policy; in process)', function () {
+  const db = useTestDatabase();
+  let client: Client;
+
+  /** Runs `pts <args>` in this process (runCli), capturing stdout and stderr. */
+  async function pts(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const { runCli } = await import('../lib/cli/program');
+    let stdout = '';
+    let stderr = '';
+    const w = { out: process.stdout.write, err: process.stderr.write };
+    process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
+    process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
+    try {
+      const code = await runCli(['--mongodb-uri', db.uri, ...args]);
+      return { code, stdout, stderr };
+    } finally {
+      process.stdout.write = w.out;
+      process.stderr.write = w.err;
+    }
+  }
+
+  before(async function () {
+    client = createClient({ connection: db.connection, sweepIntervalMs: 0 });
+    await client.ensureIndexes();
+  });
+  after(async function () {
+    await client.close();
+  });
+
+  it('retention set/list/delete; bad numbers exit 2 and change nothing', async function () {
+    const set = await pts([
+      'retention',
+      'set',
+      'cli-',
+      '--succeeded-days',
+      '1',
+      '--failed-days',
+      '3',
+      '--json',
+    ]);
+    expect(set.code, set.stderr).to.equal(0);
+    expect(JSON.parse(set.stdout)).to.include({
+      prefix: 'cli-',
+      succeededDays: 1,
+      failedDays: 3,
+      keepLastRuns: null,
+    });
+    for (const bad of [
+      ['--succeeded-days', '-1'],
+      ['--failed-days', 'soon'],
+      ['--keep-last-runs', '0'],
+    ]) {
+      const r = await pts(['retention', 'set', 'cli-', ...bad]);
+      expect(r.code, bad.join(' ')).to.equal(2);
+      expect(r.stderr).to.match(/^pts: /);
+    }
+    const list = await pts(['retention', 'list', '--json']);
+    expect(
+      JSON.parse(list.stdout).map((p: { prefix: string; succeededDays: number }) => [
+        p.prefix,
+        p.succeededDays,
+      ]),
+    ).to.deep.equal([['cli-', 1]]);
+    const text = await pts(['retention', 'list']);
+    expect(text.stdout)
+      .to.match(/PREFIX\s+SUCCEEDED/)
+      .and.match(/cli-\s+1d\s+3d\s+\(3d\)\s+-/);
+    expect((await pts(['retention', 'delete', 'cli-'])).code).to.equal(0);
+    expect((await pts(['retention', 'delete', 'cli-'])).code).to.equal(1);
+  });
+
+  it('prune --policy --dry-run lists what prune --policy --yes then deletes, and changes nothing', async function () {
+    await client.setRetentionPolicy('clip-', { succeededDays: 2 });
+    for (const n of ['clip-old', 'clip-new']) {
+      const c = await client.getOrCreateTaskContainer(n);
+      await c.addTasks([{ name: 't' }]);
+      await c.run(() => undefined);
+    }
+    await db.connection
+      .collection('pts_containers')
+      .updateOne({ name: 'clip-old' }, { $set: { endedAt: new Date(Date.now() - 3 * DAY) } });
+    const dry = await pts(['prune', '--policy', '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).to.equal(0);
+    const listed = JSON.parse(dry.stdout);
+    expect(listed).to.include({ dryRun: true, tasks: 0 });
+    expect(listed.containers.map((c: { container: string }) => c.container)).to.deep.equal(['clip-old']);
+    expect(await client.getTaskContainer('clip-old')).to.not.equal(null);
+    const plain = await pts(['prune', '--policy']);
+    expect(plain.stdout)
+      .to.match(/clip-old\s+succeeded/)
+      .and.match(/dry run: would delete 1 container/);
+    expect((await pts(['prune', '--policy', '--dry-run', '--yes'])).code).to.equal(2);
+    expect((await pts(['prune'])).code).to.equal(2);
+    const real = await pts(['prune', '--policy', '--yes', '--json']);
+    expect(real.code, real.stderr).to.equal(0);
+    expect(JSON.parse(real.stdout).containers.map((c: { container: string }) => c.container)).to.deep.equal([
+      'clip-old',
+    ]);
+    expect(await client.getTaskContainer('clip-old')).to.equal(null);
+    expect(await client.getTaskContainer('clip-new')).to.not.equal(null);
+  });
+});

@@ -357,6 +357,7 @@ export interface PruneOptions extends DbOptions {
 /** `pts prune`: deletes finished containers older than a duration (dry run unless --yes). */
 export async function prune(opts: PruneOptions): Promise<void> {
   const out = new Out();
+  if (opts.olderThan === undefined) throw new CliError('--older-than <duration> is required (or --policy: apply the retention policies)', EXIT.USAGE);
   const olderThan = parseDuration(opts.olderThan);
   if (olderThan === null)
     throw new CliError(

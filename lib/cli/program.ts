@@ -12,6 +12,7 @@ const tokens = () => import('./token');
 const alertsModule = () => import('./alerts');
 const schedulesModule = () => import('./schedules');
 const logsModule = () => import('./logs');
+const retentionModule = () => import('./retention');
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -157,13 +158,20 @@ export function buildProgram(): Command {
 
   program
     .command('prune')
-    .description('delete finished containers older than a duration (dry run unless --yes)')
-    .requiredOption('--older-than <duration>', 'e.g. 30m, 12h, 7d, 2w (time since the container finished)')
+    .description('delete finished containers older than a duration, or what the retention policies let go (--policy); dry run unless --yes')
+    .option('--older-than <duration>', 'e.g. 30m, 12h, 7d, 2w (time since the container finished; required unless --policy)')
     .option('--status <list>', 'finished statuses to prune', 'succeeded,failed,cancelled')
     .option('--prefix <prefix>', 'only containers whose name starts with this')
+    .option('--policy', 'apply the stored retention policies (pts retention) instead of --older-than')
+    .option('--dry-run', 'only list what would be deleted (the default without --yes)')
+    .option('--limit <n>', 'with --policy: at most this many containers (default 100)')
     .option('--yes', 'really delete (otherwise only list)')
     .option('--json', 'machine-readable output')
-    .action((_o, cmd: Command) => commands().then((m) => m.prune(all(cmd) as never)));
+    .action((_o, cmd: Command) => {
+      const o = all(cmd);
+      if (o.policy) return retentionModule().then((m) => m.prunePolicy(o as never));
+      return commands().then((m) => m.prune(o as never));
+    });
 
   program
     .command('serve')
@@ -294,6 +302,29 @@ export function buildProgram(): Command {
     .argument('<id>', 'token id (from token list)')
     .option('--json', 'machine-readable output')
     .action((id: string, _o, cmd: Command) => tokens().then((m) => m.tokenRevoke(id, all(cmd))));
+
+  const retention = program.command('retention').description('retention policies: which finished containers the sweep deletes, by name prefix');
+  retention
+    .command('list')
+    .description('list retention policies, by prefix')
+    .option('--json', 'machine-readable output')
+    .action((_o, cmd: Command) => retentionModule().then((m) => m.retentionList(all(cmd))));
+  retention
+    .command('set')
+    .description("create or replace the policy of a container name prefix ('' = every container; the longest matching prefix governs)")
+    .argument('<prefix>', 'container name prefix')
+    .option('--succeeded-days <n>', "delete succeeded containers n days after they finished ('none': never)")
+    .option('--failed-days <n>', "delete failed containers n days after they finished ('none': never)")
+    .option('--cancelled-days <n>', "delete cancelled containers n days after they finished (default: as --failed-days)")
+    .option('--keep-last-runs <k>', "keep only the newest k runs of each pipeline under the prefix ('none': all)")
+    .option('--json', 'machine-readable output')
+    .action((prefix: string, _o, cmd: Command) => retentionModule().then((m) => m.retentionSet(prefix, all(cmd) as never)));
+  retention
+    .command('delete')
+    .description('delete the policy of a prefix')
+    .argument('<prefix>', 'container name prefix')
+    .option('--json', 'machine-readable output')
+    .action((prefix: string, _o, cmd: Command) => retentionModule().then((m) => m.retentionDelete(prefix, all(cmd))));
 
   const alerts = program.command('alerts').description('alert rules (webhooks) and their deliveries');
   alerts
