@@ -109,11 +109,20 @@ export function md(results: Document): string {
     const ratio = b.ratio as Record<string, Spread>;
     L.push(`### 3. Bulk add (${b.n} tasks; single \`addTask\`: ${b.singleN} calls, compared as tasks/s)`);
     L.push('');
-    L.push('| variant | tasks/s (median, min–max) |');
-    L.push('|---|---:|');
-    L.push(`| raw \`insertMany\` (batches of 1,000) | ${fmt(rate.insertMany, 0)} |`);
-    L.push(`| \`container.addTasks\` | ${fmt(rate.addTasks, 0)} |`);
-    L.push(`| \`container.addTask\` × ${b.singleN} | ${fmt(rate.addTask, 0)} |`);
+    const tr = (b.traffic ?? {}) as Record<string, Document>;
+    const cells = (v: string): string =>
+      tr[v]
+        ? ` ${tr[v].commandsPerTask} | ${bytes(Number(tr[v].bytesSentPerTask))} | ${bytes(Number(tr[v].bytesReceivedPerTask))} |`
+        : b.traffic
+          ? ' n/a | n/a | n/a |'
+          : '';
+    L.push(
+      `| variant | tasks/s (median, min–max) |${b.traffic ? ' commands per task | bytes sent per task | bytes received per task |' : ''}`,
+    );
+    L.push(`|---|---:|${b.traffic ? '---:|---:|---:|' : ''}`);
+    L.push(`| raw \`insertMany\` (batches of 1,000) | ${fmt(rate.insertMany, 0)} |${cells('insertMany')}`);
+    L.push(`| \`container.addTasks\` | ${fmt(rate.addTasks, 0)} |${cells('addTasks')}`);
+    L.push(`| \`container.addTask\` × ${b.singleN} | ${fmt(rate.addTask, 0)} |${cells('addTask')}`);
     L.push('');
     L.push(
       `- addTasks / single addTask: **${fmt(b.addTasksVsSingle as Spread)}** ${target((b.addTasksVsSingle as Spread).median, 5)}`,

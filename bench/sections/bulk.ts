@@ -6,8 +6,8 @@
 import type { Document } from 'mongodb';
 import type { Config } from '../config';
 import { leanTaskDoc } from '../../lib/store/documents';
-import { WC, log, taskDoc, tasksOf, timed, type Bench } from '../harness';
-import { interleave, roundSpread, spread } from '../stats';
+import { HOUSEKEEPING, WC, log, taskDoc, tasksOf, timed, type Bench } from '../harness';
+import { interleave, round, roundSpread, spread, type Sample } from '../stats';
 
 export async function bulk(bench: Bench, cfg: Config): Promise<Document> {
   const { conn, client } = await bench.freshDb('bench_bulk');
@@ -19,6 +19,20 @@ export async function bulk(bench: Bench, cfg: Config): Promise<Document> {
     await col.deleteMany({});
     await conn.db!.collection('pts_containers').deleteMany({});
   };
+  /** Commands and bytes of the timed part of each variant, summed over its rounds. */
+  const acc: Record<string, { tasks: number; commands: number; sent: number; received: number }> = {};
+  const metered = async (variant: string, fn: () => Promise<Sample>): Promise<Sample> => {
+    const before = bench.trafficSnapshot();
+    const s = await fn();
+    const a = (acc[variant] ??= { tasks: 0, commands: 0, sent: 0, received: 0 });
+    a.tasks += s.ops;
+    for (const t of Object.values(bench.trafficSince(before, (key) => !HOUSEKEEPING.test(key)))) {
+      a.commands += t.commands;
+      a.sent += t.sent;
+      a.received += t.received;
+    }
+    return s;
+  };
   log(`bulk: addTasks(${N}) vs ${S} × addTask vs insertMany(${N})`);
   const r = await interleave(
     {
@@ -27,18 +41,22 @@ export async function bulk(bench: Bench, cfg: Config): Promise<Document> {
         const c = await client.getOrCreateTaskContainer(`bulk-${++k}`);
         const now = new Date();
         const docs = Array.from({ length: N }, (_, i) =>
-          leanTaskDoc(taskDoc(c._id, c.name(), `t${i}`, now, { hasDependents: false, priority: 0, seq: i + 1 })),
+          leanTaskDoc(
+            taskDoc(c._id, c.name(), `t${i}`, now, { hasDependents: false, priority: 0, seq: i + 1 }),
+          ),
         );
-        return timed(N, async () => {
-          for (let i = 0; i < N; i += 1000)
-            await col.insertMany(docs.slice(i, i + 1000), { writeConcern: WC });
-        });
+        return metered('insertMany', () =>
+          timed(N, async () => {
+            for (let i = 0; i < N; i += 1000)
+              await col.insertMany(docs.slice(i, i + 1000), { writeConcern: WC });
+          }),
+        );
       },
       addTasks: async () => {
         await clean();
         const c = await client.getOrCreateTaskContainer(`bulk-${++k}`);
         const specs = Array.from({ length: N }, (_, i) => ({ name: `t${i}`, data: { n: `t${i}` } }));
-        const s = await timed(N, () => c.addTasks(specs));
+        const s = await metered('addTasks', () => timed(N, () => c.addTasks(specs)));
         const sum = await c.summary();
         if (sum.counts.pending !== N) throw new Error(`addTasks: ${sum.counts.pending} pending`);
         return s;
@@ -46,9 +64,11 @@ export async function bulk(bench: Bench, cfg: Config): Promise<Document> {
       addTask: async () => {
         await clean();
         const c = await client.getOrCreateTaskContainer(`bulk-${++k}`);
-        return timed(S, async () => {
-          for (let i = 0; i < S; i++) await c.addTask(`t${i}`, { n: `t${i}` });
-        });
+        return metered('addTask', () =>
+          timed(S, async () => {
+            for (let i = 0; i < S; i++) await c.addTask(`t${i}`, { n: `t${i}` });
+          }),
+        );
       },
     },
     cfg.bulkRounds,
@@ -57,5 +77,22 @@ export async function bulk(bench: Bench, cfg: Config): Promise<Document> {
   );
   const vsSingle = roundSpread(spread(r.rates.addTasks.map((x, i) => x / r.rates.addTask[i])));
   await conn.dropDatabase();
-  return { n: N, singleN: S, ...r, addTasksVsSingle: vsSingle, targets: { vsSingle: 5, vsInsertMany: 0.8 } };
+  const traffic = Object.fromEntries(
+    Object.entries(acc).map(([v, a]) => [
+      v,
+      {
+        commandsPerTask: round(a.commands / a.tasks, 3),
+        bytesSentPerTask: Math.round(a.sent / a.tasks),
+        bytesReceivedPerTask: Math.round(a.received / a.tasks),
+      },
+    ]),
+  );
+  return {
+    n: N,
+    singleN: S,
+    ...r,
+    traffic,
+    addTasksVsSingle: vsSingle,
+    targets: { vsSingle: 5, vsInsertMany: 0.8 },
+  };
 }
