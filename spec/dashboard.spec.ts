@@ -398,16 +398,32 @@ describe('dashboard (headless Chromium)', function () {
     expect(await link.textContent()).to.equal('dash-rtl-\\u202Egnp.exe');
     expect(await link.locator('.esc').textContent()).to.equal('\\u202E');
     expect(await link.locator('.dname').getAttribute('title')).to.equal('dash-rtl-\\u202Egnp.exe');
-    const height = (n: string) => row(n).evaluate((el) => el.getBoundingClientRect().height);
-    const normal = await height('dash-normal');
+    // Measured in ONE page.evaluate: a live refresh re-renders the list, and locator.evaluate is
+    // two round trips (resolve, then evaluate), so a row replaced in between is measured detached
+    // (all zeros). Within one synchronous evaluate the rows are either all old or all new.
+    const list = await page.evaluate(
+      (names) => {
+        // (no named functions in here: tsx would wrap them in a `__name` helper the page lacks)
+        const all = Array.from(document.querySelectorAll<HTMLElement>('tr[data-container]'));
+        const rows = names.map((n) => all.find((el) => el.dataset.container === n));
+        const name = rows[1]?.querySelector<HTMLElement>('.dname');
+        return {
+          heights: rows.map((el) => (el ? el.getBoundingClientRect().height : -1)),
+          title: name?.getAttribute('title'),
+          cut: name ? name.scrollWidth > name.clientWidth : null,
+          overflow: name ? getComputedStyle(name).textOverflow : null,
+        };
+      },
+      ['dash-normal', long, rtl],
+    );
+    const [normal, longHeight, rtlHeight] = list.heights;
     expect(normal, 'the normal row is laid out').to.be.above(0);
-    expect(await height(long)).to.be.at.most(normal + 1);
-    expect(await height(rtl)).to.be.at.most(normal + 1);
+    expect(longHeight).to.be.at.most(normal + 1);
+    expect(rtlHeight).to.be.at.most(normal + 1);
     // Cut with an ellipsis, the full name on hover.
-    const name = row(long).locator('.dname');
-    expect(await name.getAttribute('title')).to.equal(long);
-    expect(await name.evaluate((el) => el.scrollWidth > el.clientWidth)).to.equal(true);
-    expect(await name.evaluate((el) => getComputedStyle(el).textOverflow)).to.equal('ellipsis');
+    expect(list.title).to.equal(long);
+    expect(list.cut).to.equal(true);
+    expect(list.overflow).to.equal('ellipsis');
 
     await page.goto(containerUrl(rtl));
     const card = (t: string) => page.locator(`article.task[data-task="${t}"]`);
@@ -416,18 +432,28 @@ describe('dashboard (headless Chromium)', function () {
     expect(await page.locator('#crumbs .esc').textContent()).to.equal('\\u202E');
     expect(await card('x\u202Efdp.exe').locator('h3.task-name').textContent()).to.equal('x\\u202Efdp.exe');
     expect(await page.evaluate(() => document.title)).to.include('\\u202E');
-    // Measured in one evaluate: live refreshes replace the cards, so a two-step lookup could miss.
-    const headHeight = (t: string) =>
-      card(t)
-        .locator('header')
-        .evaluate((el) => el.getBoundingClientRect().height);
-    const plain = await headHeight('plain');
-    expect(await headHeight(`t-${'y'.repeat(510)}`)).to.be.at.most(plain + 1);
-    expect(await headHeight('x\u202Efdp.exe')).to.be.at.most(plain + 1);
+    // Measured in one page.evaluate: live refreshes replace the cards (see the list above).
+    const heads = await page.evaluate(
+      (tasks) =>
+        tasks.map((t) => {
+          const el = Array.from(document.querySelectorAll<HTMLElement>('article.task[data-task]')).find(
+            (a) => a.dataset.task === t,
+          );
+          const head = el?.querySelector('header');
+          return head ? head.getBoundingClientRect().height : -1;
+        }),
+      ['plain', `t-${'y'.repeat(510)}`, 'x\u202Efdp.exe'],
+    );
+    const plain = heads[0];
+    expect(plain, 'the plain card is laid out').to.be.above(0);
+    expect(heads[1]).to.be.at.most(plain + 1);
+    expect(heads[2]).to.be.at.most(plain + 1);
     await page.goto(containerUrl(long));
-    const h1 = await page
-      .locator(`h1.container-name[title="${long}"]`)
-      .evaluate((el) => el.getBoundingClientRect().height);
+    await page.locator(`h1.container-name[title="${long}"]`).waitFor();
+    const h1 = await page.evaluate(
+      () => document.querySelector('h1.container-name')?.getBoundingClientRect().height ?? -1,
+    );
+    expect(h1, 'the heading is laid out').to.be.above(0);
     expect(h1).to.be.below(40); // one line of 20px text
   });
 
