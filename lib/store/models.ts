@@ -229,6 +229,8 @@ function runSchema(): Schema {
   );
   s.index({ pipeline: 1, slot: 1 }, { unique: true, name: 'pipeline_slot_unique' });
   s.index({ pipeline: 1, status: 1, slot: 1 }, { name: 'pipeline_status_slot' });
+  // The alert loop's missed-slot records (lib/store/alerts.ts readAlertSources), every pass.
+  s.index({ status: 1, reason: 1, decidedAt: 1 }, { name: 'status_reason_decidedAt' });
   return s;
 }
 
