@@ -40,7 +40,7 @@ interface Row {
   route: string;
   label?: string;
   scope: Scope;
-  /** Where the container is named: path param, claim body, list prefix query, or nowhere. */
+  /** Where the container (or pipeline, policy prefix) is named: path param, body or query, list prefix query, or nowhere. */
   container: 'path' | 'body' | 'list' | 'none';
   /** Success status for an existing container / a missing one. */
   ok: number;
@@ -89,6 +89,8 @@ const RULE = 'matrix';
 /** A cron that never fires during the test (the serving client runs no scheduler anyway). */
 const CRON = '0 0 1 1 *';
 const PREFIX = 'team-a/';
+/** Retention policies of the matrix keep containers this many days (the maximum): nothing goes. */
+const KEEP_DAYS = 36_500;
 /** A webhook nobody listens on (connection refused at once): deliveries and tests record an error. */
 const DEAD_URL = 'http://127.0.0.1:9/hook';
 const TIMEOUT_MS = 3_000;
@@ -116,6 +118,11 @@ describe('reliability: HTTP authorization matrix', function () {
   const secrets: string[] = [];
   let seq = 0;
   const fresh = (): string => `cell-${++seq}`;
+  let year = 1990;
+  const backfillYear = (): { from: string; to: string } => {
+    const at = `${++year}-01-01T00:00:00.000Z`;
+    return { from: at, to: at };
+  };
 
   before(async function () {
     const stream = new Writable({
@@ -144,12 +151,20 @@ describe('reliability: HTTP authorization matrix', function () {
     }
     for (const name of [NAMES['in-missing'], NAMES['out-missing']]) await f.client.deleteTaskContainer(name);
     // Schedules: recreated only after a DELETE cell, unpaused after a pause cell.
+    const schedules = new Map((await f.client.listSchedules()).map((s) => [s.name, s]));
     for (const name of [PIPES.in, PIPES.out]) {
-      const s = await f.client.getSchedule(name);
+      const s = schedules.get(name);
       if (!s) await f.client.schedule(name, { cron: CRON });
       else if (s.paused) await f.client.unpauseSchedule(name);
     }
-    for (const name of [PIPES['in-missing'], PIPES['out-missing']]) await f.client.deleteSchedule(name);
+    for (const name of [PIPES['in-missing'], PIPES['out-missing']])
+      if (schedules.has(name)) await f.client.deleteSchedule(name);
+    // Retention policies named by their prefix (a century: they never delete anything here).
+    const policies = new Set((await f.client.listRetentionPolicies()).map((p) => p.prefix));
+    for (const name of [NAMES.in, NAMES.out])
+      if (!policies.has(name)) await f.client.setRetentionPolicy(name, { succeededDays: KEEP_DAYS });
+    for (const name of [NAMES['in-missing'], NAMES['out-missing']])
+      if (policies.has(name)) await f.client.deleteRetentionPolicy(name);
   }
 
   /** A succeeded task `logged` in `name` with one step-log line (the logs rows read it). */
@@ -700,18 +715,25 @@ describe('reliability: HTTP authorization matrix', function () {
             : suffix === '/actions/pause'
               ? { note: 'matrix' }
               : suffix === '/actions/backfill'
-                ? { from: '2020-01-01T00:00:00.000Z', to: '2020-01-02T00:00:00.000Z' }
+                ? backfillYear() // one CRON slot never decided before
                 : undefined,
       }),
-      check(cell, res) {
-        if (suffix === '/actions/trigger') expect(res.body.run.pipeline, cellLabel(cell)).to.equal(cell.name);
-        else if (suffix === '/actions/backfill')
-          for (const r of res.body.items) expect(r.pipeline, cellLabel(cell)).to.equal(cell.name);
-        else {
-          expect(res.body.name, cellLabel(cell)).to.equal(cell.name);
-          if (suffix) expect(res.body.paused, cellLabel(cell)).to.equal(suffix === '/actions/pause');
-        }
-      },
+      check:
+        method === 'DELETE'
+          ? undefined
+          : (cell, res) => {
+              if (suffix === '/actions/trigger')
+                expect(res.body.run.pipeline, cellLabel(cell)).to.equal(cell.name);
+              else if (suffix === '/actions/backfill')
+                expect(
+                  res.body.items.map((r: { pipeline: string }) => r.pipeline),
+                  cellLabel(cell),
+                ).to.deep.equal([cell.name]);
+              else {
+                expect(res.body.name, cellLabel(cell)).to.equal(cell.name);
+                if (suffix) expect(res.body.paused, cellLabel(cell)).to.equal(suffix === '/actions/pause');
+              }
+            },
     })),
     {
       method: 'GET',
@@ -850,6 +872,53 @@ describe('reliability: HTTP authorization matrix', function () {
         else expect(names, cellLabel(cell)).to.deep.equal([]);
       },
     },
+    // Retention policies: named by their prefix, confined like containers (403 outside), listed filtered.
+    {
+      method: 'GET',
+      route: '/api/v1/retention/policies',
+      scope: 'admin',
+      container: 'none',
+      ok: 200,
+      build: only('/api/v1/retention/policies'),
+      check(cell, res) {
+        const prefixes = (res.body.items as Array<{ prefix: string }>).map((p) => p.prefix);
+        noLeak(prefixes, cell, 'retention policies');
+        expect(prefixes, cellLabel(cell)).to.include(cell.cred.prefix ? NAMES.in : NAMES.out);
+      },
+    },
+    {
+      method: 'PUT',
+      route: '/api/v1/retention/policies',
+      scope: 'admin',
+      container: 'body',
+      ok: 200,
+      missing: 200, // create or replace
+      build: async (name) => ({
+        path: '/api/v1/retention/policies',
+        body: { prefix: name, succeededDays: KEEP_DAYS },
+      }),
+      check: (cell, res) =>
+        expect(res.body, cellLabel(cell)).to.include({ prefix: cell.name, succeededDays: KEEP_DAYS }),
+    },
+    {
+      method: 'DELETE',
+      route: '/api/v1/retention/policies',
+      scope: 'admin',
+      container: 'body',
+      ok: 204,
+      missing: 404,
+      build: async (name) => ({ path: `/api/v1/retention/policies?prefix=${enc(name)}` }),
+    },
+    {
+      method: 'POST',
+      route: '/api/v1/retention/apply',
+      scope: 'admin',
+      container: 'none',
+      ok: 200,
+      build: async () => ({ path: '/api/v1/retention/apply', body: {} }),
+      check: (cell, res) =>
+        expect(res.body, cellLabel(cell)).to.deep.include({ dryRun: false, containers: [] }),
+    },
   ];
   // HEAD mirrors every GET (fastify exposes it automatically): same status, no body.
   for (const r of ROWS.filter((x) => x.method === 'GET'))
@@ -926,6 +995,7 @@ describe('reliability: HTTP authorization matrix', function () {
     // Positive controls for the listings: an old change outside team-a/ heads the feed.
     await new Promise((r) => setTimeout(r, 1_300)); // let the seeding pass the changes-feed horizon
     await deliverAlerts();
+    const setupMs = Date.now() - started;
 
     // Every registered route has a row, and every row is a registered route.
     const registered = routesOf(f.server.app);
@@ -958,6 +1028,9 @@ describe('reliability: HTTP authorization matrix', function () {
       for (const cred of creds)
         for (const target of targets) {
           if (row.container === 'list' && target.endsWith('missing')) continue; // same query as in/out
+          // A revoked token is 401 before anything looks at the target: one cell per row (each mints,
+          // warms and revokes a token of its own, three database writes).
+          if (cred.revoked && target !== targets[0]) continue;
           cells.push({
             row,
             cred,
@@ -970,6 +1043,9 @@ describe('reliability: HTTP authorization matrix', function () {
 
     const failures: string[] = [];
     let revokedChecked = 0;
+    let ensureMs = 0;
+    /** Rows whose check ran on at least one allowed cell (a check never run proves nothing). */
+    const checked = new Set<Row>();
     const runCell = async (cell: Cell): Promise<void> => {
       const { row } = cell;
       let cred = cell.cred;
@@ -1000,19 +1076,27 @@ describe('reliability: HTTP authorization matrix', function () {
       }
       if (allowed && res.status !== 204 && row.method !== 'HEAD' && row.check) {
         try {
+          checked.add(row);
           row.check(cell, res);
         } catch (err) {
           failures.push(`${cellLabel(cell)}: ${(err as Error).message}`);
         }
       }
-      if (allowed && row.method !== 'GET' && row.method !== 'HEAD') await ensure();
+      if (allowed && row.method !== 'GET' && row.method !== 'HEAD') {
+        const t0 = Date.now();
+        await ensure();
+        ensureMs += Date.now() - t0;
+      }
     };
 
     // Reads run 8 at a time (they change nothing); writes one by one, each from the fixed world.
     const reads = cells.filter((c) => c.row.method === 'GET' || c.row.method === 'HEAD');
     const writes = cells.filter((c) => !reads.includes(c));
+    const t0 = Date.now();
     for (let i = 0; i < reads.length; i += 8) await Promise.all(reads.slice(i, i + 8).map(runCell));
+    const readsMs = Date.now() - t0;
     for (const c of writes) await runCell(c);
+    const writesMs = Date.now() - t0 - readsMs;
 
     // Tokens never reach the log (the server logged every request at trace level).
     await new Promise((r) => setImmediate(r));
@@ -1026,9 +1110,14 @@ describe('reliability: HTTP authorization matrix', function () {
     expect(/access_token=(?!\[REDACTED\])/.exec(text)?.[0] ?? null, 'unredacted access_token').to.equal(null);
     console.log(
       `[reliability] auth-matrix: ${cells.length} cells (${cells.length - failures.length} as documented) (${ROWS.length} route rows × ${creds.length} credentials × targets), ` +
-        `${registered.length} registered routes covered, ${secrets.length} secrets absent from ${log.length} log lines, ${Date.now() - started} ms`,
+        `${registered.length} registered routes covered, ${secrets.length} secrets absent from ${log.length} log lines, ${Date.now() - started} ms ` +
+        `(setup ${setupMs} ms, ${reads.length} reads ${readsMs} ms, ${writes.length} writes ${writesMs} ms of which ensure() ${ensureMs} ms)`,
     );
     expect(revokedChecked).to.be.greaterThan(0);
+    const unchecked = ROWS.filter((r) => r.check && !checked.has(r)).map(
+      (r) => r.label ?? `${r.method} ${r.route}`,
+    );
+    expect(unchecked, 'rows whose check never ran').to.deep.equal([]);
     expect(
       failures,
       `${failures.length} of ${cells.length} cells differ:\n${failures.join('\n')}`,
