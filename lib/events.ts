@@ -7,16 +7,42 @@ import { EventEmitter } from 'node:events';
 import type { ContainerStatus } from './states';
 import type { FailureRecord, TaskRecord } from './types';
 
+/** How an attempt ended ({@link AttemptTiming.outcome}). */
+export const ATTEMPT_OUTCOMES = Object.freeze(['succeeded', 'failed', 'timeout', 'stalled', 'interrupted', 'released', 'cancelled', 'reset'] as const);
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
+/**
+ * The attempt a transition ended, from the task as written: claimed at `claimedAt` (the task's
+ * `lastInvokedAt`), ended at `endedAt` (the transition's time). `outcome`: `succeeded` (succeed,
+ * or complete/markSucceeded of a running task), `failed` (the worker reported an error),
+ * `timeout`/`stalled` (ended by its deadline), `interrupted` (its lease expired), `released`
+ * (handed back), `cancelled`, `reset` (reset or re-run while running).
+ */
+export interface AttemptTiming {
+  claimedAt: Date;
+  endedAt: Date;
+  outcome: AttemptOutcome;
+}
+
 export interface PtsEventMap {
   'task:added': { container: string; task: TaskRecord };
-  'task:started': { container: string; task: TaskRecord };
+  /**
+   * The task was claimed (its `lastInvokedAt` is the claim time). `readyAt`: when it became
+   * claimable — the later of its `runAfter` and the last write that removed something from its
+   * `waitingOn` (docs/schema.md `unblockedAt`); the claim minus this is its queue wait.
+   */
+  'task:started': { container: string; task: TaskRecord; readyAt: Date };
   'task:progress': { container: string; task: string; percentageComplete: number | null; statusText: string | null };
-  'task:succeeded': { container: string; task: TaskRecord };
-  'task:retrying': { container: string; task: TaskRecord; failure: FailureRecord; runAfter: Date };
-  'task:failed': { container: string; task: TaskRecord; failure: FailureRecord };
-  'task:cancelled': { container: string; task: TaskRecord };
+  /** `attempt`: set when the task was running (the attempt this ended). */
+  'task:succeeded': { container: string; task: TaskRecord; attempt?: AttemptTiming };
+  /** `attempt`: the attempt that failed (absent only for a failure recorded without one). */
+  'task:retrying': { container: string; task: TaskRecord; failure: FailureRecord; runAfter: Date; attempt?: AttemptTiming };
+  'task:failed': { container: string; task: TaskRecord; failure: FailureRecord; attempt?: AttemptTiming };
+  /** `attempt`: set when the task was running. */
+  'task:cancelled': { container: string; task: TaskRecord; attempt?: AttemptTiming };
   'task:skipped': { container: string; task: TaskRecord };
-  'task:reset': { container: string; task: TaskRecord };
+  /** `attempt`: set when the task was running. */
+  'task:reset': { container: string; task: TaskRecord; attempt?: AttemptTiming };
   /** `retry(name)` (or the bulk `retry()`) sent a failed or cancelled task back to pending with a fresh retry budget. */
   'task:retried': { container: string; task: TaskRecord };
   /** `updateTask(name, values)` without `isComplete` wrote progress, status text, checkpoint or result. */
@@ -24,7 +50,7 @@ export interface PtsEventMap {
   /** `deleteTask(name)` removed the task. */
   'task:deleted': { container: string; task: string };
   /** A worker handed a running task back without a failure (graceful shutdown). */
-  'task:released': { container: string; task: TaskRecord };
+  'task:released': { container: string; task: TaskRecord; attempt?: AttemptTiming };
   /**
    * An attempt ran past its `timeoutMs` and was ended (by the runner holding it, or by the sweep);
    * `task:retrying` or `task:failed` follows. `failure.kind` is `timeout`.

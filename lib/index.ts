@@ -62,7 +62,7 @@ export {
   ERROR_CODES,
   type ErrorCode,
 } from './errors';
-export type { PtsEventMap, PtsEventName, PtsListener } from './events';
+export { ATTEMPT_OUTCOMES, type AttemptOutcome, type AttemptTiming, type PtsEventMap, type PtsEventName, type PtsListener } from './events';
 export { RUN_WHEN, isRunWhen, verdict as runWhenVerdict, type RunWhen, type RunVerdict, type DependencyOutcome } from './run-when';
 export type {
   TaskRecord,

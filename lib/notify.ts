@@ -4,7 +4,7 @@
  * container status events of its counter write. Nothing else in the library calls `emit`.
  * @internal
  */
-import type { TypedEmitter, PtsEventName } from './events';
+import type { AttemptOutcome, AttemptTiming, TypedEmitter, PtsEventName } from './events';
 import type { TaskOperation } from './states';
 import type { BulkResult, CounterResult, PauseResult, TaskDoc, TransitionResult } from './store';
 import { toTaskRecord } from './store/documents';
@@ -42,6 +42,44 @@ export const OPERATION_EVENTS: Readonly<Record<TaskOperation, readonly PtsEventN
   markSucceeded: ['task:succeeded'],
   bypass: ['task:skipped'],
 });
+
+/** The outcome of the attempt a transition from `running` ended (null: the operation ends none). */
+function attemptOutcome(r: TransitionResult, failure: { kind: string } | undefined): AttemptOutcome | null {
+  if (r.from !== 'running') return null;
+  switch (r.op) {
+    case 'succeed':
+    case 'complete':
+    case 'markSucceeded':
+      return 'succeeded';
+    case 'fail':
+      return 'failed';
+    case 'timeout':
+      return failure?.kind === 'stalled' ? 'stalled' : 'timeout';
+    case 'expire':
+      return 'interrupted';
+    case 'release':
+      return 'released';
+    case 'cancel':
+      return 'cancelled';
+    case 'reset':
+    case 'rerun':
+      return 'reset';
+    default:
+      return null;
+  }
+}
+
+/** `{ attempt }` for the payload of a transition that ended an attempt (claim time: `lastInvokedAt`; end: the write's `updatedAt`). */
+function attemptOf(r: TransitionResult, failure: { kind: string } | undefined): { attempt?: AttemptTiming } {
+  const outcome = attemptOutcome(r, failure);
+  const claimedAt = r.task.lastInvokedAt;
+  return outcome && claimedAt ? { attempt: { claimedAt, endedAt: r.task.updatedAt, outcome } } : {};
+}
+
+/** When a claimed task became claimable: the later of its `runAfter` and its last unblock. */
+function readyAt(t: TaskDoc): Date {
+  return t.unblockedAt && t.unblockedAt > t.runAfter ? t.unblockedAt : t.runAfter;
+}
 
 export class Notifier {
   /** Whether the last database call reported through {@link dbUnavailable} failed. */
@@ -151,21 +189,22 @@ export class Notifier {
     const task = toTaskRecord(r.task);
     const container = task.container;
     const lastFailure = task.failures[task.failures.length - 1];
+    const attempt = attemptOf(r, lastFailure);
     switch (r.op) {
       case 'claim':
-        this.ev.emit('task:started', { container, task });
+        this.ev.emit('task:started', { container, task, readyAt: readyAt(r.task) });
         break;
       case 'heartbeat':
         if (patch) this.progress(container, task.name, patch);
         break;
       case 'succeed':
-        this.ev.emit('task:succeeded', { container, task });
+        this.ev.emit('task:succeeded', { container, task, ...attempt });
         break;
       case 'markSucceeded':
-        this.ev.emit('task:succeeded', { container, task });
+        this.ev.emit('task:succeeded', { container, task, ...attempt });
         break;
       case 'complete':
-        this.ev.emit('task:succeeded', { container, task });
+        this.ev.emit('task:succeeded', { container, task, ...attempt });
         if (patch) this.progress(container, task.name, patch);
         break;
       case 'expire':
@@ -174,17 +213,17 @@ export class Notifier {
         // an expiry is also a failed attempt
         if (r.op === 'expire') this.ev.emit('lease:expired', { container, task, owner: lastFailure?.workerId ?? 'unknown' });
         if (r.op === 'timeout') this.ev.emit(lastFailure?.kind === 'stalled' ? 'task:stalled' : 'task:timeout', { container, task, failure: lastFailure });
-        if (task.state === 'pending') this.ev.emit('task:retrying', { container, task, failure: lastFailure, runAfter: task.runAfter });
-        else this.ev.emit('task:failed', { container, task, failure: lastFailure });
+        if (task.state === 'pending') this.ev.emit('task:retrying', { container, task, failure: lastFailure, runAfter: task.runAfter, ...attempt });
+        else this.ev.emit('task:failed', { container, task, failure: lastFailure, ...attempt });
         break;
       case 'release':
-        this.ev.emit('task:released', { container, task });
+        this.ev.emit('task:released', { container, task, ...attempt });
         break;
       case 'retry':
         this.ev.emit('task:retried', { container, task });
         break;
       case 'cancel':
-        this.ev.emit('task:cancelled', { container, task });
+        this.ev.emit('task:cancelled', { container, task, ...attempt });
         break;
       case 'skip':
       case 'bypass':
@@ -192,7 +231,7 @@ export class Notifier {
         break;
       case 'reset':
       case 'rerun':
-        this.ev.emit('task:reset', { container, task });
+        this.ev.emit('task:reset', { container, task, ...attempt });
         break;
       case 'update':
         this.ev.emit('task:updated', { container, task });

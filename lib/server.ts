@@ -12,7 +12,8 @@ export {
   type RunningServer,
 } from './http/server';
 export { registerDashboard, type DashboardOptions } from './dashboard/plugin';
-export { createMetrics, type Metrics, type MetricsOptions } from './metrics';
+export { createMetrics, STEP_DURATION_BUCKETS, QUEUE_WAIT_BUCKETS, type Metrics, type MetricsOptions } from './metrics';
+export type { LabelOptions as MetricLabelOptions } from './metric-labels';
 export {
   TokenStore,
   TOKEN_SCOPES,

@@ -187,6 +187,8 @@ export function buildProgram(): Command {
     .option('--no-alerts', 'do not deliver alerts from this process (by default it does while it holds the alert lease)')
     .option('--scheduler', 'also run the scheduler, for the pipelines --module defines')
     .option('--module <file>', 'with --scheduler: a module whose default (or `register`) export takes the client and defines pipelines')
+    .option('--metrics-group-prefix <prefixes>', 'comma-separated container name prefixes the step histograms group by (default: pipeline name, else the first /-segment)')
+    .option('--metrics-max-label-sets <n>', 'most distinct (group, step) pairs in the step histograms; the rest count as other (default 200)')
     .action((_o, cmd: Command) => serveModule().then((m) => m.serve(all(cmd) as never)));
 
   const schedule = program.command('schedule').description('schedules of pipelines (docs/schedules.md): list, add, pause, unpause, trigger, backfill, delete');

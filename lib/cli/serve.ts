@@ -4,6 +4,7 @@
 import { TokenStore } from '../auth';
 import { isLoopbackHost, startServer } from '../http/server';
 import { resolveTimeouts } from '../http/timeouts';
+import type { MetricsOptions } from '../metrics';
 import { CliError, EXIT, connect, resolveUri, type DbOptions } from './connect';
 import { Out } from './output';
 
@@ -21,6 +22,23 @@ export interface ServeOptions extends DbOptions {
   /** Also run the scheduler for the pipelines `module` defines (lib/cli/schedules.ts). */
   scheduler?: boolean;
   module?: string;
+  /** Comma-separated container prefixes of the step histograms' `group` label. */
+  metricsGroupPrefix?: string;
+  /** Cap on distinct (group, step) pairs of the step histograms. */
+  metricsMaxLabelSets?: string;
+}
+
+/** The label options of `/metrics` from the `--metrics-…` flags. */
+export function metricsLabelOptions(opts: Pick<ServeOptions, 'metricsGroupPrefix' | 'metricsMaxLabelSets'>): MetricsOptions {
+  const o: MetricsOptions = {};
+  if (opts.metricsGroupPrefix !== undefined) o.groupPrefixes = opts.metricsGroupPrefix.split(',').filter((p) => p.length > 0);
+  if (opts.metricsMaxLabelSets !== undefined) {
+    const n = Number(opts.metricsMaxLabelSets);
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw new CliError(`--metrics-max-label-sets must be a whole number >= 1 (got ${JSON.stringify(opts.metricsMaxLabelSets)})`, EXIT.USAGE);
+    o.maxLabelSets = n;
+  }
+  return o;
 }
 
 /** A `--…-timeout <ms>` flag: a whole number of milliseconds, or undefined when not given. */
@@ -72,6 +90,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if (!opts.auth && !isLoopbackHost(opts.host)) {
     throw new CliError(`--no-auth is only allowed on a loopback host (got --host ${opts.host})`, EXIT.USAGE);
   }
+  const metricsOptions = metricsLabelOptions(opts);
   if (opts.scheduler && !opts.module)
     throw new CliError('--scheduler needs --module <file>: a module that defines the pipelines to schedule', EXIT.USAGE);
   const { client, connection } = await connect(resolveUri(opts), { sweepIntervalMs: 5_000 });
@@ -92,6 +111,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       host: opts.host,
       port,
       logger: opts.log ?? false,
+      metricsOptions,
       ...timeouts,
     });
     // Only the holder of the alert lease delivers: any number of `pts serve` may run this.

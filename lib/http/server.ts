@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import swagger from '@fastify/swagger';
 import type { Client } from '../client';
 import type { TokenStore } from '../auth';
-import { createMetrics, type Metrics } from '../metrics';
+import { createMetrics, type Metrics, type MetricsOptions } from '../metrics';
 import Ajv from 'ajv';
 import { errorHandler, HttpError, HTTP_ERROR_CODES } from './errors';
 import { registerAuth } from './auth-plugin';
@@ -40,8 +40,10 @@ export interface ServerOptions extends TimeoutOptions {
   dashboard?: boolean;
   /** Require a token for `/metrics` (read scope). @defaultValue false */
   metricsAuth?: boolean;
-  /** Metrics registry wrapper to use. @defaultValue a new one for this server */
+  /** Metrics registry wrapper to use. @defaultValue a new one for this server, made with {@link metricsOptions} */
   metrics?: Metrics;
+  /** Options of the server's own metrics (label bounds, buckets; ignored with `metrics`). @defaultValue {} */
+  metricsOptions?: MetricsOptions;
   /** How often long-poll claims and SSE streams poll the database. @defaultValue 250 */
   pollMs?: number;
   /** SSE heartbeat comment interval. @defaultValue 15_000 */
@@ -174,7 +176,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   // open requests (no leak); the default limit of 10 only produced MaxListenersExceededWarning.
   setMaxListeners(0, shutdown.signal);
   const ownMetrics = !opts.metrics;
-  const metrics = opts.metrics ?? createMetrics(opts.client);
+  const metrics = opts.metrics ?? createMetrics(opts.client, opts.metricsOptions);
   const pollMs = opts.pollMs ?? 250;
   const sseHeartbeatMs = opts.sseHeartbeatMs ?? 15_000;
   const horizonMs = opts.horizonMs ?? 250;

@@ -119,6 +119,12 @@ export interface TaskDoc {
   updatedAt: Date;
   startedAt?: Date | null;
   lastInvokedAt: Date | null;
+  /**
+   * When a write last removed a dependency (or a cleanup step's verdict marker) from `waitingOn`;
+   * absent until one does. The task became claimable at the later of this and `runAfter`
+   * (`readyAt`, the start of the queue wait the metrics observe).
+   */
+  unblockedAt?: Date;
   endedAt: Date | null;
   durationMs: number | null;
   rev: number;

@@ -90,6 +90,7 @@ function taskSchema(): Schema {
       updatedAt: Date,
       startedAt: Date,
       lastInvokedAt: Date,
+      unblockedAt: Date,
       endedAt: Date,
       durationMs: Number,
       rev: Number,

@@ -169,7 +169,7 @@ async function pullSatisfied(ctx: StoreContext, containerId: ObjectId, names: st
   const st = stamp(ctx.clock.now());
   await ctx.cols.tasks.updateMany(
     { containerId, waitingOn: { $in: done } },
-    { $pullAll: { waitingOn: done }, $set: st.$set, $inc: st.$inc, $currentDate: st.$currentDate },
+    { $pullAll: { waitingOn: done }, $set: { ...st.$set, unblockedAt: st.$set.updatedAt }, $inc: st.$inc, $currentDate: st.$currentDate },
     { writeConcern: ctx.writeConcern },
   );
 }

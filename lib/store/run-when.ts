@@ -47,7 +47,7 @@ export async function releaseCleanupWaiters(ctx: StoreContext, containerId: Obje
   const st = stamp(ctx.clock.now());
   const r = await ctx.cols.tasks.updateMany(
     { containerId, waitingOn: name, ...CLEANUP() },
-    { $pullAll: { waitingOn: state === 'failed' ? [name, UNDECIDED] : [name] }, $set: st.$set, $inc: st.$inc, $currentDate: st.$currentDate },
+    { $pullAll: { waitingOn: state === 'failed' ? [name, UNDECIDED] : [name] }, $set: { ...st.$set, unblockedAt: st.$set.updatedAt }, $inc: st.$inc, $currentDate: st.$currentDate },
     { writeConcern: ctx.writeConcern },
   );
   return r.modifiedCount;
@@ -96,7 +96,7 @@ export async function decideStep(ctx: StoreContext, containerId: ObjectId, step:
     const st = stamp(ctx.clock.now());
     await ctx.cols.tasks.updateOne(
       { _id: step._id, state: 'pending', waitingOn: [UNDECIDED] as never },
-      { $pull: { waitingOn: UNDECIDED }, $set: st.$set, $inc: st.$inc, $currentDate: st.$currentDate },
+      { $pull: { waitingOn: UNDECIDED }, $set: { ...st.$set, unblockedAt: st.$set.updatedAt }, $inc: st.$inc, $currentDate: st.$currentDate },
       { writeConcern: ctx.writeConcern },
     );
   }
@@ -142,7 +142,7 @@ export async function releaseStep(ctx: StoreContext, id: ObjectId, waitingOn: re
   const st = stamp(ctx.clock.now());
   const r = await ctx.cols.tasks.updateOne(
     { _id: id, state: 'pending', waitingOn: [...waitingOn] as never },
-    { $set: { ...st.$set, waitingOn: to }, $inc: st.$inc, $currentDate: st.$currentDate },
+    { $set: { ...st.$set, waitingOn: to, unblockedAt: st.$set.updatedAt }, $inc: st.$inc, $currentDate: st.$currentDate },
     { writeConcern: ctx.writeConcern },
   );
   return r.modifiedCount > 0;

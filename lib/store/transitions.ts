@@ -213,7 +213,7 @@ export async function unblockDependents(ctx: StoreContext, containerId: ObjectId
   const st = stamp(ctx.clock.now());
   const r = await ctx.cols.tasks.updateMany(
     { containerId, waitingOn: name },
-    { $pull: { waitingOn: name }, $set: st.$set, $inc: st.$inc, $currentDate: st.$currentDate },
+    { $pull: { waitingOn: name }, $set: { ...st.$set, unblockedAt: st.$set.updatedAt }, $inc: st.$inc, $currentDate: st.$currentDate },
     { writeConcern: ctx.writeConcern },
   );
   return r.modifiedCount;
