@@ -4,12 +4,8 @@
  * other processes follow changes through the store (listings, summaries) or the changes feed.
  */
 import { EventEmitter } from 'node:events';
-import type { ContainerStatus } from './states';
+import type { AttemptOutcome, ContainerStatus } from './states';
 import type { FailureRecord, TaskRecord } from './types';
-
-/** How an attempt ended ({@link AttemptTiming.outcome}). */
-export const ATTEMPT_OUTCOMES = Object.freeze(['succeeded', 'failed', 'timeout', 'stalled', 'interrupted', 'released', 'cancelled', 'reset'] as const);
-export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
 
 /**
  * The attempt a transition ended, from the task as written: claimed at `claimedAt` (the task's

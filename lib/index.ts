@@ -46,6 +46,8 @@ export {
   type TransitionActor,
   type TaskAction,
   type ContainerAction,
+  ATTEMPT_OUTCOMES,
+  type AttemptOutcome,
 } from './states';
 export {
   PtsError,
@@ -62,7 +64,7 @@ export {
   ERROR_CODES,
   type ErrorCode,
 } from './errors';
-export { ATTEMPT_OUTCOMES, type AttemptOutcome, type AttemptTiming, type PtsEventMap, type PtsEventName, type PtsListener } from './events';
+export type { AttemptTiming, PtsEventMap, PtsEventName, PtsListener } from './events';
 export { RUN_WHEN, isRunWhen, verdict as runWhenVerdict, type RunWhen, type RunVerdict, type DependencyOutcome } from './run-when';
 export type {
   TaskRecord,

@@ -4,7 +4,8 @@
  * container status events of its counter write. Nothing else in the library calls `emit`.
  * @internal
  */
-import type { AttemptOutcome, AttemptTiming, TypedEmitter, PtsEventName } from './events';
+import type { AttemptTiming, TypedEmitter, PtsEventName } from './events';
+import type { AttemptOutcome } from './states';
 import type { TaskOperation } from './states';
 import type { BulkResult, CounterResult, PauseResult, TaskDoc, TransitionResult } from './store';
 import { toTaskRecord } from './store/documents';

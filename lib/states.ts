@@ -27,6 +27,10 @@ export const UNFINISHED_TASK_STATES: readonly TaskState[] = Object.freeze(['pend
 /** The order in which summaries list counts per state: done, under way, waiting, then the rest. */
 export const TASK_STATES_BY_PROGRESS: readonly TaskState[] = Object.freeze(['succeeded', 'running', 'pending', 'failed', 'skipped', 'cancelled']);
 
+/** How an attempt ended (the `outcome` of an event's `attempt`, label of `pts_step_duration_seconds`; see lib/events.ts `AttemptTiming`). */
+export const ATTEMPT_OUTCOMES = Object.freeze(['succeeded', 'failed', 'timeout', 'stalled', 'interrupted', 'released', 'cancelled', 'reset'] as const);
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
 /** Counts of tasks per state. */
 export type StateCounts = Record<TaskState, number>;
 

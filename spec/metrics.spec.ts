@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import mongoose from 'mongoose';
+import { CliError, EXIT } from '../lib/cli/exit';
+import { metricsLabelOptions } from '../lib/cli/serve';
 import { createClient } from '../lib/client';
 import { ManualClock } from '../lib/clock';
 import { ValidationError } from '../lib/errors';
@@ -212,6 +214,18 @@ describe('metrics: step duration and queue wait histograms', function () {
     expect(() =>
       createMetrics(createClient({ connection: db.connection }), { stepDurationBuckets: [5, 1] }),
     ).to.throw(ValidationError);
+    // pts serve's flags
+    expect(
+      metricsLabelOptions({ metricsGroupPrefix: 'imports/,exports-', metricsMaxLabelSets: '50' }),
+    ).to.deep.equal({
+      groupPrefixes: ['imports/', 'exports-'],
+      maxLabelSets: 50,
+    });
+    expect(metricsLabelOptions({})).to.deep.equal({});
+    for (const bad of ['0', '-1', '1.5', 'many', ''])
+      expect(() => metricsLabelOptions({ metricsMaxLabelSets: bad }), bad)
+        .to.throw(CliError)
+        .with.property('exitCode', EXIT.USAGE);
 
     const clock = new ManualClock(new Date('2026-12-01T05:00:00.000Z'));
     const client = createClient({ connection: db.connection, clock });
