@@ -368,6 +368,21 @@ describe('metrics: step duration and queue wait histograms', function () {
         'pts_http_request_duration_seconds_bucket',
       ])
         expect(used, n).to.include(n);
+
+      // The OpenAPI document names the same metrics (each exposed, each family listed).
+      const doc = (await f.call('GET', '/openapi.json', { token: null })).body;
+      const described = new Set<string>(
+        doc.paths['/metrics'].get.responses['200'].description.match(/\bpts_[a-z_]+/g),
+      );
+      const families = [...text.matchAll(/^# TYPE (\S+) /gm)].map((x) => x[1]);
+      expect(
+        [...described].filter((n) => !exposed.has(n)),
+        'described, not exposed',
+      ).to.deep.equal([]);
+      expect(
+        families.filter((n) => !described.has(n)),
+        'exposed, not described',
+      ).to.deep.equal([]);
     } finally {
       await f.close();
     }

@@ -705,7 +705,8 @@ export const notReadyAnswer = {
   ],
 };
 export const metricsAnswer = {
-  description: 'Prometheus text exposition format',
+  description:
+    'Prometheus text exposition format: pts_tasks{state}, pts_containers, pts_task_transitions_total{transition}, pts_task_failures_total{final}, pts_lease_expiries_total, pts_step_duration_seconds{group,step,outcome} and pts_queue_wait_seconds{group,step} (histograms of the attempts and claims this process performed; bounded labels, docs/api.md#metrics), pts_step_label_overflow_total, pts_clock_offset_seconds, pts_clock_offset_error_bound_seconds, pts_http_request_duration_seconds{method,route,status}',
   content: { 'text/plain': { schema: { type: 'string' } } },
 };
 export const openapiAnswer = {
