@@ -287,6 +287,39 @@ describe('metrics: step duration and queue wait histograms', function () {
     }
   });
 
+  it('observes attempts ended by their deadline as timeout / stalled, for the retry and the final failure alike', async function () {
+    const clock = new ManualClock(new Date('2026-12-01T06:00:00.000Z'));
+    const client = createClient({ connection: db.connection, clock, leaseMs: 600_000 });
+    const m = createMetrics(client);
+    try {
+      const c = await client.getOrCreateTaskContainer('deadline/a');
+      await c.addTasks([
+        { name: 'slow', timeoutMs: 5_000, maxRetries: 1, retryDelayMs: 1_000, backoff: 'fixed' },
+        { name: 'quiet', stallMs: 3_000, maxRetries: 0 },
+      ]);
+      expect(
+        await client.claimNext({ container: 'deadline/a', names: ['slow'] }, { owner: 'w' }),
+      ).to.not.equal(null);
+      expect(
+        await client.claimNext({ container: 'deadline/a', names: ['quiet'] }, { owner: 'w' }),
+      ).to.not.equal(null);
+      clock.advance(7_000);
+      await client.recoverStale({ container: 'deadline/a' }); // both past their deadline: slow retries, quiet fails
+      clock.advance(1_000);
+      expect(
+        await client.claimNext({ container: 'deadline/a', names: ['slow'] }, { owner: 'w' }),
+      ).to.not.equal(null);
+      clock.advance(9_000);
+      await client.recoverStale({ container: 'deadline/a' }); // slow's second attempt: failed for good
+      const d = await histogram(m, 'pts_step_duration_seconds');
+      expect(d.get('group=deadline,outcome=timeout,step=slow')).to.include({ count: 2, sum: 7 + 9 });
+      expect(d.get('group=deadline,outcome=stalled,step=quiet')).to.include({ count: 1, sum: 7 });
+      expect([...d.keys()].filter((k) => !/outcome=(timeout|stalled)/.test(k))).to.deep.equal([]);
+    } finally {
+      m.close();
+    }
+  });
+
   it('pts serve counts the attempts of HTTP workers on its /metrics, and the Grafana dashboard uses only metrics it exposes', async function () {
     const f = await startFixture(db);
     try {
