@@ -5,7 +5,6 @@
  * with a typed reason and records the failure at once). Deterministic with an injected clock,
  * plus one real run: a child process whose handler awaits forever with its heartbeats firing.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { expect } from 'chai';
 import mongoose from 'mongoose';
@@ -22,6 +21,7 @@ import {
 } from '../lib';
 import { useTestDatabase } from './helpers/db';
 import { trackResource } from './helpers/leaks';
+import { runPts, startTs, type StartedChild } from './helpers/child';
 
 const T0 = Date.parse('2026-06-01T00:00:00Z');
 
@@ -483,6 +483,8 @@ describe('deadlines (timeoutMs, stallMs)', function () {
       const c = await setup.getOrCreateTaskContainer(name);
       await c.addTasks([{ name: 'hang', timeoutMs: TIMEOUT_MS, retryDelayMs: 0, maxRetries: 2 }]);
       const child = startChild([db.uri, name]);
+      // Closed in finally: a failed assertion must not leave its sweeper and connection open.
+      let rescuer: { close(): Promise<void> } | null = null;
       try {
         // The child claims and hangs; wait until it holds the task.
         let started: Date | null = null;
@@ -500,12 +502,13 @@ describe('deadlines (timeoutMs, stallMs)', function () {
         expect(live.lease!.expiresAt.getTime(), 'the lease outlasts the deadline').to.be.above(started!.getTime() + 5_000);
         // A second process: a sweeper and a runner. The child is alive, its heartbeats firing.
         const other = createClient({ uri: db.uri, sweepIntervalMs: SWEEP_MS, workerId: 'rescuer' });
+        rescuer = other;
         const ended = new Promise<number>((resolve) => other.on('task:timeout', () => resolve(Date.now())));
         const oc = (await other.getTaskContainer(name))!;
         const run = oc.run({ hang: async () => 'rescued' }, { pollIntervalMs: 100 });
         const endedAt = await ended;
         const r = await run;
-        expect(child.exitCode, 'the child is still alive').to.equal(null);
+        expect(child.alive(), 'the child is still alive').to.equal(true);
         const refused = (await c.getTask('hang'))!.toJSON().failures[0];
         console.log(
           `[deadlines] the wedged child's attempt was ended ${endedAt - started!.getTime()} ms after its deadline (sweep every ${SWEEP_MS} ms; recorded ${refused.at.getTime() - started!.getTime()} ms after it), while its heartbeats kept coming`,
@@ -517,11 +520,9 @@ describe('deadlines (timeoutMs, stallMs)', function () {
         expect(t.failures.map((f) => [f.kind, f.workerId?.startsWith('deadline-child:')])).to.deep.equal([['timeout', true]]);
         // The child's heartbeats kept coming until the deadline: its lease had not expired.
         expect(t.failures[0].at.getTime()).to.be.at.least(started!.getTime());
-        await other.close();
       } finally {
-        const exited = new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
-        child.kill('SIGKILL');
-        await exited;
+        await rescuer?.close();
+        await child.kill();
         await setup.close();
       }
     });
@@ -529,32 +530,14 @@ describe('deadlines (timeoutMs, stallMs)', function () {
 });
 
 /** Runs the `pts` CLI as a real process. */
-function pts(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const main = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
-      env: { ...process.env, NO_COLOR: '1', PTS_CONNECT_TIMEOUT_MS: '1500', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const untrack = trackResource(`pts ${args.join(' ')}`, () => child.kill('SIGKILL'));
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      untrack();
-      resolve({ code, stdout, stderr });
-    });
-  });
+function pts(args: string[], env: Record<string, string>) {
+  return runPts(args, { env: { PTS_CONNECT_TIMEOUT_MS: '1500', ...env } });
 }
 
-function startChild(args: string[]): ChildProcess {
-  const file = path.join(__dirname, 'fixtures', 'deadline-worker.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const untrack = trackResource(`deadline child ${child.pid}`, () => {
-    child.kill('SIGKILL');
+/** The wedged worker (fixtures/deadline-worker.ts), its output passed through. */
+function startChild(args: string[]): StartedChild {
+  return startTs(path.join(__dirname, 'fixtures', 'deadline-worker.ts'), args, {
+    inherit: true,
+    label: 'deadline child',
   });
-  child.once('exit', () => untrack());
-  return child;
 }

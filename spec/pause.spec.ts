@@ -3,7 +3,6 @@
  * paused, running tasks finish and are recorded, tasks added meanwhile wait, resume lets claims
  * go, pause/resume are idempotent, and a crash between a pause's two writes is repaired.
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { expect } from 'chai';
 import mongoose from 'mongoose';
@@ -12,7 +11,7 @@ import { useTestDatabase } from './helpers/db';
 import { decide } from '../lib/decide';
 import { CommandCounter, expectConsistent } from './helpers/consistency';
 import { startFixture, type HttpFixture } from './http/support';
-import { trackResource } from './helpers/leaks';
+import { runPts, runTs } from './helpers/child';
 
 describe('pause', function () {
   const db = useTestDatabase();
@@ -398,31 +397,16 @@ describe('pause', function () {
     const { client, prefix } = await isolated();
     const c = await pipeline(client, 'killed');
     const tasks = conn.collection(`${prefix}tasks`);
-    const crash = (verb: 'pause' | 'resume') =>
-      new Promise<{ signal: NodeJS.Signals | null; out: string }>((resolve, reject) => {
-        const child = spawn(
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            path.join(__dirname, 'fixtures', 'pause-crash.ts'),
-            db.uri,
-            prefix,
-            'killed',
-            verb,
-          ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
-        const untrack = trackResource(`pause-crash ${verb}`, () => child.kill('SIGKILL'));
-        let out = '';
-        child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-        child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-        child.on('error', reject);
-        child.on('close', (_code, signal) => {
-          untrack();
-          resolve({ signal, out });
-        });
-      });
+    const crash = async (verb: 'pause' | 'resume') => {
+      const r = await runTs(
+        path.join(__dirname, 'fixtures', 'pause-crash.ts'),
+        [db.uri, prefix, 'killed', verb],
+        {
+          label: `pause-crash ${verb}`,
+        },
+      );
+      return { signal: r.signal, out: r.stdout + r.stderr };
+    };
     const p = await crash('pause');
     expect(p.signal, p.out).to.equal('SIGKILL');
     // The crash state: the container says paused, no task is held.
@@ -572,26 +556,8 @@ describe('pause', function () {
   });
   describe('pts pause / unpause (the CLI as a process)', function () {
     this.timeout(120_000);
-    const MAIN = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
-    function pts(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-      return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-          cwd: path.join(__dirname, '..'),
-          env: { ...process.env, NO_COLOR: '1', MONGODB_URI: db.uri, USER: 'tester' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        const untrack = trackResource(`pts ${args.join(' ')}`, () => child.kill('SIGKILL'));
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-        child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-        child.on('error', reject);
-        child.on('close', (code) => {
-          untrack();
-          resolve({ code, stdout, stderr });
-        });
-      });
-    }
+    const pts = (args: string[]) =>
+      runPts(args, { cwd: path.join(__dirname, '..'), env: { MONGODB_URI: db.uri, USER: 'tester' } });
 
     it('pauses, shows it in pts status, unpauses (idempotent); pts delete of a missing task still fails', async function () {
       const client = createClient({ connection: db.connection });
