@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../../errors';
 import { RETENTION_MAX_LIMIT, type RetentionPolicyOptions } from '../../retention';
+import { FINAL_CONTAINER_STATUSES } from '../../states';
 import { MAX_NAME_LENGTH } from '../../validation';
 import { principalOf, type HttpContext } from '../context';
 import { HttpError, HTTP_ERROR_CODES } from '../errors';
@@ -55,7 +56,7 @@ const itemSchema = {
   additionalProperties: true,
   properties: {
     container: { type: 'string' },
-    status: { type: 'string', enum: ['succeeded', 'failed', 'cancelled'] },
+    status: { type: 'string', enum: [...FINAL_CONTAINER_STATUSES] },
     endedAt: { type: 'string', format: 'date-time', nullable: true },
     policy: { type: 'string' },
     reason: { type: 'string', enum: ['age', 'keepLastRuns'] },
