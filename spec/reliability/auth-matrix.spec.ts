@@ -1114,14 +1114,14 @@ describe('reliability: HTTP authorization matrix', function () {
         `(setup ${setupMs} ms, ${reads.length} reads ${readsMs} ms, ${writes.length} writes ${writesMs} ms of which ensure() ${ensureMs} ms)`,
     );
     expect(revokedChecked).to.be.greaterThan(0);
-    const unchecked = ROWS.filter((r) => r.check && !checked.has(r)).map(
-      (r) => r.label ?? `${r.method} ${r.route}`,
-    );
-    expect(unchecked, 'rows whose check never ran').to.deep.equal([]);
     expect(
       failures,
       `${failures.length} of ${cells.length} cells differ:\n${failures.join('\n')}`,
     ).to.deep.equal([]);
+    const unchecked = ROWS.filter((r) => r.check && !checked.has(r)).map(
+      (r) => r.label ?? `${r.method} ${r.route}`,
+    );
+    expect(unchecked, 'rows whose check never ran').to.deep.equal([]);
   });
 });
 
