@@ -17,7 +17,7 @@ import type { NamedTask } from './store/transitions';
 import { Task } from './task';
 import { readTaskLogs } from './logs';
 import type { ChildrenSummary, ContainerSummary, ListTasksQuery, Page, RerunOptions, RerunPlan, TaskRecord, TaskSpec, TaskUpdate } from './types';
-import { checkDependencies, resolveTaskSpec, type DeadlineDefaults, validateData, validateName, validatePercentage, validateStatusText } from './validation';
+import { checkDependencies, deadlineDefaults, resolveTaskSpec, type DeadlineDefaults, validateData, validateName, validatePercentage, validateStatusText } from './validation';
 
 type Cb<T> = (err: Error | null, value?: T) => void;
 
@@ -59,7 +59,7 @@ export class TaskContainer {
   ) {
     this._id = doc._id;
     this.containerName = doc.name;
-    this.deadlines = { timeoutMs: doc.taskTimeoutMs ?? core.opts.taskTimeoutMs, stallMs: doc.taskStallMs ?? core.opts.taskStallMs };
+    this.deadlines = deadlineDefaults(doc, core.opts);
     this.remember(doc);
   }
 

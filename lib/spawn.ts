@@ -16,7 +16,7 @@ import { DuplicateError, ValidationError } from './errors';
 import type { HeldTask } from './store';
 import { toTaskRecord } from './store/documents';
 import type { SpawnResult, TaskRecord, TaskSpec } from './types';
-import { checkDependencies, resolveTaskSpec } from './validation';
+import { checkDependencies, deadlineDefaults, NO_DEADLINES, resolveTaskSpec } from './validation';
 
 /** Most children one call may add (the batch limit of `addTasks`). */
 export const MAX_SPAWN = 100_000;
@@ -40,7 +40,11 @@ export async function spawnChildren(core: Core, held: HeldTask, parentRecord: Pi
   }
   if (specs.length === 0) return { tasks: [], created: 0 };
   const rules = await core.dataRules();
-  const resolved = specs.map((s, i) => resolveTaskSpec(s, `tasks[${i}]`, rules));
+  // The deadline defaults of an add (the container's, else the client's): one read of the
+  // container, skipped when every child sets both limits itself.
+  const inherits = specs.some((s) => !s || typeof s !== 'object' || s.timeoutMs === undefined || s.stallMs === undefined);
+  const defaults = inherits ? deadlineDefaults((await core.store.findContainerById(held.containerId)) ?? {}, core.opts) : NO_DEADLINES;
+  const resolved = specs.map((s, i) => resolveTaskSpec(s, `tasks[${i}]`, rules, defaults));
   const inBatch = new Set(resolved.map((s) => s.name));
   if (inBatch.has(parent)) throw new ValidationError(`task ${JSON.stringify(parent)} cannot spawn itself`, { path: 'tasks', task: parent });
   const external = [...new Set(resolved.flatMap((s) => s.dependsOn).filter((d) => !inBatch.has(d)))];

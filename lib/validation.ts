@@ -195,6 +195,17 @@ export interface DeadlineDefaults {
 
 export const NO_DEADLINES: DeadlineDefaults = Object.freeze({ timeoutMs: null, stallMs: null });
 
+/**
+ * The deadline defaults of the tasks added to a container — by `addTasks` and by a spawn alike:
+ * the container's stored `taskTimeoutMs`/`taskStallMs`, else the client's (the one place they are combined).
+ */
+export function deadlineDefaults(
+  container: { taskTimeoutMs?: number | null; taskStallMs?: number | null },
+  client: { taskTimeoutMs: number | null; taskStallMs: number | null },
+): DeadlineDefaults {
+  return { timeoutMs: container.taskTimeoutMs ?? client.taskTimeoutMs, stallMs: container.taskStallMs ?? client.taskStallMs };
+}
+
 /** A spec's `timeoutMs`/`stallMs`: its own (`null`: none), else the default. */
 function resolveDeadlineMs(v: unknown, fallback: number | null, path: string): number | null {
   if (v === undefined) return fallback;

@@ -83,6 +83,31 @@ describe('deadlines (timeoutMs, stallMs)', function () {
       expect(l.deadline?.getTime()).to.equal(T0 + 500);
     });
 
+    it('spawned children get the defaults added tasks get: spec > container > client; null opts out', async function () {
+      const withDefaults = createClient({ connection: db.connection, clock, leaseMs: 60_000, taskTimeoutMs: 9_000, taskStallMs: 8_000 });
+      try {
+        const c = await withDefaults.getOrCreateTaskContainer(`dl-${++n}`, { taskTimeoutMs: 7_000 });
+        await c.addTask('parent');
+        const p = (await withDefaults.claimNext({ container: c.name() }, { owner: 'w1' }))!;
+        await p.spawn([{ name: 'inherit' }, { name: 'own', timeoutMs: 100, stallMs: 50 }, { name: 'none', timeoutMs: null, stallMs: null }]);
+        const get = async (name: string) => (await c.getTask(name))!.toJSON();
+        expect([(await get('inherit')).timeoutMs, (await get('inherit')).stallMs]).to.deep.equal([7_000, 8_000]);
+        expect([(await get('own')).timeoutMs, (await get('own')).stallMs]).to.deep.equal([100, 50]);
+        expect([(await get('none')).timeoutMs, (await get('none')).stallMs]).to.deep.equal([null, null]);
+        // The stored defaults are enforced: the claim of an inheriting child carries the deadline.
+        const l = (await withDefaults.claimNext({ container: c.name(), names: ['inherit'] }, { owner: 'w2' }))!;
+        expect(l.deadline?.getTime()).to.equal(T0 + 7_000);
+        // A client without defaults spawning into a container without them: no limits.
+        const plain = await container();
+        await plain.addTask('parent');
+        await (await claim(plain)).spawn([{ name: 'x' }]);
+        expect(await raw(plain.name(), 'x')).to.not.have.property('timeoutMs');
+        expect(await raw(plain.name(), 'x')).to.not.have.property('stallMs');
+      } finally {
+        await withDefaults.close();
+      }
+    });
+
     it('bad values are a ValidationError with nothing written', async function () {
       const c = await container();
       for (const bad of [0, -1, 1.5, '10', Number.NaN, 366 * 86_400_000]) {
