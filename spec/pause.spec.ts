@@ -392,6 +392,42 @@ describe('pause', function () {
     expect(await client.claimNext({})).to.equal(null);
   });
 
+  it('the unscoped sweep finds a crashed pause/resume in a container where nothing runs (the pauseUnsynced marker)', async function () {
+    const { client, prefix } = await isolated();
+    const c = await pipeline(client, 'idle crash');
+    const other = await pipeline(client, 'bystander');
+    const containers = conn.collection(`${prefix}containers`);
+    const tasks = conn.collection(`${prefix}tasks`);
+    const { writePauseIntent } = await import('../lib/store/pause');
+    const marker = async (name: string) => (await containers.findOne({ name }))?.pauseUnsynced;
+    // A pause and a resume that complete leave no marker.
+    await other.pause();
+    await other.resume();
+    expect(await marker('bystander')).to.equal(undefined);
+    // A resume that crashed after its container write (only the store's first write): nothing
+    // runs, no lease expires, the tasks stay held — only the marker says so.
+    await c.pause();
+    expect(await writePauseIntent(client.core.ctx, c._id, false)).to.not.equal(null);
+    expect(await marker('idle crash')).to.not.equal(undefined);
+    expect(await client.claimNext({ container: 'idle crash' })).to.equal(null);
+    const swept = await client.recoverStale({});
+    expect(swept.reconciled).to.deep.equal(['idle crash']);
+    expect(await marker('idle crash')).to.equal(undefined);
+    expect(await tasks.countDocuments({ container: 'idle crash', pause: { $exists: true } })).to.equal(0);
+    expect(await client.claimNext({ container: 'idle crash' })).to.not.equal(null);
+    // A pause that crashed the same way: the sweep holds the tasks.
+    expect(await writePauseIntent(client.core.ctx, c._id, true, 'doomed')).to.not.equal(null);
+    expect((await client.recoverStale({})).reconciled).to.deep.equal(['idle crash']);
+    expect(await marker('idle crash')).to.equal(undefined);
+    expect(
+      await tasks.countDocuments({ container: 'idle crash', state: 'pending', pause: { $exists: false } }),
+    ).to.equal(0);
+    expect(await client.claimNext({ container: 'idle crash' })).to.equal(null);
+    // Nothing unsynced left: the next sweep visits no container.
+    expect((await client.recoverStale({})).reconciled).to.deep.equal([]);
+    expect(await marker('bystander')).to.equal(undefined);
+  });
+
   it('a real crash (SIGKILL) between the container write and the task write: repaired by the next claim, or by a run', async function () {
     this.timeout(120_000);
     const { client, prefix } = await isolated();

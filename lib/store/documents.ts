@@ -39,6 +39,8 @@ export interface ContainerDoc {
   pausedBy?: string | null;
   /** Incremented by every pause and resume; its tasks' `pause` holds the value of the pause that holds them. Absent = 0. */
   pauseSeq?: number;
+  /** Set by a pause's or resume's container write, cleared once its task write is done (holds.ts): absent = the holds agree. */
+  pauseUnsynced?: ObjectId;
 }
 
 export type FailureDoc = FailureRecord;

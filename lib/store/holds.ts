@@ -36,13 +36,26 @@ async function writeHolds(
  * release comes after its container write, which comes after this read). A release needs no such
  * check: it only lifts holds of pauses no newer than the resume it serves.
  */
-async function checkHolds(ctx: StoreContext, containerId: ObjectId, seq: number): Promise<number> {
+async function checkHolds(
+  ctx: StoreContext,
+  containerId: ObjectId,
+  seq: number,
+  marker?: ObjectId,
+): Promise<number> {
   let n = 0;
   for (let i = 0; i < 5; i++) {
-    const cur = await ctx.cols.containers.findOne(
-      { _id: containerId },
-      { projection: { paused: 1, pauseSeq: 1 } },
-    );
+    const projection = { paused: 1, pauseSeq: 1 };
+    // With the writer's `pauseUnsynced` marker the read also clears it (same command): it still
+    // being there means no pause or resume wrote the container since, so the holds now agree.
+    const cleared =
+      i === 0 && marker
+        ? await ctx.cols.containers.findOneAndUpdate(
+            { _id: containerId, pauseUnsynced: marker },
+            { $unset: { pauseUnsynced: '' } },
+            { returnDocument: 'after', writeConcern: ctx.writeConcern },
+          )
+        : null;
+    const cur = cleared ?? (await ctx.cols.containers.findOne({ _id: containerId }, { projection }));
     if (!cur) return n;
     const now = cur.pauseSeq ?? 0;
     if (cur.paused === true && now === seq) return n;
@@ -56,16 +69,43 @@ async function checkHolds(ctx: StoreContext, containerId: ObjectId, seq: number)
 /**
  * The task write of a pause or resume: holds every task of the container (then checks the
  * container did not move on meanwhile, see {@link checkHolds}), or releases the holds of pauses
- * up to `seq`. Returns how many tasks it changed.
+ * up to `seq`. With `marker` (the container's `pauseUnsynced` as the caller wrote or read it) the
+ * marker is cleared once the tasks agree — by the pause's check read, or one conditional write
+ * after a release — unless a newer pause or resume replaced it. Returns how many tasks it changed.
  */
 export async function applyToTasks(
   ctx: StoreContext,
   containerId: ObjectId,
   paused: boolean,
   seq: number,
+  marker?: ObjectId,
 ): Promise<number> {
   const n = await writeHolds(ctx, containerId, paused, seq);
-  return paused ? n + (await checkHolds(ctx, containerId, seq)) : n;
+  if (paused) return n + (await checkHolds(ctx, containerId, seq, marker));
+  if (marker) await clearUnsynced(ctx, containerId, marker);
+  return n;
+}
+
+/** Removes the container's `pauseUnsynced` marker if it is still `marker` (one conditional write). */
+async function clearUnsynced(ctx: StoreContext, containerId: ObjectId, marker: ObjectId): Promise<void> {
+  await ctx.cols.containers.updateOne(
+    { _id: containerId, pauseUnsynced: marker },
+    { $unset: { pauseUnsynced: '' } },
+    { writeConcern: ctx.writeConcern },
+  );
+}
+
+/**
+ * Containers whose last pause or resume has not finished its task write (`pauseUnsynced` set:
+ * it crashed between its two writes, or is between them right now), up to `limit`: the sweep
+ * repairs them (one query on the sparse `pauseUnsynced` index, which holds only those).
+ */
+export async function unsyncedPauses(ctx: StoreContext, limit: number): Promise<ObjectId[]> {
+  const docs = await ctx.cols.containers
+    .find({ pauseUnsynced: { $exists: true } }, { projection: { _id: 1 } })
+    .limit(limit)
+    .toArray();
+  return docs.map((d) => d._id);
 }
 
 /**
@@ -75,10 +115,10 @@ export async function applyToTasks(
  */
 export async function syncPause(
   ctx: StoreContext,
-  doc: Pick<ContainerDoc, '_id' | 'paused' | 'pauseSeq'>,
+  doc: Pick<ContainerDoc, '_id' | 'paused' | 'pauseSeq' | 'pauseUnsynced'>,
 ): Promise<number> {
   if (!doc.pauseSeq) return 0;
-  return applyToTasks(ctx, doc._id, doc.paused === true, doc.pauseSeq);
+  return applyToTasks(ctx, doc._id, doc.paused === true, doc.pauseSeq, doc.pauseUnsynced);
 }
 
 /**

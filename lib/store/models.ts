@@ -39,6 +39,7 @@ function containerSchema(): Schema {
       pausedAt: Date,
       pausedBy: String,
       pauseSeq: Number,
+      pauseUnsynced: Schema.Types.ObjectId,
     },
     { autoIndex: false, autoCreate: false, versionKey: false, strict: true, minimize: false },
   );
@@ -47,6 +48,8 @@ function containerSchema(): Schema {
   s.index({ changedAt: 1 }, { name: 'changedAt' });
   // Retention (retention.ts): finished containers of a status by finish time.
   s.index({ status: 1, endedAt: 1 }, { name: 'status_endedAt' });
+  // The sweep (holds.ts): containers whose pause/resume has not finished its task write.
+  s.index({ pauseUnsynced: 1 }, { name: 'pauseUnsynced', sparse: true });
   return s;
 }
 

@@ -16,7 +16,7 @@
  * a stale hold (its pause overtaken by a resume) is lifted by the writer itself (holds.ts).
  * @internal
  */
-import type { ObjectId } from 'mongodb';
+import { ObjectId } from './bson';
 import { deriveContainerStatus } from '../states';
 import type { StoreContext } from './context';
 import { stamp } from './context';
@@ -42,12 +42,18 @@ export interface PauseResult {
  * changes nothing on the container but re-applies the task write, repairing a call that crashed
  * between the two.
  */
-export async function setPaused(
+/**
+ * The first write of a pause or resume, alone: the container, only if it is not already so
+ * (`pauseSeq` +1), with a fresh `pauseUnsynced` marker that the task write clears once done
+ * (holds.ts). A crash right after it leaves the marker, by which the sweep finds the container.
+ * Returns the container as written, or null if it is already so (or does not exist).
+ */
+export async function writePauseIntent(
   ctx: StoreContext,
   containerId: ObjectId,
   paused: boolean,
   by: string | null = null,
-): Promise<PauseResult> {
+): Promise<ContainerDoc | null> {
   const now = ctx.clock.now();
   const st = stamp(now);
   const set: Record<string, unknown> = {
@@ -55,21 +61,33 @@ export async function setPaused(
     paused,
     pausedAt: paused ? now : null,
     pausedBy: paused ? by : null,
+    pauseUnsynced: new ObjectId(),
   };
-  const doc = await ctx.cols.containers.findOneAndUpdate(
+  return ctx.cols.containers.findOneAndUpdate(
     { _id: containerId, paused: paused ? { $ne: true } : true },
     { $set: set, $inc: { ...st.$inc, pauseSeq: 1 }, $currentDate: st.$currentDate },
     { returnDocument: 'after', writeConcern: ctx.writeConcern },
   );
+}
+
+export async function setPaused(
+  ctx: StoreContext,
+  containerId: ObjectId,
+  paused: boolean,
+  by: string | null = null,
+): Promise<PauseResult> {
+  const doc = await writePauseIntent(ctx, containerId, paused, by);
   if (!doc) {
     const cur = await ctx.cols.containers.findOne({ _id: containerId });
     if (!cur) return { container: null, changed: false, tasks: 0, status: null };
     if ((cur.paused === true) !== paused) return setPaused(ctx, containerId, paused, by); // it moved between the two reads
     // Already so: re-apply the task write (repairs a call that crashed between its two writes).
-    const tasks = cur.pauseSeq ? await applyToTasks(ctx, containerId, paused, cur.pauseSeq) : 0;
+    const tasks = cur.pauseSeq
+      ? await applyToTasks(ctx, containerId, paused, cur.pauseSeq, cur.pauseUnsynced)
+      : 0;
     return { container: cur, changed: false, tasks, status: null };
   }
-  const tasks = await applyToTasks(ctx, containerId, paused, doc.pauseSeq ?? 0);
+  const tasks = await applyToTasks(ctx, containerId, paused, doc.pauseSeq ?? 0, doc.pauseUnsynced);
   // This write bumped `rev`: a counter write's settle that read the revision before it lost, so settle here.
   const status = await settleStatus(ctx, doc, deriveContainerStatus(doc.counts, doc.status));
   return { container: status.container ?? doc, changed: true, tasks, status };

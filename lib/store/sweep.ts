@@ -13,6 +13,7 @@ import { reconcileContainer, settleStatus, type CounterResult } from './counters
 import type { TaskDoc } from './documents';
 import { readyFilter } from './filters';
 import { heldBackParents } from './children';
+import { unsyncedPauses } from './holds';
 import { taskStates } from './queries';
 import { overdueFilter } from './deadlines';
 import { findReleasable, readyCleanups, releaseCleanupWaiters, releaseStep } from './run-when';
@@ -184,6 +185,8 @@ export async function sweep(ctx: StoreContext, containerIds: ObjectId[] | null, 
   const touched = new Map<string, ObjectId>();
   for (const id of containerIds ?? []) touched.set(id.toHexString(), id);
   for (const r of expired) touched.set(r.task.containerId.toHexString(), r.task.containerId);
+  // A pause or resume that crashed between its two writes (holds.ts), in a container where nothing runs or expires.
+  if (!containerIds) for (const id of await unsyncedPauses(ctx, limit)) touched.set(id.toHexString(), id);
   const reconciled: ObjectId[] = [];
   const finalized: SweepResult['finalized'] = [];
   const decided: TransitionResult[] = [];
