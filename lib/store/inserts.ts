@@ -4,7 +4,6 @@
  * document instead of failing.
  * @internal
  */
-import { performance } from 'node:perf_hooks';
 import { ObjectId, Timestamp } from './bson';
 import { emptyCounts, SATISFYING_TASK_STATES } from '../states';
 import type { FailurePolicy } from '../types';
@@ -165,12 +164,9 @@ export async function addTasks(
   // Creation numbers for the claim order, in batch order (sequence.ts): one reservation for the
   // names not known to exist (none when every name exists: an idempotent re-add costs nothing).
   const unseen = docs.filter((d) => !existing.has(d.name));
-  let reserved: StampSource | null = null;
   if (unseen.length > 0) {
-    const sent = performance.now();
-    const r = await reserveSequence(ctx, unseen.length);
-    unseen.forEach((d, i) => (d.seq = r.first + i));
-    if (r.at) reserved = { at: r.at, sent };
+    const first = await reserveSequence(ctx, unseen.length);
+    unseen.forEach((d, i) => (d.seq = first + i));
   }
   const created: boolean[] = [];
   const tasks: TaskDoc[] = [];
@@ -179,7 +175,7 @@ export async function addTasks(
     tasks.push(r.task);
     created.push(r.created);
   } else {
-    const r = await insertTasks(ctx, container._id, docs, now, reserved);
+    const r = await insertTasks(ctx, container._id, docs, now);
     tasks.push(...r.tasks);
     created.push(...r.created);
   }
@@ -228,55 +224,19 @@ async function settleAddedCleanups(ctx: StoreContext, containerId: ObjectId, dep
   return decided;
 }
 
-/** Where a batch's change stamp comes from: the sequence reservation's server Timestamp and when it was sent (monotonic ms). */
-interface StampSource {
-  at: Timestamp;
-  sent: number;
-}
-
-/**
- * `budgetMs`: how long (monotonic ms, from sending the sequence reservation to the insert's
- * acknowledgement) a batch may take for its inserted stamp to be safe; slower batches are
- * re-stamped by the server. The bound is 1000 ms (see {@link batchStamp}); the rest is margin for
- * clock rate and scheduling. Mutable for specs only (0: every batch takes the slow path).
- * @internal
- */
-export const STAMP_BUDGET = { budgetMs: 800 };
-
-/**
- * The `changedAt` a batch's documents are inserted with, so that the changes feed needs no second
- * write: the second after the reservation's server Timestamp, `(at.t + 1, 0)`. Why a feed reader
- * cannot skip them (changes.ts): a reader returns only stamps below the start of the second that
- * was current `horizonMs ≥ 0` ago on the server, so it can move past `(at.t + 1, 0)` only once
- * the server's clock has reached `(at.t + 2) s`. The reservation ran at a server time below
- * `(at.t + 1) s` (its Timestamp's second; a replica set's cluster time is never behind its wall
- * clock) and after it was sent; so when the insert is acknowledged less than 1000 ms after the
- * reservation was sent, every document was visible before any reader could pass its stamp.
- * Otherwise (`addTasks` checks, {@link STAMP_BUDGET}) the batch is stamped again with
- * `$currentDate`, as every other write is. Later writes stamp the tasks from the server as usual
- * (a claim in the same second moves a task's `changedAt` back below this stamp, which no reader
- * can have passed yet).
- */
-export function batchStamp(at: Timestamp): Timestamp {
-  return new Timestamp({ t: at.t + 1, i: 0 });
-}
-
 /**
  * insertMany with client-side ids: no query per task. A duplicate key (the name exists, or a
  * concurrent adder won) marks the task as existing; those are read back. The documents are
- * inserted lean (documents.ts: no null or empty fields) and stamped for the changes feed
- * ({@link batchStamp}); only a batch slower than {@link STAMP_BUDGET}, or one without a
- * reservation, costs a second write (`updateMany … $currentDate`).
+ * inserted lean (documents.ts: no null or empty fields), then stamped for the changes feed
+ * by the server (one `updateMany … $currentDate`).
  */
 async function insertTasks(
   ctx: StoreContext,
   containerId: ObjectId,
   docs: Array<ReturnType<typeof newTaskDoc>>,
   now: Date,
-  source: StampSource | null,
 ): Promise<{ tasks: TaskDoc[]; created: boolean[] }> {
-  const changedAt = source ? batchStamp(source.at) : new Timestamp({ t: 0, i: 0 });
-  const full = docs.map((d) => ({ ...d, _id: new ObjectId(), updatedAt: now, rev: 1, changedAt }) as TaskDoc);
+  const full = docs.map((d) => ({ ...d, _id: new ObjectId(), updatedAt: now, rev: 1, changedAt: new Timestamp({ t: 0, i: 0 }) }) as TaskDoc);
   const dup = new Set<number>();
   try {
     await ctx.cols.tasks.insertMany(
@@ -290,8 +250,8 @@ async function insertTasks(
     for (const w of writeErrors) dup.add(w.index);
   }
   const inserted = full.filter((_, i) => !dup.has(i));
-  if (inserted.length > 0 && (!source || performance.now() - source.sent >= STAMP_BUDGET.budgetMs)) {
-    // Too slow (or no reservation) for the inserted stamp to be safe: the server stamps them now.
+  if (inserted.length > 0) {
+    // The server-assigned change stamp, for the changes feed (an insert cannot use $currentDate).
     await ctx.cols.tasks.updateMany(
       { _id: { $in: inserted.map((t) => t._id) } },
       { $currentDate: { changedAt: { $type: 'timestamp' } } },

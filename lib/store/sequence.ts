@@ -11,39 +11,23 @@
  * claim sort reads a missing field as lower than every number, so they get `priority: 0`.
  * @internal
  */
-import type { Timestamp } from './bson';
 import type { StoreContext } from './context';
 
 /** The sequence document's id for task creation numbers. */
 const TASKS = 'tasks';
 
-/** A reservation: the first of the numbers, and the server's Timestamp of the reservation. */
-export interface Reservation {
-  first: number;
-  /**
-   * The server-assigned Timestamp of the reserving write (`$currentDate`, the clock of every
-   * `changedAt`): a lower bound of the server's time when the reservation ran, used by `addTasks`
-   * to stamp the inserted tasks without a second write (inserts.ts). Null if the server did not
-   * return one.
-   */
-  at: Timestamp | null;
-}
-
 /**
- * Reserves `n` consecutive creation numbers. One `findAndModify` (an upsert the first time),
- * which also stamps the sequence document's `at` with the server's Timestamp and returns it.
- * Throws for `n < 1`.
+ * Reserves `n` consecutive creation numbers; returns the first. One `findAndModify` (an upsert
+ * the first time). Throws for `n < 1`.
  */
-export async function reserveSequence(ctx: StoreContext, n: number): Promise<Reservation> {
+export async function reserveSequence(ctx: StoreContext, n: number): Promise<number> {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`cannot reserve ${n} sequence numbers`);
   const doc = await ctx.cols.sequences.findOneAndUpdate(
     { _id: TASKS },
-    { $inc: { next: n }, $currentDate: { at: { $type: 'timestamp' } } },
+    { $inc: { next: n } },
     { upsert: true, returnDocument: 'after', writeConcern: ctx.writeConcern },
   );
-  // `at` (the Timestamp this write set) is not declared on SequenceDoc: only this function reads it.
-  const at = (doc as { at?: unknown } | null)?.at;
-  return { first: doc!.next - n + 1, at: (at as { _bsontype?: unknown } | undefined)?._bsontype === 'Timestamp' ? (at as Timestamp) : null };
+  return doc!.next - n + 1;
 }
 
 /**
