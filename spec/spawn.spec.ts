@@ -16,6 +16,7 @@ import { runPts, startTs } from './helpers/child';
 import { readLogs, tempDir } from './reliability/helpers';
 import { BATCHES, fanOutHandlers, KILL_BATCH, PER_BATCH, type SpawnLogLine } from './fixtures/spawn-worker';
 import { startFixture } from './http/support';
+import { SPAWN_BATCH } from '../lib/spawn';
 
 describe('spawn (dynamic fan-out)', function () {
   const db = useTestDatabase();
@@ -271,34 +272,40 @@ describe('spawn (dynamic fan-out)', function () {
     await expectConsistent(c);
   });
 
-  it('spawns in batches of 1000, each fenced (1,500 children, one summary)', async function () {
+  it('spawns in batches, each fenced (batches of 100 here: 150 children, one summary)', async function () {
     this.timeout(180_000);
-    const c = await pipeline('batches');
-    const p = await claim(c, ['split']);
-    const r = await p.spawn(Array.from({ length: 1500 }, (_, i) => ({ name: `n/${i}` })));
-    expect(r.created).to.equal(1500);
-    expect(r.tasks[1499].name).to.equal('n/1499');
-    const s = await c.summary();
-    expect(s.total).to.equal(1502);
-    expect(s.counts.pending).to.equal(1501);
-    expect(await c.children(['split', 'join'])).to.deep.equal([
-      {
-        parent: 'split',
-        counts: { pending: 1500, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 },
-        total: 1500,
-        done: 0,
-      },
-      {
-        parent: 'join',
-        counts: { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 },
-        total: 0,
-        done: 0,
-      },
-    ]);
+    SPAWN_BATCH.size = 100; // 1000 in production; FerretDB scans on every insert
+    try {
+      const c = await pipeline('batches');
+      const p = await claim(c, ['split']);
+      const r = await p.spawn(Array.from({ length: 150 }, (_, i) => ({ name: `n/${i}` })));
+      expect(r.created).to.equal(150);
+      expect(r.tasks[149].name).to.equal('n/149');
+      const s = await c.summary();
+      expect(s.total).to.equal(152);
+      expect(s.counts.pending).to.equal(151);
+      expect(await c.children(['split', 'join'])).to.deep.equal([
+        {
+          parent: 'split',
+          counts: { pending: 150, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 },
+          total: 150,
+          done: 0,
+        },
+        {
+          parent: 'join',
+          counts: { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 },
+          total: 0,
+          done: 0,
+        },
+      ]);
+    } finally {
+      SPAWN_BATCH.size = 1000;
+    }
   });
 
   it('fences every batch: a lease lost between two batches keeps the first, refuses the second', async function () {
     this.timeout(180_000);
+    SPAWN_BATCH.size = 100; // 1000 in production; FerretDB scans on every insert
     const c = await client.getOrCreateTaskContainer('fence per batch');
     // The parent's attempt deadline (timeoutMs) makes "the lease is lost now" deterministic: the
     // clock passes it right after the first batch is in (its task:added events), before the second.
@@ -315,7 +322,7 @@ describe('spawn (dynamic fan-out)', function () {
     };
     client.on('task:added', onAdded);
     try {
-      const err = await p.spawn(Array.from({ length: 1200 }, (_, i) => ({ name: `f/${i}` }))).then(
+      const err = await p.spawn(Array.from({ length: 120 }, (_, i) => ({ name: `f/${i}` }))).then(
         () => null,
         (e: unknown) => e,
       );
@@ -323,10 +330,11 @@ describe('spawn (dynamic fan-out)', function () {
       expect((err as LeaseLostError).details.op).to.equal('spawn');
     } finally {
       client.off('task:added', onAdded);
+      SPAWN_BATCH.size = 1000;
     }
-    expect((await c.children('split')).total).to.equal(1000);
-    expect(await c.getTask('f/999')).to.not.equal(null);
-    expect(await c.getTask('f/1000')).to.equal(null);
+    expect((await c.children('split')).total).to.equal(100);
+    expect(await c.getTask('f/99')).to.not.equal(null);
+    expect(await c.getTask('f/100')).to.equal(null);
     await expectConsistent(c);
   });
 
