@@ -32,18 +32,12 @@ export interface RetentionPolicyOptions {
   keepLastRuns?: number | null;
 }
 
-/** A stored retention policy. */
-export interface RetentionPolicy {
-  /** Container name prefix ('' = every container). A container is governed by the policy with the longest prefix it starts with. */
-  prefix: string;
-  succeededDays: number | null;
-  failedDays: number | null;
-  /** As stored; null means cancelled containers follow `failedDays`. */
-  cancelledDays: number | null;
-  keepLastRuns: number | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
+/**
+ * A stored retention policy: its container name prefix ('' = every container; a container is
+ * governed by the policy with the longest prefix it starts with) and its rules as stored
+ * (`cancelledDays` null: cancelled containers follow `failedDays`).
+ */
+export type RetentionPolicy = Omit<RetentionPolicyDoc, '_id'>;
 
 /** Options of `client.applyRetention()`. */
 export interface ApplyRetentionOptions {

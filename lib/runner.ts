@@ -17,6 +17,7 @@ import type { ContainerStatus } from './states';
 import type { ContainerDoc } from './store';
 import type { ContainerSummary, FailurePolicy, SpawnResult, TaskRecord, TaskSpec } from './types';
 import { validateData, validateNonNegativeInt, validatePositiveNumber } from './validation';
+import { sleep } from './sleep';
 
 /** What a handler gets. */
 export interface TaskContext {
@@ -153,17 +154,6 @@ function validateWhenPaused(v: unknown): 'wait' | 'return' {
   if (v !== 'wait' && v !== 'return') throw new ValidationError("whenPaused must be 'wait' or 'return'", { path: 'whenPaused' });
   return v;
 }
-
-const sleep = (ms: number, signal?: AbortSignal | null): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(done, Math.max(0, ms));
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 /**
  * Retries `fn` while the database is unreachable (a transient `DatabaseError`), until it succeeds
