@@ -604,6 +604,10 @@ describe('dashboard (headless Chromium)', function () {
       await page.locator('[data-task="a"]').waitFor();
       expect(await page.locator('#who').textContent()).to.equal('read-only');
       expect(await page.locator('button[data-action]').count()).to.equal(0);
+      // Retention is admin-only: a read token is told so, and gets no Preview / Apply now.
+      await page.goto(`${secured.url}/#/retention`);
+      await page.locator('.retention-policies-panel p.muted', { hasText: 'admin tokens only' }).waitFor();
+      expect(await page.locator('button[data-action^="retention-"]:visible').count()).to.equal(0);
 
       const adminPage = await browser.newPage();
       try {
@@ -1081,6 +1085,68 @@ describe('dashboard (headless Chromium)', function () {
       await client.deleteAlertRule('dash-ops');
       await stopHook();
       untrackHook();
+    }
+  });
+
+  it('Retention page: the policies, a Preview that deletes nothing, Apply now after a confirmation', async function () {
+    const DAY = 86_400_000;
+    await client.setRetentionPolicy('dash-ret-a/', { succeededDays: 2, failedDays: 7 });
+    await client.setRetentionPolicy('dash-ret-b/', { failedDays: 1, keepLastRuns: 5 });
+    try {
+      for (const name of ['dash-ret-a/old', 'dash-ret-a/new', 'dash-ret-b/old-failed']) {
+        const c = await client.getOrCreateTaskContainer(name);
+        await c.addTasks([{ name: 't', maxRetries: 0 }]);
+        await c.run(() => {
+          if (name.endsWith('failed')) throw new Error('no');
+        });
+      }
+      // Finished 3 days ago (the retention spec's way): two are past their policy, one is not.
+      await db.connection
+        .db!.collection('pts_containers')
+        .updateMany({ name: { $in: ['dash-ret-a/old', 'dash-ret-b/old-failed'] } }, { $set: { endedAt: new Date(Date.now() - 3 * DAY) } });
+      await page.goto(url('#/retention'));
+      expect(await page.locator('#views a[data-view="retention"]').getAttribute('aria-current')).to.equal('true');
+      const a = page.locator('table.retention-policies tr[data-prefix="dash-ret-a/"]');
+      await a.waitFor();
+      expect(await a.locator('[data-rule="succeededDays"]').textContent()).to.equal('2 days');
+      expect(await a.locator('[data-rule="failedDays"]').textContent()).to.equal('7 days');
+      expect(await a.locator('[data-rule="cancelledDays"]').textContent()).to.equal('as failed (7 days)');
+      const b = page.locator('table.retention-policies tr[data-prefix="dash-ret-b/"]');
+      expect(await b.locator('[data-rule="keepLastRuns"]').textContent()).to.equal('5');
+      expect(await b.locator('[data-rule="succeededDays"]').textContent()).to.equal('–');
+
+      await page.click('button[data-action="retention-preview"]');
+      const preview = page.locator('table.retention-report[data-dry-run="true"]');
+      await preview.waitFor();
+      expect((await preview.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-container')))).sort()).to.deep.equal([
+        'dash-ret-a/old',
+        'dash-ret-b/old-failed',
+      ]);
+      expect(await preview.locator('tr[data-container="dash-ret-b/old-failed"]').textContent()).to.include('failed').and.include('age');
+      for (const name of ['dash-ret-a/old', 'dash-ret-a/new', 'dash-ret-b/old-failed']) expect(await client.getTaskContainer(name), name).to.not.equal(null);
+
+      // Apply now asks first: dismissed (the page's default answer), nothing happens.
+      await page.click('button[data-action="retention-apply"]');
+      expect(dialogs).to.have.length(1);
+      expect(dialogs[0]).to.include('cannot be undone');
+      expect(await client.getTaskContainer('dash-ret-a/old')).to.not.equal(null);
+      // Accepted: the pass runs and reports what it deleted.
+      page.removeAllListeners('dialog');
+      page.once('dialog', (d) => void d.accept());
+      await page.click('button[data-action="retention-apply"]');
+      const done = page.locator('table.retention-report[data-dry-run="false"]');
+      await done.waitFor();
+      expect((await done.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-container')))).sort()).to.deep.equal([
+        'dash-ret-a/old',
+        'dash-ret-b/old-failed',
+      ]);
+      expect(await page.locator('p.retention-summary').textContent()).to.include('deleted 2 containers and 2 tasks');
+      expect(await client.getTaskContainer('dash-ret-a/old')).to.equal(null);
+      expect(await client.getTaskContainer('dash-ret-b/old-failed')).to.equal(null);
+      expect(await client.getTaskContainer('dash-ret-a/new')).to.not.equal(null);
+    } finally {
+      await client.deleteRetentionPolicy('dash-ret-a/');
+      await client.deleteRetentionPolicy('dash-ret-b/');
     }
   });
 
