@@ -55,6 +55,13 @@ type Cb<T> = (err: Error | null, value?: T, ...extra: unknown[]) => void;
 
 const POLICIES: readonly FailurePolicy[] = ['continue', 'fail-fast'];
 
+/**
+ * How long `claimNext({ container: name })` trusts the container id it found for a name before
+ * looking the name up again after a claim that found nothing (a container deleted and re-created
+ * by another process is claimed from within this long).
+ */
+export const CONTAINER_RECHECK_MS = 1_000;
+
 /** A new container's `taskTimeoutMs`/`taskStallMs`, validated; only the ones set (absent: the adding client's default). */
 function containerDeadlines(o: ContainerOptions): { taskTimeoutMs?: number; taskStallMs?: number } {
   const out: { taskTimeoutMs?: number; taskStallMs?: number } = {};
@@ -67,7 +74,10 @@ export class Client {
   /** @internal */
   readonly core: Core;
   private sweeper: NodeJS.Timeout | null = null;
-  private readonly containerIds = new Map<string, ObjectId>();
+  /** `claimNext({ container })`: name → id, and when the name was last looked up (see CONTAINER_RECHECK_MS). */
+  private readonly containerIds = new Map<string, { id: ObjectId; checkedAt: number }>();
+  /** Lookups of a container by name in flight (claimNext), shared by the workers that wait on them. */
+  private readonly containerLookups = new Map<string, ReturnType<Core['store']['findContainer']>>();
   private readonly pipelines = new Map<string, Pipeline>();
   private readonly scheduler: Scheduler;
   /** Scheduler and worker loops started here, stopped by {@link close}. */
@@ -76,6 +86,8 @@ export class Client {
   constructor(options: ClientOptions = {}) {
     this.core = new Core(resolveClientOptions(options));
     this.scheduler = new Scheduler(this.core, this.pipelines);
+    // A container deleted through this client is forgotten at once (see claimNext).
+    this.core.events.on('container:deleted', ({ container }) => this.containerIds.delete(container));
     if (this.core.opts.sweepIntervalMs > 0) this.startSweeper(this.core.opts.sweepIntervalMs);
   }
 
@@ -249,21 +261,31 @@ export class Client {
     if (filter.container === undefined) return this.claim({ names, key, owner, leaseMs }, inputs);
     const name = validateName(filter.container, 'container');
     // A worker loop claims from the same container over and over: remember its id. A cached id
-    // can only be stale if the container was deleted (and maybe re-created): when a claim with a
-    // cached id finds nothing, look the name up again once.
+    // can only be stale if the container was deleted (and maybe re-created under the same name).
+    // When a claim with a cached id finds nothing, the name is looked up again — at most once
+    // per CONTAINER_RECHECK_MS, so idle workers polling an empty container cost one command per
+    // poll, not two. A container deleted through this client is forgotten at once; one deleted
+    // and re-created by another process is found within CONTAINER_RECHECK_MS.
     const cached = this.containerIds.get(name);
     if (cached) {
-      const lease = await this.claim({ containerId: cached, names, key, owner, leaseMs }, inputs);
+      const lease = await this.claim({ containerId: cached.id, names, key, owner, leaseMs }, inputs);
       if (lease) return lease;
+      if (this.core.opts.clock.now().getTime() - cached.checkedAt < CONTAINER_RECHECK_MS) return null;
     }
-    const doc = await this.core.store.findContainer(name);
+    // Workers starting together share one lookup of the name.
+    let lookup = this.containerLookups.get(name);
+    if (!lookup) {
+      lookup = this.core.store.findContainer(name).finally(() => this.containerLookups.delete(name));
+      this.containerLookups.set(name, lookup);
+    }
+    const doc = await lookup;
     if (!doc) {
       this.containerIds.delete(name);
       return null;
     }
-    if (cached && cached.equals(doc._id)) return null;
-    if (this.containerIds.size >= 1000) this.containerIds.clear();
-    this.containerIds.set(name, doc._id);
+    if (this.containerIds.size >= 1000 && !cached) this.containerIds.clear();
+    this.containerIds.set(name, { id: doc._id, checkedAt: this.core.opts.clock.now().getTime() });
+    if (cached && cached.id.equals(doc._id)) return null;
     return this.claim({ containerId: doc._id, names, key, owner, leaseMs }, inputs);
   }
 

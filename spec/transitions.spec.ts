@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import mongoose from 'mongoose';
+import { CONTAINER_RECHECK_MS } from '../lib/client';
 import { createClient, DuplicateError, InvalidTransitionError, LeaseLostError, ManualClock, NotFoundError, type Client, type TaskContainer } from '../lib';
 import { useTestDatabase } from './helpers/db';
 import { CommandCounter, expectConsistent } from './helpers/consistency';
@@ -303,6 +304,30 @@ describe('transitions', function () {
       expect(second.id).to.not.equal(first.id);
       const l = (await client.claimNext({ container: 'reborn' }, { owner: 'w' }))!;
       expect(l.task.containerId).to.equal(second.id);
+    });
+
+    it('claimNext by name: an idle poll is one command; a container re-created by another process is found after CONTAINER_RECHECK_MS', async function () {
+      const other = createClient({ connection: conn, clock, workerId: 'other' });
+      const first = await fresh('reborn elsewhere', 1);
+      await (await client.claimNext({ container: 'reborn elsewhere' }, { owner: 'w' }))!.succeed();
+      // Past the bound, an empty claim looks the name up again; within it, further empty polls
+      // send no container command (one claim command each).
+      clock.advance(CONTAINER_RECHECK_MS);
+      expect(await client.claimNext({ container: 'reborn elsewhere' }, { owner: 'w' })).to.equal(null);
+      counter.reset();
+      expect(await client.claimNext({ container: 'reborn elsewhere' }, { owner: 'w' })).to.equal(null);
+      expect(counter.commands.filter((x) => x.collection === 'pts_containers')).to.deep.equal([]);
+      // Deleted and re-created through another client: this one still holds the old id.
+      await other.deleteTaskContainer('reborn elsewhere');
+      const second = await other.getOrCreateTaskContainer('reborn elsewhere');
+      await second.addTasks([{ name: 'again' }]);
+      expect(second.id).to.not.equal(first.id);
+      expect(await client.claimNext({ container: 'reborn elsewhere' }, { owner: 'w' })).to.equal(null);
+      clock.advance(CONTAINER_RECHECK_MS);
+      const l = (await client.claimNext({ container: 'reborn elsewhere' }, { owner: 'w' }))!;
+      expect(l.task.containerId).to.equal(second.id);
+      expect(l.task.name).to.equal('again');
+      await l.succeed();
     });
 
     it('lease() re-attaches a stateless worker by token and renews by the claimed duration', async function () {
