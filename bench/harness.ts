@@ -40,6 +40,8 @@ export interface CommandTraffic {
   sent: number;
   /** BSON size of the replies (`commandSucceeded`), i.e. bytes received, without wire headers. */
   received: number;
+  /** Time the driver waited for the replies (`commandSucceeded`/`commandFailed` `duration`), ms: the server's time plus the round trip, and queueing in a loaded server. */
+  ms: number;
 }
 
 /** Command-monitoring housekeeping the pipeline's per-task counts leave out. */
@@ -52,7 +54,7 @@ export class Bench {
   /** Commands started, by `name:collection`, across every connection the bench opened. */
   private readonly commands = new Map<string, number>();
   /** Bytes sent and received, by `name:collection` (command monitoring; see `CommandTraffic`). */
-  private readonly bytes = new Map<string, { sent: number; received: number }>();
+  private readonly bytes = new Map<string, { sent: number; received: number; ms: number }>();
   /** `requestId` → key of the commands in flight, so a reply is booked to its command. */
   private readonly inFlight = new Map<number, string>();
 
@@ -77,17 +79,22 @@ export class Bench {
     client.on('commandSucceeded', (e) => {
       const k = this.inFlight.get(e.requestId) ?? `${e.commandName}:?`;
       this.inFlight.delete(e.requestId);
-      this.book(k, 0, e.reply ? BSON.calculateObjectSize(e.reply as Document) : 0);
+      this.book(k, 0, e.reply ? BSON.calculateObjectSize(e.reply as Document) : 0, e.duration);
     });
-    client.on('commandFailed', (e) => this.inFlight.delete(e.requestId));
+    client.on('commandFailed', (e) => {
+      const k = this.inFlight.get(e.requestId);
+      this.inFlight.delete(e.requestId);
+      if (k) this.book(k, 0, 0, e.duration);
+    });
     this.opened.push(conn);
     return conn;
   }
 
-  private book(k: string, sent: number, received: number): void {
-    const b = this.bytes.get(k) ?? { sent: 0, received: 0 };
+  private book(k: string, sent: number, received: number, ms = 0): void {
+    const b = this.bytes.get(k) ?? { sent: 0, received: 0, ms: 0 };
     b.sent += sent;
     b.received += received;
+    b.ms += ms;
     this.bytes.set(k, b);
   }
 
@@ -99,7 +106,7 @@ export class Bench {
   trafficSnapshot(): Map<string, CommandTraffic> {
     const out = new Map<string, CommandTraffic>();
     for (const [k, n] of this.commands)
-      out.set(k, { commands: n, sent: 0, received: 0, ...this.bytes.get(k) });
+      out.set(k, { commands: n, sent: 0, received: 0, ms: 0, ...this.bytes.get(k) });
     return out;
   }
 
@@ -110,11 +117,12 @@ export class Bench {
   ): Record<string, CommandTraffic> {
     const out: Record<string, CommandTraffic> = {};
     for (const [k, now] of this.trafficSnapshot()) {
-      const b = before.get(k) ?? { commands: 0, sent: 0, received: 0 };
+      const b = before.get(k) ?? { commands: 0, sent: 0, received: 0, ms: 0 };
       const d = {
         commands: now.commands - b.commands,
         sent: now.sent - b.sent,
         received: now.received - b.received,
+        ms: now.ms - b.ms,
       };
       if (d.commands > 0 && (!filter || filter(k))) out[k] = d;
     }

@@ -238,9 +238,9 @@ function trafficMd(L: string[], p: Document): void {
   );
   L.push('');
   L.push(
-    '| workers | variant | tasks/s (median, min–max) | ÷ floor | commands per task | bytes sent per task | bytes received per task |',
+    '| workers | variant | tasks/s (median, min–max) | ÷ floor | commands per task | command time per task | bytes sent per task | bytes received per task |',
   );
-  L.push('|---:|---|---:|---:|---:|---:|---:|');
+  L.push('|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const rate = r.rate as Record<string, Spread>;
     const ratio = r.ratio as Record<string, Spread>;
@@ -251,7 +251,7 @@ function trafficMd(L: string[], p: Document): void {
         ? `${t.commandsPerTask}${t.serverCommandsPerTask !== undefined ? ` (server: ${t.serverCommandsPerTask} incl. inside Lua)` : ''}`
         : 'n/a';
       L.push(
-        `| ${r.concurrency} | ${VARIANT_LABEL[v] ?? v} | ${fmt(rate[v], 1)} | ${ratio[v] ? fmt(ratio[v]) : '1'} | ${cmds} | ${t ? `${bytes(Number(t.bytesSentPerTask))}${t.scriptSourceBytesPerTask ? ` (${bytes(Number(t.scriptSourceBytesPerTask))} of it Lua sources, once per connection)` : ''}` : 'n/a'} | ${t ? bytes(Number(t.bytesReceivedPerTask)) : 'n/a'} |`,
+        `| ${r.concurrency} | ${VARIANT_LABEL[v] ?? v} | ${fmt(rate[v], 1)} | ${ratio[v] ? fmt(ratio[v]) : '1'} | ${cmds} | ${t?.commandMsPerTask !== undefined ? `${t.commandMsPerTask} ms` : 'n/a'} | ${t ? `${bytes(Number(t.bytesSentPerTask))}${t.scriptSourceBytesPerTask ? ` (${bytes(Number(t.scriptSourceBytesPerTask))} of it Lua sources, once per connection)` : ''}` : 'n/a'} | ${t ? bytes(Number(t.bytesReceivedPerTask)) : 'n/a'} |`,
       );
     }
   }
@@ -269,11 +269,15 @@ function trafficMd(L: string[], p: Document): void {
     );
   }
   L.push('');
-  L.push('Where the commands go, per task (commands, then bytes sent / received per task by that command):');
+  L.push(
+    "Command time per task: the time the driver waited for the variant's replies, summed over its commands and divided by its tasks (the server's time, the round trip and, with several workers on a server that runs one request at a time, the queueing behind the other workers' commands; so above 1 worker it exceeds the wall time per task).",
+  );
+  L.push('');
+  L.push('Where the commands go, per task (commands, then bytes sent / received and command time per task by that command):');
   L.push('');
   for (const r of rows) {
     const traffic = (r.traffic ?? {}) as Record<string, Document>;
-    for (const v of ['container.run', 'claimNext', 'bullmq']) {
+    for (const v of ['container.run', 'claimNext', 'agenda', 'floor', 'bullmq']) {
       const t = traffic[v];
       if (!t) continue;
       const by =
@@ -284,9 +288,12 @@ function trafficMd(L: string[], p: Document): void {
           : Object.entries(t.byCommand as Record<string, Document>)
               .sort((a, b) => Number(b[1].commands) - Number(a[1].commands))
               .map(
-                ([k, x]) => `${k} ×${x.commands} (${bytes(Number(x.sent))} / ${bytes(Number(x.received))})`,
+                ([k, x]) =>
+                  `${k} ×${x.commands} (${bytes(Number(x.sent))} / ${bytes(Number(x.received))}${x.ms !== undefined ? `, ${x.ms} ms` : ''})`,
               );
-      L.push(`- ${r.concurrency} workers, ${VARIANT_LABEL[v] ?? v}: ${t.commandsPerTask} — ${by.join(', ')}`);
+      L.push(
+        `- ${r.concurrency} workers, ${VARIANT_LABEL[v] ?? v}: ${t.commandsPerTask}${t.commandMsPerTask !== undefined ? ` (${t.commandMsPerTask} ms)` : ''} — ${by.join(', ')}`,
+      );
     }
   }
 }

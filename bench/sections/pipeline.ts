@@ -41,10 +41,11 @@ export async function pipeline(bench: Bench, cfg: Config): Promise<Document> {
       const acc = (mongo[variant] ??= { rounds: 0, by: {} });
       acc.rounds++;
       for (const [k, v] of Object.entries(bench.trafficSince(before, (key) => !HOUSEKEEPING.test(key)))) {
-        const a = (acc.by[k] ??= { commands: 0, sent: 0, received: 0 });
+        const a = (acc.by[k] ??= { commands: 0, sent: 0, received: 0, ms: 0 });
         a.commands += v.commands;
         a.sent += v.sent;
         a.received += v.received;
+        a.ms += v.ms;
       }
     };
     /** The level's traffic per task, by variant (see `Traffic` in the results). */
@@ -60,6 +61,7 @@ export async function pipeline(bench: Bench, cfg: Config): Promise<Document> {
           commandsPerTask: round(total('commands') / n, 2),
           bytesSentPerTask: Math.round(total('sent') / n),
           bytesReceivedPerTask: Math.round(total('received') / n),
+          commandMsPerTask: round(total('ms') / n, 1),
           byCommand: Object.fromEntries(
             Object.entries(by).map(([k, t]) => [
               k,
@@ -67,6 +69,7 @@ export async function pipeline(bench: Bench, cfg: Config): Promise<Document> {
                 commands: round(t.commands / n, 2),
                 sent: Math.round(t.sent / n),
                 received: Math.round(t.received / n),
+                ms: round(t.ms / n, 1),
               },
             ]),
           ),
