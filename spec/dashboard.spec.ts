@@ -763,7 +763,9 @@ describe('dashboard (headless Chromium)', function () {
       expect(await page.locator('[data-task="join"]').textContent()).to.include('Waiting on');
       expect(await page.locator('li.child').count()).to.equal(0);
       await group.locator('details.children-details > summary').click();
-      await page.locator('li.child').nth(49).waitFor();
+      // A live refresh re-renders the card and reloads the open list's first page: wait for a
+      // settled page of 50 rather than reading the count once.
+      await page.waitForFunction(() => document.querySelectorAll('li.child').length === 50);
       expect(await page.locator('li.child').count()).to.equal(50);
       expect(await page.locator('li.child[data-task="child/0"]').getAttribute('data-state')).to.equal('succeeded');
       expect(await page.locator('li.child[data-task="child/3"]').getAttribute('data-state')).to.equal('pending');
@@ -1105,7 +1107,8 @@ describe('dashboard (headless Chromium)', function () {
         .db!.collection('pts_containers')
         .updateMany({ name: { $in: ['dash-ret-a/old', 'dash-ret-b/old-failed'] } }, { $set: { endedAt: new Date(Date.now() - 3 * DAY) } });
       await page.goto(url('#/retention'));
-      expect(await page.locator('#views a[data-view="retention"]').getAttribute('aria-current')).to.equal('true');
+      // The router marks the current view once it has rendered.
+      await page.locator('#views a[data-view="retention"][aria-current="true"]').waitFor();
       const a = page.locator('table.retention-policies tr[data-prefix="dash-ret-a/"]');
       await a.waitFor();
       expect(await a.locator('[data-rule="succeededDays"]').textContent()).to.equal('2 days');
