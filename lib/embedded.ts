@@ -61,6 +61,13 @@ export interface FerretDBOptions {
    * scale run uses it (bench/postgres.ts starts a throwaway cluster).
    */
   postgresqlUrl?: string;
+  /**
+   * `false`: talk to FerretDB directly instead of through tools/ferretdb's proxy that forwards
+   * one request at a time. FerretDB/SQLite then loses concurrent updates of one document (see
+   * tools/ferretdb/main.go); check a server with `probeAtomicity` before relying on it. For
+   * measurements of concurrent writers (`npm run bench:concurrent`). @defaultValue true
+   */
+  serialize?: boolean;
 }
 
 export type FerretDBServer = EmbeddedServer & {
@@ -446,7 +453,7 @@ export async function startFerretDB(opts: FerretDBOptions = {}): Promise<FerretD
   const bin = await ensureFerretDBBinary(log);
   if (opts.postgresqlUrl !== undefined) {
     const port = opts.port ?? (await findFreePort());
-    return launchFerretDB(bin, { postgresqlUrl: opts.postgresqlUrl }, false, port);
+    return launchFerretDB(bin, { postgresqlUrl: opts.postgresqlUrl }, false, port, opts.serialize !== false);
   }
 
   const ownsDataDir = opts.dataDir === undefined;
@@ -462,7 +469,7 @@ export async function startFerretDB(opts: FerretDBOptions = {}): Promise<FerretD
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const port = opts.port ?? (await findFreePort());
     try {
-      return await launchFerretDB(bin, { dataDir }, ownsDataDir, port);
+      return await launchFerretDB(bin, { dataDir }, ownsDataDir, port, opts.serialize !== false);
     } catch (err) {
       lastError = err;
       const portClash = /address already in use/i.test(String((err as Error)?.message));
@@ -479,6 +486,7 @@ async function launchFerretDB(
   backend: { dataDir: string } | { postgresqlUrl: string },
   ownsDataDir: boolean,
   port: number,
+  serialize: boolean,
 ): Promise<FerretDBServer> {
   const listenAddr = `127.0.0.1:${port}`;
   const logLevel = process.env.PTS_FERRETDB_LOG_LEVEL?.trim() || 'error';
@@ -490,6 +498,7 @@ async function launchFerretDB(
       : ['--handler=postgresql', `--postgresql-url=${backend.postgresqlUrl}`]),
     `--listen-addr=${listenAddr}`,
     `--log-level=${logLevel}`,
+    ...(serialize ? [] : ['--serialize=false']),
   ];
 
   const child: ChildProcess = spawn(bin, args, {
@@ -597,7 +606,7 @@ async function launchFerretDB(
   return {
     uri,
     kind: 'ferretdb',
-    description: `ferretdb ${version} (${handler}, ${listenAddr})`,
+    description: `ferretdb ${version} (${handler}${serialize ? '' : ', unserialized'}, ${listenAddr})`,
     dataDir,
     port,
     pid: child.pid as number,

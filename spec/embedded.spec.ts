@@ -21,6 +21,7 @@ import {
   startFerretDB,
   type FerretDBServer,
 } from '../lib/embedded';
+import { probeAtomicity } from '../lib/atomicity';
 import { DatabaseError } from '../lib/errors';
 import { skipWithReason, testServerUri } from './helpers/db';
 import { trackResource } from './helpers/leaks';
@@ -291,6 +292,27 @@ describe('embedded server', function () {
       expect(isAlive(server.pid)).to.equal(false);
       expect(fs.existsSync(dataDir)).to.equal(true);
       await server.stop(); // idempotent
+    });
+
+    it('serializes by default (probeAtomicity: atomic); serialize: false talks to FerretDB directly, whose SQLite handler the probe catches losing writes', async function () {
+      const serial = await startTracked({});
+      const direct = await startTracked({ serialize: false });
+      try {
+        expect(direct.description).to.equal(
+          `ferretdb ${FERRETDB_VERSION} (sqlite, unserialized, 127.0.0.1:${direct.port})`,
+        );
+        const [a, b] = [
+          await probeAtomicity(serial.uri),
+          await probeAtomicity(direct.uri, { connections: 8 }),
+        ];
+        expect(a).to.deep.include({ rounds: 20, doubleWinners: 0, lostIncrements: 0, atomic: true });
+        // FerretDB#3040: an update's query and write are not one transaction on SQLite.
+        expect(b.atomic, JSON.stringify(b)).to.equal(false);
+        expect(b.doubleWinners + b.lostIncrements).to.be.greaterThan(0);
+      } finally {
+        await direct.stop();
+        await serial.stop();
+      }
     });
 
     it('keeps data across stop and restart on the same dataDir and port', async function () {

@@ -178,7 +178,7 @@ describe('package (npm pack, installed into a temp dir)', function () {
       "const s = require('persistent-task-status/server'); const t = require('persistent-task-status/testing');" +
         'const pick = (m, names) => Object.fromEntries(names.map((n) => [n, typeof m[n]]));' +
         "console.log(JSON.stringify({ ...pick(s, ['buildServer', 'startServer', 'InsecureBindError', 'registerDashboard', 'createMetrics', 'TokenStore', 'scopeAllows'])," +
-        " TOKEN_SCOPES: s.TOKEN_SCOPES.join(','), ...pick(t, ['startEmbeddedServer', 'startFerretDB']), manifest: typeof require('persistent-task-status/package.json').version }))",
+        " TOKEN_SCOPES: s.TOKEN_SCOPES.join(','), ...pick(t, ['startEmbeddedServer', 'startFerretDB', 'probeAtomicity']), manifest: typeof require('persistent-task-status/package.json').version }))",
     );
     expect(types).to.deep.equal({
       buildServer: 'function',
@@ -191,6 +191,7 @@ describe('package (npm pack, installed into a temp dir)', function () {
       TOKEN_SCOPES: 'read,worker,admin',
       startEmbeddedServer: 'function',
       startFerretDB: 'function',
+      probeAtomicity: 'function',
       manifest: 'string',
     });
   });

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BSON } from 'mongodb';
 import type mongoose from 'mongoose';
+import { probeAtomicity as probeAtomicityOnce, type AtomicityProbe } from '../../lib/atomicity';
 import { trackResource } from '../helpers/leaks';
 
 /** The seed of a randomized test: `PTS_SEED` if set, else random. Printed so a run can be replayed. */
@@ -125,55 +126,12 @@ export async function dumpPts(conn: mongoose.Connection): Promise<string> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Result of {@link probeAtomicity}. */
-export interface AtomicityProbe {
-  rounds: number;
-  /** Rounds in which more than one connection's conditional `findOneAndUpdate` matched the same document. */
-  doubleWinners: number;
-  /** Rounds in which concurrent `$inc`s on one document lost an increment. */
-  lostIncrements: number;
-  atomic: boolean;
-}
+export type { AtomicityProbe } from '../../lib/atomicity';
 
 let atomicity: Promise<AtomicityProbe> | null = null;
 
-/**
- * Whether the server applies a conditional single-document update atomically when several
- * connections race (MongoDB does; FerretDB 1.24 on SQLite runs findAndModify as a query and a
- * separate update, so two racers can both match, and concurrent `$inc`s lose updates). Every
- * cross-process guarantee of the library rests on this; the race specs need it.
- */
+/** lib/atomicity.ts's probe, once per process (every spec runs on one server). */
 export function probeAtomicity(uri: string): Promise<AtomicityProbe> {
-  atomicity ??= (async () => {
-    const mg = (await import('mongoose')).default;
-    const conns = await Promise.all(
-      Array.from({ length: 6 }, () => mg.createConnection(uri, { maxPoolSize: 2 }).asPromise()),
-    );
-    try {
-      const col = (i: number) =>
-        conns[i].db!.collection<{ _id: number; state: string; n: number }>('__pts_atomicity_probe');
-      let doubleWinners = 0;
-      let lostIncrements = 0;
-      const rounds = 20;
-      for (let r = 0; r < rounds; r++) {
-        await col(0).deleteMany({});
-        await col(0).insertOne({ _id: r, state: 'pending', n: 0 });
-        const won = await Promise.all(
-          conns.map((_, i) =>
-            col(i).findOneAndUpdate({ _id: r, state: 'pending' }, { $set: { state: 'running' } }),
-          ),
-        );
-        if (won.filter(Boolean).length > 1) doubleWinners++;
-        await Promise.all(conns.map((_, i) => col(i).updateOne({ _id: r }, { $inc: { n: 1 } })));
-        if ((await col(0).findOne({ _id: r }))?.n !== conns.length) lostIncrements++;
-      }
-      await col(0)
-        .drop()
-        .catch(() => undefined);
-      return { rounds, doubleWinners, lostIncrements, atomic: doubleWinners === 0 && lostIncrements === 0 };
-    } finally {
-      await Promise.all(conns.map((c) => c.close()));
-    }
-  })();
+  atomicity ??= probeAtomicityOnce(uri);
   return atomicity;
 }
