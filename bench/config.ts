@@ -8,6 +8,8 @@ export interface Mode {
   quick: boolean;
   /** `--scale-1m` (`npm run bench:scale`): section 4 only, up to 1M tasks. */
   scaleRun: boolean;
+  /** `--concurrent` (`npm run bench:concurrent`): section 2 only, on a server that runs writes concurrently. */
+  concurrent?: boolean;
 }
 
 export interface Config {
@@ -28,13 +30,18 @@ export interface Config {
   rssTasks: number;
   floodCalls: number;
   floodRounds: number;
+  /** Section 2: also the `claimNext` loop with one container per worker (no shared counter document). */
+  spreadVariant: boolean;
+  /** Section 2: the BullMQ reference row. */
+  bullmq: boolean;
   notes: string[];
 }
 
-export function config(kind: string, { quick, scaleRun }: Mode): Config {
+export function config(kind: string, { quick, scaleRun, concurrent }: Mode): Config {
   const ferret = kind === 'ferretdb';
   const notes: string[] = [];
   if (scaleRun) return scaleRunConfig(ferret, quick);
+  if (concurrent) return concurrentRunConfig(ferret, quick);
   const c: Config = {
     probeSizes: quick ? [100, 1_000] : [100, 1_000, 5_000],
     rounds: quick ? 3 : 5,
@@ -52,6 +59,8 @@ export function config(kind: string, { quick, scaleRun }: Mode): Config {
     rssTasks: 100_000,
     floodCalls: 100_000,
     floodRounds: quick ? 2 : 3,
+    spreadVariant: false,
+    bullmq: true,
     notes,
   };
   if (!ferret) {
@@ -101,5 +110,27 @@ function scaleRunConfig(ferret: boolean, quick: boolean): Config {
     'FerretDB/PostgreSQL: 1 / 3 / 5 samples at 1M / 100k / 10k (a claim decodes every pending task in FerretDB: minutes at 1M); ' +
       'addTasks and runner RSS are not part of this run (see the main `npm run bench`: on FerretDB a runner claims ~4,000 pending documents/s, so 100k tasks through one runner would take days).',
   );
+  return c;
+}
+
+/**
+ * `--concurrent`: only the pipeline section, on a server that runs writes concurrently (FerretDB's
+ * PostgreSQL handler without the serializing proxy, or MONGODB_URI), with the `claimNext` loop also
+ * run on one container per worker: the same work without a counter document shared by the workers.
+ */
+function concurrentRunConfig(ferret: boolean, quick: boolean): Config {
+  const c = config('external', { quick, scaleRun: false });
+  c.notes.length = 0; // the main run's scale-downs are not this run's
+  c.spreadVariant = true;
+  c.bullmq = false;
+  c.pipelineRounds = quick ? 2 : 3;
+  if (ferret) {
+    // FerretDB/PostgreSQL pushes equality filters down but decodes every candidate of a sorted
+    // claim in Go: claims cost grows with the pending tasks, so rounds stay small.
+    c.pipelineTasks = quick ? 48 : 96;
+    c.notes.push(
+      `FerretDB/PostgreSQL: pipeline ${c.pipelineTasks} tasks/round (a sorted claim decodes every pending task in FerretDB); BullMQ not part of this run (another database: the main bench has its row).`,
+    );
+  }
   return c;
 }

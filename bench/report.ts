@@ -28,6 +28,11 @@ export function md(results: Document): string {
     `- **Method:** every comparison runs its variants side by side in one process, interleaved with the order rotated each round; ratios are per round, shown as median (min–max) over the rounds. Write concern \`{ w: 1, j: true }\` (the library default) for both the library and the raw driver.`,
   );
   for (const n of results.notes as string[]) L.push(`- **Scaled down:** ${n}`);
+  const at = results.atomicity as Document | null | undefined;
+  if (at)
+    L.push(
+      `- **Atomicity probe** (lib/atomicity.ts, ${at.rounds} rounds of racing connections): ${at.doubleWinners} rounds with two winners of one conditional \`findOneAndUpdate\`, ${at.lostIncrements} with a lost \`$inc\` — ${at.atomic ? '✅ atomic: single-document writes can be measured concurrently' : '❌ not atomic: nothing measured'}.`,
+    );
   L.push('');
   const s = results.sections as Document;
   if (s.probe) {
@@ -73,17 +78,19 @@ export function md(results: Document): string {
     if (p.agendaError) L.push(`Agenda 6: **not run** — ${p.agendaError}.`);
     L.push('');
     L.push(
-      '| workers | floor (raw driver) tasks/s | floor, task-sized docs | container.run tasks/s | claimNext loop tasks/s | Agenda 6 tasks/s | run / floor | claimNext / floor | run / floor with task-sized docs | run / Agenda | claimNext / Agenda |',
+      "| workers | floor (raw driver) tasks/s | floor, task-sized docs | container.run tasks/s | claimNext loop tasks/s | Agenda 6 tasks/s | run / floor | claimNext / floor | run / floor with task-sized docs | run / Agenda | claimNext / Agenda | run commands per task ÷ floor's |",
     );
-    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of p.byConcurrency as Document[]) {
       const rate = r.rate as Record<string, Spread>;
       const ratio = r.ratio as Record<string, Spread>;
       const va = r.vsAgenda as Record<string, Spread>;
       L.push(
-        `| ${r.concurrency} | ${rate.floor.median} | ${rate['floor (task-sized docs)'].median} | ${rate['container.run'].median} | ${rate.claimNext.median} | ${rate.agenda?.median ?? 'n/a'} | ${fmt(ratio['container.run'])} ${target(ratio['container.run'].median, 0.7)} | ${fmt(ratio.claimNext)} ${target(ratio.claimNext.median, 0.7)} | ${fmt(r.vsTaskFloor as Spread)} | ${va['container.run'] ? fmt(va['container.run']) : 'n/a'} | ${va.claimNext ? fmt(va.claimNext) : 'n/a'} |`,
+        `| ${r.concurrency} | ${rate.floor.median} | ${rate['floor (task-sized docs)'].median} | ${rate['container.run'].median} | ${rate.claimNext.median} | ${rate.agenda?.median ?? 'n/a'} | ${fmt(ratio['container.run'])} ${target(ratio['container.run'].median, 0.5)} | ${fmt(ratio.claimNext)} ${target(ratio.claimNext.median, 0.5)} | ${fmt(r.vsTaskFloor as Spread)} | ${va['container.run'] ? `${fmt(va['container.run'])} ${target(va['container.run'].median, 1.2)}` : 'n/a'} | ${va.claimNext ? fmt(va.claimNext) : 'n/a'} | ${commandsVsFloor(r)} |`,
       );
     }
+    L.push('');
+    scalingMd(L, p, Boolean(results.concurrentServer));
     L.push('');
     if ((p.byConcurrency as Document[]).some((r) => r.traffic)) trafficMd(L, p);
     else {
@@ -100,7 +107,9 @@ export function md(results: Document): string {
       }
     }
     L.push('');
-    L.push('![throughput vs concurrency](img/bench-throughput.svg)');
+    L.push(
+      `![throughput vs concurrency](img/${results.concurrentRun ? 'bench-throughput-concurrent' : 'bench-throughput'}.svg)`,
+    );
     L.push('');
   }
   if (s.bulk) {
@@ -212,12 +221,45 @@ export function md(results: Document): string {
   return L.join('\n');
 }
 
+/** `container.run`'s commands per task ÷ the floor's at one level, with the target (≤ 1 from 4 workers on). */
+function commandsVsFloor(r: Document): string {
+  const t = (r.traffic ?? {}) as Record<string, Document>;
+  const run = Number(t['container.run']?.commandsPerTask);
+  const floor = Number(t.floor?.commandsPerTask);
+  if (!Number.isFinite(run) || !Number.isFinite(floor) || floor === 0) return 'n/a';
+  const x = round(run / floor, 2);
+  return `${run} ÷ ${floor} = ${x}${Number(r.concurrency) >= 4 ? (x <= 1 ? ' ✅ ≤ 1' : ' ❌ > 1') : ''}`;
+}
+
+/**
+ * Throughput at the most workers ÷ at one, per variant (median rates of each level). The target
+ * (≥ 2 for `container.run`) applies on a server that runs writes concurrently; behind the
+ * serializing proxy every command waits for the one before it, so no variant can scale there.
+ */
+function scalingMd(L: string[], p: Document, concurrentServer: boolean): void {
+  const rows = p.byConcurrency as Document[];
+  const lo = rows[0];
+  const hi = rows[rows.length - 1];
+  if (!lo || !hi || lo === hi) return;
+  const rate = (r: Document, v: string): number | undefined => (r.rate as Record<string, Spread>)[v]?.median;
+  const parts = Object.keys(hi.rate as Document)
+    .filter((v) => rate(lo, v) && rate(hi, v))
+    .map((v) => {
+      const x = round(rate(hi, v)! / rate(lo, v)!, 2);
+      return `${VARIANT_LABEL[v] ?? v} **${x}×**${v === 'container.run' && concurrentServer ? (x >= 2 ? ' ✅ ≥ 2' : ' ❌ < 2') : ''}`;
+    });
+  L.push(
+    `Throughput at ${hi.concurrency} workers ÷ at ${lo.concurrency} (median tasks/s of each level): ${parts.join(', ')}.${concurrentServer ? '' : ' The server relays one request at a time (tools/ferretdb), so no variant can scale here; see the concurrent run for the target.'}`,
+  );
+}
+
 /** Labels of the pipeline's variants in the traffic table. */
 const VARIANT_LABEL: Record<string, string> = {
   floor: 'floor (raw driver)',
   'floor (task-sized docs)': 'floor, task-sized docs',
   'container.run': '`container.run`',
   claimNext: '`claimNext` loop',
+  'claimNext (container per worker)': '`claimNext` loop, one container per worker',
   agenda: 'Agenda 6',
   bullmq: 'BullMQ (Redis; reference, not a target)',
 };
@@ -273,11 +315,20 @@ function trafficMd(L: string[], p: Document): void {
     "Command time per task: the time the driver waited for the variant's replies, summed over its commands and divided by its tasks (the server's time, the round trip and, with several workers on a server that runs one request at a time, the queueing behind the other workers' commands; so above 1 worker it exceeds the wall time per task).",
   );
   L.push('');
-  L.push('Where the commands go, per task (commands, then bytes sent / received and command time per task by that command):');
+  L.push(
+    'Where the commands go, per task (commands, then bytes sent / received and command time per task by that command):',
+  );
   L.push('');
   for (const r of rows) {
     const traffic = (r.traffic ?? {}) as Record<string, Document>;
-    for (const v of ['container.run', 'claimNext', 'agenda', 'floor', 'bullmq']) {
+    for (const v of [
+      'container.run',
+      'claimNext',
+      'claimNext (container per worker)',
+      'agenda',
+      'floor',
+      'bullmq',
+    ]) {
       const t = traffic[v];
       if (!t) continue;
       const by =
@@ -321,7 +372,7 @@ export function plots(results: Document): void {
       }),
     }));
     fs.writeFileSync(
-      path.join(dir, 'bench-throughput.svg'),
+      path.join(dir, results.concurrentRun ? 'bench-throughput-concurrent.svg' : 'bench-throughput.svg'),
       lineChart(series, {
         title: `Pipeline throughput (${serverLabel(results)})`,
         xLabel: 'concurrent workers',
@@ -361,11 +412,18 @@ export function plots(results: Document): void {
  * Replaces the generated block of docs/performance.md (appends it, markers and all, if missing):
  * the main bench's block, or with `scaleRun` the `--scale-1m` run's own.
  */
-export function writeDoc(block: string, scaleRun: boolean): void {
-  const BEGIN = scaleRun
-    ? '<!-- bench-scale:begin (generated by bench/run.ts --scale-1m; edit outside these markers) -->'
-    : '<!-- bench:begin (generated by bench/run.ts; edit outside these markers) -->';
-  const END = scaleRun ? '<!-- bench-scale:end -->' : '<!-- bench:end -->';
+export function writeDoc(block: string, kind: 'main' | 'scale' | 'concurrent'): void {
+  const BEGIN = {
+    scale: '<!-- bench-scale:begin (generated by bench/run.ts --scale-1m; edit outside these markers) -->',
+    concurrent:
+      '<!-- bench-concurrent:begin (generated by bench/run.ts --concurrent; edit outside these markers) -->',
+    main: '<!-- bench:begin (generated by bench/run.ts; edit outside these markers) -->',
+  }[kind];
+  const END = {
+    scale: '<!-- bench-scale:end -->',
+    concurrent: '<!-- bench-concurrent:end -->',
+    main: '<!-- bench:end -->',
+  }[kind];
   const file = path.join(ROOT, 'docs', 'performance.md');
   const current = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : `# Performance\n\n${BEGIN}\n${END}\n`;
   const a = current.indexOf(BEGIN);

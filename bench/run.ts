@@ -15,6 +15,13 @@
  * there is hours of scanning. Writes bench/results/scale.json, docs/img/bench-scale-1m.svg and its
  * own generated block of docs/performance.md.
  *
+ * `npm run bench:concurrent` (--concurrent): only section 2, on a server that runs writes
+ * concurrently: without MONGODB_URI, FerretDB's PostgreSQL handler without tools/ferretdb's
+ * serializing proxy, after the atomicity probe (lib/atomicity.ts) has shown that conditional
+ * single-document writes stay atomic there (if not, nothing is measured and the probe's result is
+ * the finding). Adds the `claimNext` loop with one container per worker (no shared counter
+ * document). Writes bench/results/concurrent.json and its own block of docs/performance.md.
+ *
  * Layout: this file is the driver (flags, server, section order, results JSON). Each section is
  * one module under bench/sections/ (probe, overhead, pipeline, bulk, scale, flood, explain); sizes
  * come from bench/config.ts, the shared connection/command-counting/timing helpers from
@@ -24,7 +31,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Document } from 'mongodb';
-import { startEmbeddedServer, startFerretDB, type EmbeddedServer } from '../lib/testing';
+import {
+  probeAtomicity,
+  startEmbeddedServer,
+  startFerretDB,
+  type AtomicityProbe,
+  type EmbeddedServer,
+} from '../lib/testing';
 import { config } from './config';
 import { Bench, ROOT, T0, log, machine } from './harness';
 import { startPostgres, type Postgres } from './postgres';
@@ -43,6 +56,10 @@ const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 /** `npm run bench:scale`: section 4 only, up to 1M tasks (FerretDB/PostgreSQL unless MONGODB_URI). */
 const SCALE_RUN = argv.includes('--scale-1m');
+/** `npm run bench:concurrent`: section 2 only, on a server that runs writes concurrently. */
+const CONCURRENT = argv.includes('--concurrent');
+/** Which results file and generated doc block a run writes. */
+const RUN_KIND: 'main' | 'scale' | 'concurrent' = SCALE_RUN ? 'scale' : CONCURRENT ? 'concurrent' : 'main';
 const ONLY =
   argv
     .find((a) => a.startsWith('--only='))
@@ -50,17 +67,22 @@ const ONLY =
     .split(',') ?? null;
 const WRITE_DOC = argv.includes('--doc') || (!QUICK && !argv.includes('--no-doc'));
 const want = (section: string): boolean =>
-  SCALE_RUN ? section === 'scale' : !ONLY || ONLY.includes(section);
+  SCALE_RUN ? section === 'scale' : CONCURRENT ? section === 'pipeline' : !ONLY || ONLY.includes(section);
 
 /**
  * `--replot`: re-renders the plots and the generated doc block from the last results JSON
  * (bench/results/latest.json, or scale.json with --scale-1m) without measuring anything.
  */
 function replot(): void {
-  const file = path.join(ROOT, 'bench', 'results', SCALE_RUN ? 'scale.json' : 'latest.json');
+  const file = path.join(
+    ROOT,
+    'bench',
+    'results',
+    { scale: 'scale.json', concurrent: 'concurrent.json', main: 'latest.json' }[RUN_KIND],
+  );
   const results = JSON.parse(fs.readFileSync(file, 'utf8')) as Document;
   plots(results);
-  writeDoc(md(results), SCALE_RUN);
+  writeDoc(md(results), RUN_KIND);
   log(`re-rendered docs/performance.md and docs/img/bench-*.svg from ${path.relative(ROOT, file)}`);
 }
 
@@ -78,17 +100,22 @@ async function main(): Promise<void> {
   let pg: Postgres | undefined;
   /** True when the server pushes equality filters down (FerretDB/PostgreSQL; MongoDB uses indexes). */
   let pushdown = false;
-  if (SCALE_RUN && !process.env.MONGODB_URI) {
+  if ((SCALE_RUN || CONCURRENT) && !process.env.MONGODB_URI) {
     pg = await startPostgres(log);
-    server = await startFerretDB({ postgresqlUrl: pg.url, log: (l) => log(l) });
+    server = await startFerretDB({ postgresqlUrl: pg.url, serialize: !CONCURRENT, log: (l) => log(l) });
     server.description += ` over ${pg.version}`;
     pushdown = true;
   } else {
     server = await startEmbeddedServer({ log: (l) => log(l) });
   }
   log(`server: ${server.description}`);
+  let atomicity: AtomicityProbe | null = null;
+  if (CONCURRENT) {
+    atomicity = await probeAtomicity(server.uri, { rounds: 50, connections: 16 });
+    log(`atomicity probe: ${JSON.stringify(atomicity)}`);
+  }
   const bench = new Bench(server, pushdown);
-  const cfg = config(server.kind, { quick: QUICK, scaleRun: SCALE_RUN });
+  const cfg = config(server.kind, { quick: QUICK, scaleRun: SCALE_RUN, concurrent: CONCURRENT });
   for (const n of cfg.notes) log(`note: ${n}`);
   const sections: Document = {};
   const failures: string[] = [];
@@ -104,9 +131,16 @@ async function main(): Promise<void> {
     log(`${name} done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   };
   try {
-    if (server.kind === 'ferretdb' && !SCALE_RUN) await section('probe', () => scanProbe(bench, cfg));
-    await section('overhead', () => overhead(bench, cfg));
-    await section('pipeline', () => pipeline(bench, cfg));
+    if (atomicity && !atomicity.atomic)
+      failures.push(
+        `atomicity probe failed (${atomicity.doubleWinners}/${atomicity.rounds} rounds with two winners of one conditional findOneAndUpdate, ${atomicity.lostIncrements}/${atomicity.rounds} with lost $inc): nothing measured, a server that loses writes cannot run the library`,
+      );
+    else if (server.kind === 'ferretdb' && !SCALE_RUN && !CONCURRENT)
+      await section('probe', () => scanProbe(bench, cfg));
+    if (!atomicity || atomicity.atomic) {
+      await section('overhead', () => overhead(bench, cfg));
+      await section('pipeline', () => pipeline(bench, cfg));
+    }
     await section('bulk', () => bulk(bench, cfg));
     await section('docsize', () => docsize(bench));
     await section('flood', () => flood(bench, cfg));
@@ -125,13 +159,17 @@ async function main(): Promise<void> {
     failures.push(`scale ${r.size}: ${r.error}`);
   if (explainFailures.length) failures.push(`COLLSCAN / no index for: ${explainFailures.join(', ')}`);
   const results: Document = {
-    command: `${process.env.MONGODB_URI ? 'MONGODB_URI=… ' : process.env.PTS_EMBEDDED_SERVER ? `PTS_EMBEDDED_SERVER=${process.env.PTS_EMBEDDED_SERVER} ` : ''}${SCALE_RUN ? 'npm run bench:scale' : QUICK ? 'npm run bench:quick' : 'npm run bench'}${argv
-      .filter((a) => a !== '--quick' && a !== '--scale-1m')
+    command: `${process.env.MONGODB_URI ? 'MONGODB_URI=… ' : process.env.PTS_EMBEDDED_SERVER ? `PTS_EMBEDDED_SERVER=${process.env.PTS_EMBEDDED_SERVER} ` : ''}${SCALE_RUN ? 'npm run bench:scale' : CONCURRENT ? `npm run bench:concurrent${QUICK ? ' -- --quick' : ''}` : QUICK ? 'npm run bench:quick' : 'npm run bench'}${argv
+      .filter((a) => a !== '--quick' && a !== '--scale-1m' && a !== '--concurrent')
       .map((a) => ` ${a}`)
       .join('')}`,
     argv,
     quick: QUICK,
     scaleRun: SCALE_RUN,
+    concurrentRun: CONCURRENT,
+    /** Whether the server runs writes concurrently: FerretDB behind tools/ferretdb's proxy does not. */
+    concurrentServer: server.kind !== 'ferretdb' || CONCURRENT,
+    atomicity,
     server: server.description,
     serverKind: server.kind,
     machine: m,
@@ -146,15 +184,23 @@ async function main(): Promise<void> {
   fs.mkdirSync(outDir, { recursive: true });
   const out = path.join(
     outDir,
-    SCALE_RUN ? 'scale.json' : ONLY ? 'partial.json' : QUICK ? 'quick.json' : 'latest.json',
+    SCALE_RUN
+      ? 'scale.json'
+      : CONCURRENT
+        ? 'concurrent.json'
+        : ONLY
+          ? 'partial.json'
+          : QUICK
+            ? 'quick.json'
+            : 'latest.json',
   );
   fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   const block = md(results);
   process.stdout.write(`\n${block}\n\n`);
   log(`wrote ${path.relative(ROOT, out)}`);
-  if (WRITE_DOC && (SCALE_RUN || !ONLY)) {
+  if (WRITE_DOC && (SCALE_RUN || CONCURRENT || !ONLY)) {
     plots(results);
-    writeDoc(block, SCALE_RUN);
+    writeDoc(block, RUN_KIND);
     log('wrote docs/performance.md and docs/img/bench-*.svg');
   }
   if (failures.length) {
