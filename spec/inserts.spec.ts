@@ -1,11 +1,13 @@
 /**
  * lib/store/inserts.ts (issue 12, items 2 and 3): task documents are inserted lean (no field that
  * holds its default: null, or an empty array) and read back with the defaults filled in; a batch
- * `addTasks` is one `insertMany` and one server stamp (`updateMany … $currentDate`) for the feed.
+ * `addTasks` is one `insertMany` carrying its sequence reservation's server stamp for the feed,
+ * stamped again (`updateMany … $currentDate`) only when the insert ended past that stamp's second.
  */
 import { expect } from 'chai';
 import mongoose from 'mongoose';
 import { changes, createClient, type Change, type Client } from '../lib';
+import { INSERT_STAMP } from '../lib/store/inserts';
 import { CommandCounter } from './helpers/consistency';
 import { useTestDatabase } from './helpers/db';
 
@@ -120,10 +122,54 @@ describe('inserts: lean task documents, the batch stamp', function () {
     expect(after.counts).to.include({ succeeded: 1, failed: 1 });
   });
 
-  it("a batch add is find + reservation + ONE insert + the server stamp + counter write; the stamp is the server's", async function () {
+  /** Waits until the server's clock is early in a second, so a small batch add finishes within it. */
+  async function startOfASecond(): Promise<void> {
+    for (;;) {
+      const hello = (await conn.db!.admin().command({ hello: 1 })) as { localTime: Date };
+      const ms = hello.localTime.getTime() % 1000;
+      if (ms < 300) return;
+      await sleep(1000 - ms + 5);
+    }
+  }
+  const hellos = (): { count: number; stop: () => void } => {
+    const c = conn.getClient();
+    const h = { count: 0, stop: () => c.off('commandStarted', l) };
+    const l = (e: { commandName: string }) => void (e.commandName === 'hello' && h.count++);
+    c.on('commandStarted', l);
+    return h;
+  };
+
+  it("a batch add is find + reservation + ONE insert + a hello + counter write: it keeps the reservation's server stamp", async function () {
     const c = await client.getOrCreateTaskContainer('stamp');
+    await startOfASecond();
     counter.reset();
+    const h = hellos();
     await c.addTasks(Array.from({ length: 20 }, (_, i) => ({ name: `t${i}` })));
+    h.stop();
+    expect(counter.commands.map((x) => [x.name, x.collection])).to.deep.equal([
+      ['find', 'pts_tasks'],
+      ['findAndModify', 'pts_sequences'],
+      ['insert', 'pts_tasks'],
+      ['findAndModify', 'pts_containers'],
+    ]);
+    expect(h.count, 'one hello: the server time after the insert').to.equal(1);
+    const seq = await conn.db!.collection('pts_sequences').findOne({ _id: 'tasks' as never });
+    const docs = await conn.db!.collection('pts_tasks').find({ container: 'stamp' }).toArray();
+    expect(docs).to.have.length(20);
+    expect(seq?.at?._bsontype, 'the reservation is stamped by the server').to.equal('Timestamp');
+    for (const d of docs) expect(d.changedAt.equals(seq!.at), 'the reservation\'s stamp').to.equal(true);
+  });
+
+  it('an insert that ends past its reservation\'s second is stamped again by the server (updateMany $currentDate)', async function () {
+    const c = await client.getOrCreateTaskContainer('stamp-late');
+    const saved = INSERT_STAMP.marginMs;
+    INSERT_STAMP.marginMs = 1000; // as if the insert had finished in the next second
+    try {
+      counter.reset();
+      await c.addTasks(Array.from({ length: 5 }, (_, i) => ({ name: `t${i}` })));
+    } finally {
+      INSERT_STAMP.marginMs = saved;
+    }
     expect(counter.commands.map((x) => [x.name, x.collection])).to.deep.equal([
       ['find', 'pts_tasks'],
       ['findAndModify', 'pts_sequences'],
@@ -131,9 +177,10 @@ describe('inserts: lean task documents, the batch stamp', function () {
       ['update', 'pts_tasks'],
       ['findAndModify', 'pts_containers'],
     ]);
-    const docs = await conn.db!.collection('pts_tasks').find({ container: 'stamp' }).toArray();
-    expect(docs).to.have.length(20);
-    for (const d of docs) expect(d.changedAt.t, 'stamped by the server').to.be.greaterThan(0);
+    const seq = await conn.db!.collection('pts_sequences').findOne({ _id: 'tasks' as never });
+    const docs = await conn.db!.collection('pts_tasks').find({ container: 'stamp-late' }).toArray();
+    expect(docs).to.have.length(5);
+    for (const d of docs) expect(d.changedAt.greaterThan(seq!.at), 'restamped after the reservation').to.equal(true);
   });
 
   it('a feed reader (horizonMs 0) following during concurrent batch adds misses no task', async function () {

@@ -19,7 +19,7 @@ import { alignAdded } from './holds';
 import { decideUndecided, unblockDependents, type TransitionResult } from './transitions';
 import { isCleanup, UNDECIDED } from '../run-when';
 import { markCleanupDependencies, releaseCleanupWaiters, runWhenFields } from './run-when';
-import { taskStates } from './queries';
+import { serverLocalTime, taskStates } from './queries';
 
 /** True for a duplicate-key error (E11000) on a unique index. */
 export function isDuplicateKey(err: unknown): boolean {
@@ -164,9 +164,11 @@ export async function addTasks(
   // Creation numbers for the claim order, in batch order (sequence.ts): one reservation for the
   // names not known to exist (none when every name exists: an idempotent re-add costs nothing).
   const unseen = docs.filter((d) => !existing.has(d.name));
+  let reservedAt: Timestamp | null = null;
   if (unseen.length > 0) {
-    const first = await reserveSequence(ctx, unseen.length);
-    unseen.forEach((d, i) => (d.seq = first + i));
+    const r = await reserveSequence(ctx, unseen.length);
+    unseen.forEach((d, i) => (d.seq = r.first + i));
+    reservedAt = r.at;
   }
   const created: boolean[] = [];
   const tasks: TaskDoc[] = [];
@@ -175,7 +177,7 @@ export async function addTasks(
     tasks.push(r.task);
     created.push(r.created);
   } else {
-    const r = await insertTasks(ctx, container._id, docs, now);
+    const r = await insertTasks(ctx, container._id, docs, now, reservedAt);
     tasks.push(...r.tasks);
     created.push(...r.created);
   }
@@ -225,18 +227,37 @@ async function settleAddedCleanups(ctx: StoreContext, containerId: ObjectId, dep
 }
 
 /**
+ * How far from the end of its reservation's second a batch insert must have finished to keep the
+ * reservation's stamp (see insertTasks): a margin for the clocks of different servers answering
+ * `hello` (mongos routers, a new primary). Mutable for specs only: 1000 always restamps.
+ * @internal
+ */
+export const INSERT_STAMP = { marginMs: 100 };
+
+/**
  * insertMany with client-side ids: no query per task. A duplicate key (the name exists, or a
  * concurrent adder won) marks the task as existing; those are read back. The documents are
- * inserted lean (documents.ts: no null or empty fields), then stamped for the changes feed
- * by the server (one `updateMany … $currentDate`).
+ * inserted lean (documents.ts: no null or empty fields).
+ *
+ * The change stamp (`changedAt`, for the feed) is the server's stamp of the sequence reservation
+ * just before, `reservedAt` (second S), inserted with the documents. A feed reader returns only
+ * entries stamped before the start of the second its `hello.localTime` is in (minus its horizon,
+ * changes.ts), so it can have read past second S only from the server time (S + 1) s on. Asked
+ * after the insert returned (one `hello`), the server's time still in second S (by a margin,
+ * INSERT_STAMP) proves that no reader could have passed the new documents before they were
+ * visible: done. Otherwise (the insert straddled a second, or there was no reservation stamp) the
+ * server stamps them again with one `updateMany … $currentDate`, as every other write is stamped,
+ * and they come later in the feed.
  */
 async function insertTasks(
   ctx: StoreContext,
   containerId: ObjectId,
   docs: Array<ReturnType<typeof newTaskDoc>>,
   now: Date,
+  reservedAt: Timestamp | null,
 ): Promise<{ tasks: TaskDoc[]; created: boolean[] }> {
-  const full = docs.map((d) => ({ ...d, _id: new ObjectId(), updatedAt: now, rev: 1, changedAt: new Timestamp({ t: 0, i: 0 }) }) as TaskDoc);
+  const changedAt = reservedAt ?? new Timestamp({ t: 0, i: 0 });
+  const full = docs.map((d) => ({ ...d, _id: new ObjectId(), updatedAt: now, rev: 1, changedAt }) as TaskDoc);
   const dup = new Set<number>();
   try {
     await ctx.cols.tasks.insertMany(
@@ -250,8 +271,7 @@ async function insertTasks(
     for (const w of writeErrors) dup.add(w.index);
   }
   const inserted = full.filter((_, i) => !dup.has(i));
-  if (inserted.length > 0) {
-    // The server-assigned change stamp, for the changes feed (an insert cannot use $currentDate).
+  if (inserted.length > 0 && !(reservedAt && (await stampHolds(ctx, reservedAt)))) {
     await ctx.cols.tasks.updateMany(
       { _id: { $in: inserted.map((t) => t._id) } },
       { $currentDate: { changedAt: { $type: 'timestamp' } } },
@@ -261,6 +281,12 @@ async function insertTasks(
   const existing = dup.size ? await ctx.cols.tasks.find({ containerId, name: { $in: [...dup].map((i) => full[i].name) } }).toArray() : [];
   const byName = new Map(existing.map((t) => [t.name, withTaskDefaults(t)]));
   return { tasks: full.map((d, i) => (dup.has(i) ? byName.get(d.name)! : d)), created: full.map((_, i) => !dup.has(i)) };
+}
+
+/** True while the server's clock is still in the second of `stamp`, by INSERT_STAMP's margin (see insertTasks). */
+async function stampHolds(ctx: StoreContext, stamp: Timestamp): Promise<boolean> {
+  const local = await serverLocalTime(ctx);
+  return local !== null && local.getTime() + INSERT_STAMP.marginMs < (stamp.t + 1) * 1000;
 }
 
 /** One idempotent add; a duplicate-key error from a concurrent upsert is retried as a plain match. */

@@ -175,6 +175,8 @@ export interface SequenceDoc {
   next: number;
   /** Set once tasks stored without `priority` were given `priority: 0`. */
   priorityBackfilled?: boolean;
+  /** The server's stamp of the last reservation (`$currentDate`), which a batch insert reuses (inserts.ts). */
+  at?: Timestamp;
 }
 
 /** Schedules (schedules.ts): one per name. */

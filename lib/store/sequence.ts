@@ -11,23 +11,32 @@
  * claim sort reads a missing field as lower than every number, so they get `priority: 0`.
  * @internal
  */
+import type { Timestamp } from './bson';
 import type { StoreContext } from './context';
 
 /** The sequence document's id for task creation numbers. */
 const TASKS = 'tasks';
 
+/** A reservation: the first number, and the server's change stamp of the reservation write. */
+export interface Reservation {
+  first: number;
+  /** `$currentDate` (`$type: 'timestamp'`) of the reservation: a server stamp, for inserts.ts. */
+  at: Timestamp | null;
+}
+
 /**
- * Reserves `n` consecutive creation numbers; returns the first. One `findAndModify` (an upsert
- * the first time). Throws for `n < 1`.
+ * Reserves `n` consecutive creation numbers; returns the first and the server's stamp of the
+ * reservation (stored as `at`). One `findAndModify` (an upsert the first time). Throws for `n < 1`.
  */
-export async function reserveSequence(ctx: StoreContext, n: number): Promise<number> {
+export async function reserveSequence(ctx: StoreContext, n: number): Promise<Reservation> {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`cannot reserve ${n} sequence numbers`);
   const doc = await ctx.cols.sequences.findOneAndUpdate(
     { _id: TASKS },
-    { $inc: { next: n } },
+    { $inc: { next: n }, $currentDate: { at: { $type: 'timestamp' } } },
     { upsert: true, returnDocument: 'after', writeConcern: ctx.writeConcern },
   );
-  return doc!.next - n + 1;
+  const at = doc?.at;
+  return { first: doc!.next - n + 1, at: at && at._bsontype === 'Timestamp' && at.t > 0 ? at : null };
 }
 
 /**
