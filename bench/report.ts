@@ -38,10 +38,14 @@ export function md(results: Document): string {
   if (s.probe) {
     L.push('### Scan probe: one command vs collection size');
     L.push('');
-    L.push('| documents | updateOne by _id (ms) | findOne by _id (ms) | findOne by indexed fields (ms) |');
-    L.push('|---:|---:|---:|---:|');
+    L.push(
+      '| documents | updateOne by _id (ms) | fenced updateOne by { _id, state, fence } (ms) | findOne by _id (ms) | findOne by indexed fields (ms) |',
+    );
+    L.push('|---:|---:|---:|---:|---:|');
     for (const r of (s.probe as Document).rows as Document[])
-      L.push(`| ${r.size} | ${r.updateOneByIdMs} | ${r.findOneByIdMs} | ${r.findOneByIndexedFieldsMs} |`);
+      L.push(
+        `| ${r.size} | ${r.updateOneByIdMs} | ${r.fencedUpdateOneMs ?? 'n/a'} | ${r.findOneByIdMs} | ${r.findOneByIndexedFieldsMs} |`,
+      );
     L.push('');
   }
   if (s.overhead) {

@@ -4,7 +4,7 @@
  * {@link LeaseLostError} and changes nothing.
  */
 import type { Core } from './core';
-import type { FailureInput, HeldTask, ProgressPatch, TaskDoc, TransitionResult } from './store';
+import type { CounterCarry, CounterResult, FailureInput, HeldTask, ProgressPatch, TaskDoc, TransitionResult } from './store';
 import { toTaskRecord } from './store/documents';
 import { readTaskInputs, type TaskInputs } from './inputs';
 import { spawnChildren } from './spawn';
@@ -206,21 +206,30 @@ export class TaskLease {
     return this.succeedValidated(value, validateProgress(progress, rules));
   }
 
-  /** @internal */
-  async succeedValidated(result: unknown, patch: ProgressPatch): Promise<TaskRecord> {
+  /**
+   * @internal `carry`: a runner's held-back counter deltas (store/counters.ts `CounterCarry`): the
+   * success's counter delta goes there, and the runner writes it and makes the check below.
+   */
+  async succeedValidated(result: unknown, patch: ProgressPatch, carry?: CounterCarry): Promise<TaskRecord> {
     await this.closeLogs();
-    const r = await this.core.store.succeedTask(this.held, result, patch);
+    const r = await this.core.store.succeedTask(this.held, result, patch, carry);
     this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);
-    // The last running task of a container whose other pending tasks are blocked by a failure:
-    // the same check as after a permanent failure (it releases the cleanup steps behind them,
-    // run-when.ts, or gives the container its final status). Decided from the counter write's
-    // result: no extra command otherwise.
-    const c = r.container.container;
-    if (c && c.counts.running === 0 && c.counts.pending > 0 && c.counts.failed + c.counts.cancelled > 0) {
-      await this.finalizeIfBlocked(r.task.containerId);
-    }
+    await this.afterCounters(r.container, r.task.containerId);
     return this.current;
+  }
+
+  /**
+   * After a counter write of a success: the last running task of a container whose other pending
+   * tasks are blocked by a failure gets the same check as after a permanent failure (it releases
+   * the cleanup steps behind them, run-when.ts, or gives the container its final status). Decided
+   * from the counter write's result: no extra command otherwise. @internal
+   */
+  async afterCounters(r: CounterResult, containerId: TaskDoc['containerId']): Promise<void> {
+    const c = r.container;
+    if (c && c.counts.running === 0 && c.counts.pending > 0 && c.counts.failed + c.counts.cancelled > 0) {
+      await this.finalizeIfBlocked(containerId);
+    }
   }
 
   /**

@@ -14,7 +14,7 @@ import { DeadlineWatch, isDeadlineError } from './deadlines';
 import { Reporter } from './reporter';
 import type { LogLevel } from './logs';
 import type { ContainerStatus } from './states';
-import type { ContainerDoc } from './store';
+import type { ContainerDoc, CounterCarry, CounterResult, TransitionResult } from './store';
 import type { ContainerSummary, FailurePolicy, SpawnResult, TaskRecord, TaskSpec } from './types';
 import { validateData, validateNonNegativeInt, validatePositiveNumber } from './validation';
 import { sleep } from './sleep';
@@ -185,6 +185,14 @@ export class Runner {
   /** The last read of the container found it paused. */
   private pausedSeen = false;
   private readonly result: RunResult;
+  /**
+   * The counter deltas of successes not written yet: the next claim adds them to its own counter
+   * write, else they are written alone before the loop does anything but claim (store/counters.ts
+   * `CounterCarry`). One command less per success.
+   */
+  private readonly carry: CounterCarry;
+  /** A counter write carrying held-back deltas failed (maybe applied, maybe not): reconcile at the end. */
+  private countersInDoubt = false;
 
   constructor(
     private readonly core: Core,
@@ -194,6 +202,7 @@ export class Runner {
     options: RunOptions,
   ) {
     this.run = resolveRun(core, options);
+    this.carry = { containerId, delta: null };
     if (typeof handlers !== 'function' && (handlers === null || typeof handlers !== 'object')) {
       throw new ValidationError('handlers must be a function or an object of functions by task name', { path: 'handlers' });
     }
@@ -245,6 +254,7 @@ export class Runner {
    * (claimSeveral: each task fenced on its own), one otherwise.
    */
   private async claim(free: number): Promise<TaskLease[]> {
+    const held = this.carry.delta !== null;
     const r = await this.db('claim', () =>
       this.core.store
         .claimSeveral({
@@ -257,16 +267,43 @@ export class Runner {
           parents: this.childParents(),
           owner: this.run.owner,
           leaseMs: this.run.leaseMs,
-        }, free)
+        }, free, this.carry)
         .catch((err) => {
           // The claim may have been applied with its reply lost: remember when, to adopt it.
           if (isTransient(err)) this.claimErrorAt ??= this.core.ctx.clock.now();
+          if (held && !this.carry.delta) this.countersInDoubt = true;
           throw err;
         }),
     );
     for (const e of r.recovered) this.core.notify.transition(e);
     for (const c of r.claimed) this.core.notify.transition(c);
     return r.claimed.map((c) => new TaskLease(this.core, c.task, c.task, this.run.leaseMs));
+  }
+
+  /**
+   * Writes the held-back success deltas on their own (one counter write, its status change
+   * announced) and makes the check a success's counter write gets (lease.ts `afterCounters`). A
+   * transient failure leaves the counters in doubt: they are reconciled at the end of the run.
+   */
+  private async flushCarry(): Promise<void> {
+    if (!this.carry.delta) return;
+    let r: CounterResult;
+    try {
+      r = await this.core.store.applyCarry(this.carry);
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+      this.countersInDoubt = true;
+      this.core.notify.dbUnavailable('succeed', err as Error);
+      return;
+    }
+    this.core.notify.containerChange(this.containerName, r);
+    const c = r.container;
+    if (c && c.counts.running === 0 && c.counts.pending > 0 && c.counts.failed + c.counts.cancelled > 0) {
+      const out = { unblocked: 0, decided: [] as TransitionResult[] };
+      const f = await this.db('read', () => this.core.store.finalizeIfBlocked(this.containerId, out));
+      for (const d of out.decided) this.core.notify.transition(d);
+      this.core.notify.containerChange(this.containerName, f);
+    }
   }
 
   private async readDoc(): Promise<ContainerDoc> {
@@ -294,6 +331,8 @@ export class Runner {
     let s = fresh();
     for (;;) {
       const d = decide(s);
+      // Held-back success deltas ride on the next claim; before anything else they are written.
+      if (d.kind !== 'claim') await this.flushCarry();
       if (d.kind === 'stop') {
         this.result.stopped = true;
         break;
@@ -365,6 +404,11 @@ export class Runner {
 
   private async finish(): Promise<RunResult> {
     await Promise.all(this.active.values());
+    await this.flushCarry();
+    if (this.countersInDoubt) {
+      this.countersInDoubt = false;
+      await this.db('read', () => this.core.store.reconcileContainer(this.containerId));
+    }
     const doc = await this.readDoc();
     this.result.summary = await this.db('read', () => this.core.store.summarize(doc));
     this.result.status = doc.status;
@@ -493,7 +537,7 @@ export class Runner {
           this.result.failed.push(task.name);
           return;
         }
-        await persist(this.core, 'succeed', this.run.pollIntervalMs, () => lease.succeedValidated(value, patch));
+        await persist(this.core, 'succeed', this.run.pollIntervalMs, () => lease.succeedValidated(value, patch, this.carry));
         this.result.succeeded.push(task.name);
       } else if (this.run.signal?.aborted) {
         // Stopped on purpose and the handler bailed out: hand the task back, no failure charged.

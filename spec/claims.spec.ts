@@ -87,16 +87,21 @@ describe('claims (batch)', function () {
     const looks = single + batchLooks;
     expect(looks, 'empty looks: at most one per handler end').to.be.within(1, 8);
     // Before batch claims: 8 × (findAndModify task + findAndModify container) = 16 claim commands.
-    expect({ ...t, 'find:pts_tasks': 0, 'findAndModify:pts_tasks': 0 }).to.deep.equal({
+    // The succeeds' counter deltas are held back for the next claim; a look that claims nothing
+    // is followed by one counter write of what was held (runner.ts flushCarry): at most one per look.
+    const flushes = t['findAndModify:pts_containers'] - 2; // less the batch claim's and the final status
+    expect(flushes, `held-back counter writes (looks ${looks})`).to.be.within(1, looks);
+    expect({ ...t, 'find:pts_tasks': 0, 'findAndModify:pts_tasks': 0, 'findAndModify:pts_containers': 0 }).to.deep.equal({
       'find:pts_tasks': 0,
       'find:pts_containers': 4,
       'aggregate:pts_tasks': 1,
       'update:pts_tasks': 25, // 24 progress heartbeats + the batch claim
-      'findAndModify:pts_containers': 10, // 1 for the batch claim + 8 succeeds + the final status
+      'findAndModify:pts_containers': 0,
       'findAndModify:pts_tasks': 0,
     });
-    // 52 = 3 for the batch claim + 24 progress + 8 × 2 for the succeeds + 9 reads + the final status.
-    expect(counter.commands.length).to.equal(52 + 2 * looks);
+    // 44 = 3 for the batch claim + 24 progress + 8 succeeds + the reads + the final status; then
+    // the held-back counter writes and the empty looks. Before: a counter write per succeed (52 + 2 × looks).
+    expect(counter.commands.length).to.equal(44 + flushes + 2 * looks);
     await expectConsistent(k);
   });
 
@@ -109,6 +114,16 @@ describe('claims (batch)', function () {
     const t = tally(counter);
     expect(t['findAndModify:pts_tasks'], '4 claims + 4 succeeds + the final empty claim').to.equal(9);
     expect(t['update:pts_tasks'] ?? 0, 'no batch').to.equal(0);
+    // Each success's counter delta rides on the next claim's counter write; the last one is
+    // written alone after the final empty claim, then the container's status (before: 4 + 4 + 1).
+    expect(t['findAndModify:pts_containers'], '4 claims + the last success + the final status').to.equal(6);
+    const claimWrites = counter.commands.filter((c) => c.name === 'findAndModify' && c.collection === 'pts_containers');
+    const inc = (i: number) => (claimWrites[i].command.update as { $inc: Record<string, number> }).$inc;
+    expect(inc(0)).to.deep.include({ 'counts.pending': -1, 'counts.running': 1 });
+    expect(inc(1)).to.deep.include({ 'counts.pending': -1, 'counts.succeeded': 1 }); // claim of t1 + success of t0
+    expect(inc(1)['counts.running'] ?? 0).to.equal(0);
+    expect(inc(4)).to.deep.include({ 'counts.running': -1, 'counts.succeeded': 1 }); // the last success alone
+    await expectConsistent(k);
   });
 
   it('takes the first ready tasks in claim order, fences each on its own, one counter write', async function () {

@@ -9,6 +9,7 @@ import { syncPause } from './holds';
 import { acquireSlot } from './keys';
 import { readyKeys } from './queries';
 import { bindSlot, releaseSlot } from './slots';
+import type { CounterCarry } from './counters';
 import { claimTask, claimTasks, type ClaimQuery, type TransitionResult } from './transitions';
 
 /** What to claim, resolved (validated names, key, owner and lease length). */
@@ -55,12 +56,15 @@ async function claimKeyed(ctx: StoreContext, q: ClaimQuery, c: ResolvedClaim, re
   return null;
 }
 
-/** Claims one ready task: unkeyed first, then keyed ones whose key has a free slot. */
-export async function claimNext(ctx: StoreContext, c: ResolvedClaim): Promise<ClaimOutcome> {
+/**
+ * Claims one ready task: unkeyed first, then keyed ones whose key has a free slot. An unkeyed
+ * claim adds what `carry` holds to its counter write (counters.ts `CounterCarry`).
+ */
+export async function claimNext(ctx: StoreContext, c: ResolvedClaim, carry?: CounterCarry): Promise<ClaimOutcome> {
   const q = claimQuery(c);
   const recovered: TransitionResult[] = [];
   if (c.key !== undefined) return healed(ctx, { claimed: await claimWithKey(ctx, q, c.key, c.owner, c.leaseMs, recovered), recovered });
-  const r = (await claimTask(ctx, { ...q, key: null }, c.owner, c.leaseMs)) ?? (await claimKeyed(ctx, q, c, recovered));
+  const r = (await claimTask(ctx, { ...q, key: null }, c.owner, c.leaseMs, undefined, carry)) ?? (await claimKeyed(ctx, q, c, recovered));
   return healed(ctx, { claimed: r, recovered });
 }
 
@@ -74,16 +78,17 @@ export interface ClaimsOutcome {
  * Claims up to `limit` ready tasks, for a runner with that many free slots. Unkeyed tasks in one
  * batch (`claimTasks`: three commands for any number, each task fenced on its own); with none
  * ready, one keyed task as {@link claimNext} does (a key slot is taken per task). With `limit` 1,
- * or a `key`, exactly {@link claimNext}.
+ * or a `key`, exactly {@link claimNext}. Unkeyed claims add what `carry` holds to their counter
+ * write (a runner's held-back success deltas, counters.ts `CounterCarry`).
  */
-export async function claimSeveral(ctx: StoreContext, c: ResolvedClaim, limit: number): Promise<ClaimsOutcome> {
+export async function claimSeveral(ctx: StoreContext, c: ResolvedClaim, limit: number, carry?: CounterCarry): Promise<ClaimsOutcome> {
   if (limit <= 1 || c.key !== undefined) {
-    const one = await claimNext(ctx, c);
+    const one = await claimNext(ctx, c, carry);
     return { claimed: one.claimed ? [one.claimed] : [], recovered: one.recovered };
   }
   const q = claimQuery(c);
   const recovered: TransitionResult[] = [];
-  const batch = await claimTasks(ctx, q, c.owner, c.leaseMs, limit);
+  const batch = await claimTasks(ctx, q, c.owner, c.leaseMs, limit, carry);
   if (batch.length > 0) {
     // One counter write per container: its document tells whether a pause is to be healed.
     const seen = new Set<string>();

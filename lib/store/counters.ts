@@ -71,6 +71,39 @@ export function isNoop(d: CounterDelta): boolean {
   );
 }
 
+/**
+ * Counter deltas held back by a runner (runner.ts): each success of `container.run()` hands its
+ * delta here instead of writing it, and the runner's next claim in that container adds it to its
+ * own counter write (one `$inc` for both), or the runner writes it alone ({@link applyCarry})
+ * before anything else it does. A crash in between leaves the counters behind the tasks, as a
+ * crash between any transition's two writes does; {@link reconcileContainer} repairs it (every
+ * runner's start-up sweep of its container, the recovery sweep of an expired lease).
+ */
+export interface CounterCarry {
+  containerId: ObjectId;
+  delta: CounterDelta | null;
+}
+
+/** Adds `d` to what `carry` holds. */
+export function carryAdd(carry: CounterCarry, d: CounterDelta): void {
+  carry.delta = carry.delta ? addDeltas(carry.delta, d) : d;
+}
+
+/** Takes what `carry` holds for `containerId` (leaving it empty); null when it holds nothing for it. */
+export function carryTake(carry: CounterCarry | undefined, containerId: ObjectId): CounterDelta | null {
+  if (!carry?.delta || !carry.containerId.equals(containerId)) return null;
+  const d = carry.delta;
+  carry.delta = null;
+  return d;
+}
+
+/** Writes what `carry` holds on its own (a counter write with its status settled); no command when empty. */
+export async function applyCarry(ctx: StoreContext, carry: CounterCarry): Promise<CounterResult> {
+  const d = carryTake(carry, carry.containerId);
+  if (!d || isNoop(d)) return { container: null, statusChange: null };
+  return applyCounters(ctx, carry.containerId, d);
+}
+
 /** Result of a counter write: the container after it, and its status change if this write caused one. */
 export interface CounterResult {
   container: ContainerDoc | null;

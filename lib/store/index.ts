@@ -10,7 +10,7 @@ import type { StoreContext } from './context';
 import { toDatabaseError } from './db-errors';
 import { claimNext, claimSeveral } from './claims';
 import { bulkAction, deleteContainer, finalizeContainer, setContainerMetadata } from './containers';
-import { reconcileContainer } from './counters';
+import { applyCarry, reconcileContainer } from './counters';
 import { childCounts, heldBackParents } from './children';
 import { readFeed } from './feed';
 import { addTasks, getOrCreateContainer } from './inserts';
@@ -108,6 +108,7 @@ const OPERATIONS = {
   finalizeContainer,
   bulkAction,
   reconcileContainer,
+  applyCarry,
   setPaused,
   totals,
   // tasks: reads
@@ -226,7 +227,7 @@ export function createStore(ctx: StoreContext): Store {
 export type { TransitionResult, HeldTask, ProgressPatch, FailureInput, NamedResult } from './transitions';
 export type { BulkResult } from './containers';
 export type { StorePlan, RerunOutcome } from './rerun';
-export type { CounterResult } from './counters';
+export type { CounterCarry, CounterResult } from './counters';
 export type { PauseResult } from './pause';
 export type { SweepResult } from './sweep';
 export type { ClaimOutcome, ClaimsOutcome, ResolvedClaim } from './claims';

@@ -11,7 +11,7 @@ import { SATISFYING_TASK_STATES, TRANSITIONS, type TaskOperation, type TaskState
 import { hasOpenChildren } from './children';
 import type { StoreContext } from './context';
 import { stamp } from './context';
-import { addDeltas, applyCounters, isNoop, moveDelta, type CounterDelta, type CounterResult } from './counters';
+import { addDeltas, applyCounters, carryAdd, carryTake, isNoop, moveDelta, type CounterCarry, type CounterDelta, type CounterResult } from './counters';
 import type { FailureDoc, LeaseDoc, TaskDoc } from './documents';
 import { CLAIM_ORDER, heldFilter, readyFilter } from './filters';
 import { armDeadline, beatDeadline, deadlineFailure, keepDeadline, overdueKind, withinDeadline } from './deadlines';
@@ -87,6 +87,8 @@ export async function claimTask(
   owner: string,
   leaseMs: number,
   grant?: SlotGrant,
+  /** Deltas held back by the claiming runner: added to this claim's counter write (counters.ts). */
+  carry?: CounterCarry,
 ): Promise<TransitionResult | null> {
   const now = ctx.clock.now();
   const st = stamp(now);
@@ -101,7 +103,9 @@ export async function claimTask(
   if (!claimed) return null;
   // A task with timeoutMs/stallMs gets its lease deadline in a second, fenced write (deadlines.ts).
   const task = await armDeadline(ctx, claimed, now);
-  const container = await counters(ctx, task.containerId, moveDelta('pending', 'running', task.weight, wp(task), wp(task)), true);
+  const delta = moveDelta('pending', 'running', task.weight, wp(task), wp(task));
+  const held = carryTake(carry, task.containerId);
+  const container = await counters(ctx, task.containerId, held ? addDeltas(delta, held) : delta, true);
   return { op: 'claim', task, from: 'pending', container };
 }
 
@@ -115,7 +119,7 @@ export async function claimTask(
  * won is read back by that id (a fourth command, under contention only). Tasks with a deadline
  * get their second, fenced write each (deadlines.ts). Unkeyed tasks only.
  */
-export async function claimTasks(ctx: StoreContext, q: ClaimQuery, owner: string, leaseMs: number, limit: number): Promise<TransitionResult[]> {
+export async function claimTasks(ctx: StoreContext, q: ClaimQuery, owner: string, leaseMs: number, limit: number, carry?: CounterCarry): Promise<TransitionResult[]> {
   const now = ctx.clock.now();
   const ready = readyFilter({ ...q, key: null }, now);
   const seen = await ctx.cols.tasks.find(ready, { sort: CLAIM_ORDER, limit }).toArray();
@@ -164,7 +168,8 @@ export async function claimTasks(ctx: StoreContext, q: ClaimQuery, owner: string
   const out: TransitionResult[] = [];
   for (const group of byContainer.values()) {
     const delta = group.map((t) => moveDelta('pending', 'running', t.weight, wp(t), wp(t))).reduce(addDeltas);
-    const container = await counters(ctx, group[0].containerId, delta, true);
+    const held = carryTake(carry, group[0].containerId);
+    const container = await counters(ctx, group[0].containerId, held ? addDeltas(delta, held) : delta, true);
     group.forEach((task, i) => out.push({ op: 'claim', task, from: 'pending', container: i === 0 ? container : { container: container.container, statusChange: null } }));
   }
   return out;
@@ -237,8 +242,12 @@ export async function releaseDependents(ctx: StoreContext, t: Pick<TaskDoc, 'con
   return n;
 }
 
-/** running → succeeded, by the lease holder. Stores the result and the last reported progress. */
-export async function succeedTask(ctx: StoreContext, held: HeldTask, result: unknown, patch: ProgressPatch = {}): Promise<TransitionResult> {
+/**
+ * running → succeeded, by the lease holder. Stores the result and the last reported progress.
+ * With `carry` (a runner's), the counter delta is held there for the runner's next counter write
+ * instead of being written now (counters.ts `CounterCarry`): the result then has no container.
+ */
+export async function succeedTask(ctx: StoreContext, held: HeldTask, result: unknown, patch: ProgressPatch = {}, carry?: CounterCarry): Promise<TransitionResult> {
   const now = ctx.clock.now();
   const st = stamp(now);
   const started = held.startedAt ?? now;
@@ -259,7 +268,10 @@ export async function succeedTask(ctx: StoreContext, held: HeldTask, result: unk
   const task = await ctx.cols.tasks.findOneAndUpdate({ ...heldFilter(held), ...withinDeadline(now) }, update, { ...AFTER, writeConcern: ctx.writeConcern });
   if (!task) return fencedFailure(ctx, held, 'succeed');
   await releaseSlot(ctx, held.lease);
-  const container = await counters(ctx, task.containerId, moveDelta('running', 'succeeded', task.weight, 0, wp(task)));
+  const delta = moveDelta('running', 'succeeded', task.weight, 0, wp(task));
+  let container = NO_COUNTERS;
+  if (carry?.containerId.equals(task.containerId)) carryAdd(carry, delta);
+  else container = await counters(ctx, task.containerId, delta);
   await releaseDependents(ctx, task);
   return { op: 'succeed', task, from: 'running', container, ...(await settleCleanups(ctx, task)) };
 }
