@@ -23,9 +23,13 @@ export async function scanProbe(bench: Bench, cfg: Config): Promise<Document> {
     if (docs.length) await col.insertMany(docs, { ordered: false });
     have = size;
     const one = (await col.findOne({}))!;
+    // Writes go to documents spread over the collection: a scan that stops at the first match
+    // would make the first document look cheap.
+    const ids = (await col.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id);
+    const at = (i: number) => ids[Math.floor(((i * 0.618034) % 1) * ids.length)];
     const upd = spread(
       await latencies(10, (i) =>
-        col.updateOne({ _id: one._id }, { $set: { percentageComplete: i } }, { writeConcern: WC }),
+        col.updateOne({ _id: at(i) }, { $set: { percentageComplete: i } }, { writeConcern: WC }),
       ),
     );
     // The shape of every fenced lease write (heartbeat, succeed): `_id` plus the precondition.
@@ -34,7 +38,7 @@ export async function scanProbe(bench: Bench, cfg: Config): Promise<Document> {
     const fenced = spread(
       await latencies(10, (i) =>
         col.updateOne(
-          { _id: one._id, state: one.state, fence: one.fence },
+          { _id: at(i), state: one.state, fence: one.fence },
           { $set: { percentageComplete: i } },
           { writeConcern: WC },
         ),
