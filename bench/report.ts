@@ -31,7 +31,7 @@ export function md(results: Document): string {
   const at = results.atomicity as Document | null | undefined;
   if (at)
     L.push(
-      `- **Atomicity probe** (lib/atomicity.ts, ${at.rounds} rounds of racing connections): ${at.doubleWinners} rounds with two winners of one conditional \`findOneAndUpdate\`, ${at.lostIncrements} with a lost \`$inc\` — ${at.atomic ? '✅ atomic: single-document writes can be measured concurrently' : '❌ not atomic: nothing measured'}.`,
+      `- **Atomicity probe** (lib/store/atomicity.ts, ${at.rounds} rounds of racing connections): ${at.doubleWinners} rounds with two winners of one conditional \`findOneAndUpdate\`, ${at.lostIncrements} with a lost \`$inc\` — ${at.atomic ? '✅ atomic: single-document writes can be measured concurrently' : '❌ not atomic: nothing measured'}.`,
     );
   L.push('');
   const s = results.sections as Document;
@@ -255,6 +255,23 @@ function scalingMd(L: string[], p: Document, concurrentServer: boolean): void {
   L.push(
     `Throughput at ${hi.concurrency} workers ÷ at ${lo.concurrency} (median tasks/s of each level): ${parts.join(', ')}.${concurrentServer ? '' : ' The server relays one request at a time (tools/ferretdb), so no variant can scale here; see the concurrent run for the target.'}`,
   );
+  // The one document every worker of a container writes: its counters. Writes to it per task, by
+  // level, are what serializes the workers on a server with document-level concurrency.
+  const hot = (v: string): string =>
+    rows
+      .map((r) => {
+        const t = ((r.traffic ?? {}) as Record<string, Document>)[v];
+        const x = (t?.byCommand as Record<string, Document> | undefined)?.['findAndModify:pts_containers'];
+        return x ? `${x.commands} at ${r.concurrency}` : null;
+      })
+      .filter(Boolean)
+      .join(', ');
+  const hv = ['container.run', 'claimNext'].filter((v) => hot(v));
+  if (hv.length)
+    L.push(
+      '',
+      `Writes to the container's counter document (the one document all workers of a container write) per task: ${hv.map((v) => `${VARIANT_LABEL[v] ?? v} ${hot(v)}`).join('; ')} workers.`,
+    );
 }
 
 /** Labels of the pipeline's variants in the traffic table. */

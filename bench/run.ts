@@ -17,7 +17,7 @@
  *
  * `npm run bench:concurrent` (--concurrent): only section 2, on a server that runs writes
  * concurrently: without MONGODB_URI, FerretDB's PostgreSQL handler without tools/ferretdb's
- * serializing proxy, after the atomicity probe (lib/atomicity.ts) has shown that conditional
+ * serializing proxy, after the atomicity probe (lib/store/atomicity.ts) has shown that conditional
  * single-document writes stay atomic there (if not, nothing is measured and the probe's result is
  * the finding). Adds the `claimNext` loop with one container per worker (no shared counter
  * document). Writes bench/results/concurrent.json and its own block of docs/performance.md.

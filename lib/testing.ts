@@ -13,4 +13,4 @@ export {
   type FerretDBOptions,
   type FerretDBServer,
 } from './embedded';
-export { probeAtomicity, type AtomicityProbe } from './atomicity';
+export { probeAtomicity, type AtomicityProbe } from './store/atomicity';

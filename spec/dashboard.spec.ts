@@ -1064,7 +1064,7 @@ describe('dashboard (headless Chromium)', function () {
       const l = (await client.claimNext({ container: 'dash-alert' }, { owner: 'dash' }))!;
       await l.fail(new Error('disk full'));
       // The feed shows the failure within about a second; the first attempt gets the 500, the retry the 200.
-      for (let i = 0; i < 100; i++) {
+      for (const until = Date.now() + 30_000; Date.now() < until; ) {
         await alerts.pass();
         const d = (await client.listDeliveries({ rule: 'dash-ops' })).items[0];
         if (d?.status === 'delivered') break;
@@ -1073,7 +1073,8 @@ describe('dashboard (headless Chromium)', function () {
       const [d] = (await client.listDeliveries({ rule: 'dash-ops' })).items;
       expect(d.status).to.equal('delivered');
       await page.goto(url('#/alerts'));
-      expect(await page.locator('#views a[data-view="alerts"]').getAttribute('aria-current')).to.equal('true');
+      // The router marks the current view once it has rendered.
+      await page.locator('#views a[data-view="alerts"][aria-current="true"]').waitFor();
       const rule = page.locator('table.alert-rules tr[data-rule="dash-ops"]');
       await rule.waitFor();
       expect(await rule.textContent()).to.include('task:failed').and.include(`127.0.0.1:${port}/hook`).and.not.include('dash-secret');

@@ -21,7 +21,7 @@ import {
   startFerretDB,
   type FerretDBServer,
 } from '../lib/embedded';
-import { probeAtomicity } from '../lib/atomicity';
+import { probeAtomicity } from '../lib/store/atomicity';
 import { DatabaseError } from '../lib/errors';
 import { skipWithReason, testServerUri } from './helpers/db';
 import { trackResource } from './helpers/leaks';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BSON } from 'mongodb';
 import type mongoose from 'mongoose';
-import { probeAtomicity as probeAtomicityOnce, type AtomicityProbe } from '../../lib/atomicity';
+import { probeAtomicity as probeAtomicityOnce, type AtomicityProbe } from '../../lib/store/atomicity';
 import { trackResource } from '../helpers/leaks';
 
 /** The seed of a randomized test: `PTS_SEED` if set, else random. Printed so a run can be replayed. */
@@ -126,11 +126,11 @@ export async function dumpPts(conn: mongoose.Connection): Promise<string> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export type { AtomicityProbe } from '../../lib/atomicity';
+export type { AtomicityProbe } from '../../lib/store/atomicity';
 
 let atomicity: Promise<AtomicityProbe> | null = null;
 
-/** lib/atomicity.ts's probe, once per process (every spec runs on one server). */
+/** lib/store/atomicity.ts's probe, once per process (every spec runs on one server). */
 export function probeAtomicity(uri: string): Promise<AtomicityProbe> {
   atomicity ??= probeAtomicityOnce(uri);
   return atomicity;

@@ -4,7 +4,7 @@
  * proxy does not (findAndModify runs as a query and a separate update, so two racers can both
  * match, and concurrent `$inc`s lose updates). Every cross-process guarantee of the library
  * rests on it: the race specs and `npm run bench:concurrent` check a server with this first.
- * @internal exported through `persistent-task-status/testing`
+ * @internal exported through `persistent-task-status/testing` (a scratch collection: behind the store like every query)
  */
 import mongoose from 'mongoose';
 
