@@ -116,7 +116,7 @@ export function renderAlerts(ui) {
       const r = await request('GET', '/alerts/rules');
       replace(rules, rulesTable(r.items));
     } catch (err) {
-      // Rules are for admin tokens without a prefix; a read token sees the deliveries only.
+      // Rules are for admin tokens (a prefixed one gets the rules inside its prefix); a read token sees the deliveries only.
       if (err.status === 403) replace(rules, h('p.muted', 'Rules are shown to admin tokens only.'));
       else replace(rules, ui.showError(err));
     }

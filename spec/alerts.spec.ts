@@ -24,6 +24,7 @@ import { startServer } from '../lib/http/server';
 import { alertsAdd, alertsDeliveries, alertsList } from '../lib/cli/alerts';
 import { CliError } from '../lib/cli/exit';
 import { useTestDatabase } from './helpers/db';
+import { startFixture } from './http/support';
 import { trackResource } from './helpers/leaks';
 
 interface Received {
@@ -691,6 +692,41 @@ describe('alerts', function () {
     const items = JSON.parse(json.out) as DeliveryRecord[];
     expect(items.map((x) => x.attempts.map((a) => a.statusCode))).to.deep.equal([[500, 200]]);
     expect(json.out).to.not.include(SECRET);
+  });
+
+  it("HTTP: a prefixed admin token manages the rules inside its prefix only; a rule it adds without a prefix watches the token's", async function () {
+    const f = await startFixture(db);
+    try {
+      const { token } = await f.tokens.create({ scope: 'admin', prefix: 'team-a/', name: 'team-a admin' });
+      await f.client.addAlertRule({ name: 'global', events: ['task:failed'], url: receiver.url('/g'), secret: 'k' });
+      const rule = { events: ['task:failed'], url: receiver.url('/a'), secret: 'k' };
+      const added = await f.call('POST', '/api/v1/alerts/rules', { token, body: { name: 'team-a-ops', ...rule } });
+      expect(added.status).to.equal(201);
+      expect(added.body).to.include({ name: 'team-a-ops', prefix: 'team-a/' });
+      const outside = await f.call('POST', '/api/v1/alerts/rules', { token, body: { name: 'sneaky', ...rule, prefix: 'team-b/' } });
+      expect(outside.status).to.equal(403);
+      const everything = await f.call('POST', '/api/v1/alerts/rules', { token, body: { name: 'all', ...rule, prefix: '' } });
+      expect(everything.status, "'' watches every container: outside a prefixed token").to.equal(403);
+      const listed = await f.call('GET', '/api/v1/alerts/rules', { token });
+      expect((listed.body as { items: Array<{ name: string }> }).items.map((r) => r.name)).to.deep.equal(['team-a-ops']);
+      // The global rule is invisible to it: 404 on every route by name, and nothing changed.
+      expect((await f.call('PATCH', '/api/v1/alerts/rules/global', { token, body: { enabled: false } })).status).to.equal(404);
+      expect((await f.call('DELETE', '/api/v1/alerts/rules/global', { token })).status).to.equal(404);
+      expect((await f.call('POST', '/api/v1/alerts/rules/global/test', { token })).status).to.equal(404);
+      const mine = (await f.client.listAlertRules()).filter((r) => ['global', 'team-a-ops'].includes(r.name));
+      expect(mine.map((r) => [r.name, r.enabled])).to.deep.equal([
+        ['global', true],
+        ['team-a-ops', true],
+      ]);
+      expect((await f.call('DELETE', '/api/v1/alerts/rules/team-a-ops', { token })).status).to.equal(204);
+      // An admin token without a prefix sees every rule.
+      const all = await f.call('GET', '/api/v1/alerts/rules');
+      const names = (all.body as { items: Array<{ name: string }> }).items.map((r) => r.name);
+      expect(names).to.include('global').and.not.include('team-a-ops');
+    } finally {
+      await f.client.deleteAlertRule('global');
+      await f.close();
+    }
   });
 
   it('HTTP: rules need admin (secrets never returned), deliveries need read and follow the token prefix', async function () {

@@ -86,6 +86,18 @@ const PIPES: Record<Exclude<Target, '-'>, string> = {
 /** Containers that had a task fail for good: each got an alert delivery. */
 const ALERTED = ['team-a/alerted', 'team-b/alerted'];
 const RULE = 'matrix';
+/**
+ * Alert rules named after the container prefix they watch (a rule's `prefix` is what confines it):
+ * `team-a/rule` watches `team-a/`. Missing ones are never created.
+ */
+const RULES: Record<Exclude<Target, '-'>, string> = {
+  in: 'team-a/rule',
+  out: 'team-b/rule',
+  'in-missing': 'team-a/norule',
+  'out-missing': 'team-b/norule',
+};
+/** The container prefix a rule of {@link RULES} (or a POSTed one) watches: its first segment. */
+const ruleScope = (name: string): string => `${name.split('/')[0]}/`;
 /** A cron that never fires during the test (the serving client runs no scheduler anyway). */
 const CRON = '0 0 1 1 *';
 const PREFIX = 'team-a/';
@@ -165,6 +177,18 @@ describe('reliability: HTTP authorization matrix', function () {
       if (!policies.has(name)) await f.client.setRetentionPolicy(name, { succeededDays: KEEP_DAYS });
     for (const name of [NAMES['in-missing'], NAMES['out-missing']])
       if (policies.has(name)) await f.client.deleteRetentionPolicy(name);
+    // Alert rules named by the prefix they watch, disabled (their webhook is dead anyway).
+    const rules = new Set((await f.client.listAlertRules()).map((r) => r.name));
+    for (const name of [RULES.in, RULES.out])
+      if (!rules.has(name))
+        await f.client.addAlertRule({
+          name,
+          events: ['container:failed'],
+          url: DEAD_URL,
+          secret: 'matrix-rule-secret',
+          prefix: ruleScope(name),
+          enabled: false,
+        });
   }
 
   /** A succeeded task `logged` in `name` with one step-log line (the logs rows read it). */
@@ -772,20 +796,31 @@ describe('reliability: HTTP authorization matrix', function () {
         );
       },
     },
-    // Alert rules are global: admin without a prefix (a prefixed token is 403 whatever it names).
+    // Alert rules: admin; a prefixed token sees and manages the rules whose prefix starts with its
+    // own (others answer 404 as if missing); it may only add rules inside its prefix (403).
     {
       method: 'GET',
       route: '/api/v1/alerts/rules',
       scope: 'admin',
       container: 'none',
-      needsNoPrefix: true,
       ok: 200,
       build: only('/api/v1/alerts/rules'),
       check(cell, res) {
+        const rules = res.body.items as Array<{ name: string; prefix: string }>;
+        noLeak(
+          rules.map((r) => r.prefix),
+          cell,
+          'alert rules',
+        );
         expect(
-          res.body.items.map((r: { name: string }) => r.name),
+          rules.map((r) => r.name),
           cellLabel(cell),
-        ).to.include(RULE);
+        ).to.include(cell.cred.prefix ? RULES.in : RULE);
+        if (!cell.cred.prefix)
+          expect(
+            rules.map((r) => r.name),
+            cellLabel(cell),
+          ).to.include.members([RULES.in, RULES.out]);
         expect(JSON.stringify(res.body), `${cellLabel(cell)}: a rule secret`).to.not.include('secret');
       },
     },
@@ -793,59 +828,56 @@ describe('reliability: HTTP authorization matrix', function () {
       method: 'POST',
       route: '/api/v1/alerts/rules',
       scope: 'admin',
-      container: 'none',
-      needsNoPrefix: true,
+      container: 'body',
       ok: 201,
-      build: async () => ({
+      missing: 201, // the prefix need not name a container
+      build: async (name) => ({
         path: '/api/v1/alerts/rules',
         body: {
           name: fresh(),
           events: ['container:failed'],
           url: DEAD_URL,
           secret: 'matrix-rule-secret',
+          prefix: name,
           enabled: false,
         },
       }),
-      check: (cell, res) => expect(res.body.enabled, cellLabel(cell)).to.equal(false),
+      check: (cell, res) =>
+        expect(res.body, cellLabel(cell)).to.include({ prefix: cell.name, enabled: false }),
     },
     {
       method: 'PATCH',
       route: '/api/v1/alerts/rules/:name',
       scope: 'admin',
-      container: 'none',
-      needsNoPrefix: true,
+      container: 'path',
+      names: RULES,
+      outside: 404,
       ok: 200,
-      build: async () => ({ path: `/api/v1/alerts/rules/${RULE}`, body: { enabled: true } }),
-      check: (cell, res) => expect(res.body, cellLabel(cell)).to.include({ name: RULE, enabled: true }),
+      missing: 404,
+      build: async (name) => ({ path: `/api/v1/alerts/rules/${enc(name)}`, body: { enabled: false } }),
+      check: (cell, res) => expect(res.body, cellLabel(cell)).to.include({ name: cell.name, enabled: false }),
     },
     {
       method: 'DELETE',
       route: '/api/v1/alerts/rules/:name',
       scope: 'admin',
-      container: 'none',
-      needsNoPrefix: true,
+      container: 'path',
+      names: RULES,
+      outside: 404,
       ok: 204,
-      build: async (_n, _e, allowed) => {
-        const name = allowed ? fresh() : RULE;
-        if (allowed)
-          await f.client.addAlertRule({
-            name,
-            events: ['task:failed'],
-            url: DEAD_URL,
-            secret: 's',
-            enabled: false,
-          });
-        return { path: `/api/v1/alerts/rules/${enc(name)}` };
-      },
+      missing: 404,
+      build: async (name) => ({ path: `/api/v1/alerts/rules/${enc(name)}` }), // ensure() puts it back
     },
     {
       method: 'POST',
       route: '/api/v1/alerts/rules/:name/test',
       scope: 'admin',
-      container: 'none',
-      needsNoPrefix: true,
+      container: 'path',
+      names: RULES,
+      outside: 404,
       ok: 200,
-      build: only(`/api/v1/alerts/rules/${RULE}/test`),
+      missing: 404,
+      build: async (name) => ({ path: `/api/v1/alerts/rules/${enc(name)}/test` }),
       check(cell, res) {
         expect(res.body.statusCode, cellLabel(cell)).to.equal(null); // DEAD_URL refuses the connection
         expect(res.body.error, cellLabel(cell)).to.be.a('string');

@@ -1,11 +1,13 @@
 /**
- * Alert rules (admin scope, a token without a prefix restriction: rules are global; secrets are
- * never returned) and the deliveries with their attempts (read scope, narrowed to the token's
- * container prefix). Thin: each handler calls one client method.
+ * Alert rules (admin scope; a prefixed token manages the rules whose own container prefix starts
+ * with its prefix; secrets are never returned) and the deliveries with their attempts (read scope,
+ * narrowed to the token's container prefix). Thin: each handler checks access and calls one
+ * client method.
  * @internal
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ALERT_EVENTS, ALERT_TEMPLATES, DELIVERY_STATUSES, type AlertRuleOptions, type DeliveryStatus } from '../../alerts';
+import { ALERT_EVENTS, ALERT_TEMPLATES, DELIVERY_STATUSES, type AlertRule, type AlertRuleOptions, type DeliveryStatus } from '../../alerts';
+import type { Client } from '../../client';
 import { NotFoundError } from '../../errors';
 import { MAX_NAME_LENGTH } from '../../validation';
 import { effectivePrefix, principalOf, type HttpContext } from '../context';
@@ -86,10 +88,21 @@ const ruleBody = S.body(
   ['name', 'events', 'url', 'secret'],
 );
 
-/** Rules are global: only an admin token without a prefix restriction may see or change them. */
-function requireGlobalAdmin(request: FastifyRequest): void {
-  if (principalOf(request).prefix !== '')
-    throw new HttpError(403, HTTP_ERROR_CODES.FORBIDDEN, 'alert rules need a token without a prefix restriction');
+/**
+ * A rule watches the containers whose name starts with its `prefix`. A token with a prefix may see
+ * and manage the rules inside it (the rule's prefix starts with the token's); the others are
+ * invisible to it: 404, as if they did not exist (rule names are not container names, and a 403
+ * would tell that another team has a rule of that name).
+ */
+function visible(request: FastifyRequest, rule: Pick<AlertRule, 'prefix'>): boolean {
+  return rule.prefix.startsWith(principalOf(request).prefix);
+}
+
+/** The rule named `name` if the token may see it, else `PTS_NOT_FOUND`. */
+async function ruleFor(client: Client, request: FastifyRequest, name: string): Promise<void> {
+  if (principalOf(request).prefix === '') return; // every rule is visible: the client call says if it exists
+  const rule = (await client.listAlertRules()).find((r) => r.name === name);
+  if (!rule || !visible(request, rule)) throw new NotFoundError(`no alert rule named ${JSON.stringify(name)}`, { rule: name });
 }
 
 export function registerAlertRoutes(app: FastifyInstance, ctx: HttpContext): void {
@@ -102,26 +115,31 @@ export function registerAlertRoutes(app: FastifyInstance, ctx: HttpContext): voi
       config: { scope: 'admin' },
       schema: {
         tags,
-        summary: 'Alert rules, by name (without secrets)',
+        summary: "Alert rules, by name (without secrets; those inside the token's prefix)",
         querystring: S.readQuery,
         response: { 200: { description: 'The rules', type: 'object', properties: { items: { type: 'array', items: ruleSchema } }, required: ['items'] }, ...S.authErrors(403) },
       },
     },
-    async (request) => {
-      requireGlobalAdmin(request);
-      return { items: await client.listAlertRules() };
-    },
+    async (request) => ({ items: (await client.listAlertRules()).filter((r) => visible(request, r)) }),
   );
 
   app.post<{ Body: AlertRuleOptions }>(
     '/api/v1/alerts/rules',
     {
       config: { scope: 'admin' },
-      schema: { tags, summary: 'Add an alert rule', body: ruleBody, response: { 201: ruleSchema, ...S.authErrors(403, 409, 413, 415) } },
+      schema: {
+        tags,
+        summary: "Add an alert rule (a prefixed token: its prefix must start with the token's, and defaults to it)",
+        body: ruleBody,
+        response: { 201: ruleSchema, ...S.authErrors(403, 409, 413, 415) },
+      },
     },
     async (request, reply) => {
-      requireGlobalAdmin(request);
-      return reply.code(201).send(await client.addAlertRule(request.body));
+      const own = principalOf(request).prefix;
+      const prefix = request.body.prefix ?? own;
+      if (!prefix.startsWith(own))
+        throw new HttpError(403, HTTP_ERROR_CODES.FORBIDDEN, `this token may only add alert rules whose prefix starts with ${JSON.stringify(own)}`);
+      return reply.code(201).send(await client.addAlertRule({ ...request.body, prefix }));
     },
   );
 
@@ -138,7 +156,7 @@ export function registerAlertRoutes(app: FastifyInstance, ctx: HttpContext): voi
       },
     },
     async (request) => {
-      requireGlobalAdmin(request);
+      await ruleFor(client, request, request.params.name);
       return client.setAlertRuleEnabled(request.params.name, request.body.enabled);
     },
   );
@@ -150,7 +168,7 @@ export function registerAlertRoutes(app: FastifyInstance, ctx: HttpContext): voi
       schema: { tags, summary: 'Delete an alert rule', params: S.params('name'), response: { 204: S.noContent, ...S.authErrors(403, 404) } },
     },
     async (request, reply) => {
-      requireGlobalAdmin(request);
+      await ruleFor(client, request, request.params.name);
       if (!(await client.deleteAlertRule(request.params.name)))
         throw new NotFoundError(`no alert rule named ${JSON.stringify(request.params.name)}`, { rule: request.params.name });
       return reply.code(204).send();
@@ -177,7 +195,7 @@ export function registerAlertRoutes(app: FastifyInstance, ctx: HttpContext): voi
       },
     },
     async (request) => {
-      requireGlobalAdmin(request);
+      await ruleFor(client, request, request.params.name);
       return client.testAlertRule(request.params.name);
     },
   );
