@@ -112,6 +112,8 @@ const PAGE = 50;
 const TASK_PAGE = 100;
 /** Spawned children shown per "More children" click under their parent. */
 const CHILD_PAGE = 50;
+/** Children pages loaded per open children group (container + parent), kept across re-renders. */
+const childPages = new Map();
 
 const $app = document.getElementById('app');
 const $live = document.getElementById('live');
@@ -501,28 +503,40 @@ function childrenBlock(container, t, summary, open) {
   const { done, total } = summary;
   const list = h('ol.children-list');
   const more = h('div.children-more');
-  let cursor = null;
-  const load = async () => {
+  // The pages loaded so far, kept across the live refreshes that re-render this card: a refresh
+  // shows them at once and reloads them behind, instead of emptying an open list.
+  const ck = `${container}\u0000${t.name}`;
+  const show = (items, cursor) => {
+    replace(
+      list,
+      ...items.map((c) =>
+        h(
+          `li.child.s-${cls(c.state)}`,
+          { dataset: { task: c.name, state: c.state } },
+          displayName(c.name, 'span.child-name'),
+          badge(c.state),
+          c.state === 'running' ? h('span.muted', pct(c.percentageComplete)) : null,
+          c.statusText ? h('span.muted.child-status', c.statusText) : null,
+        ),
+      ),
+    );
+    replace(
+      more,
+      cursor
+        ? h('button', { type: 'button', class: 'small', dataset: { more: 'children' }, onclick: () => load(false) }, 'More children')
+        : null,
+    );
+  };
+  /** `fresh`: reload what was shown (at least one page); else the next page. */
+  const load = async (fresh) => {
+    const had = childPages.get(ck);
     try {
-      const page = await api.listTasks(container, { parent: t.name, limit: CHILD_PAGE, cursor });
-      for (const c of page.items)
-        list.appendChild(
-          h(
-            `li.child.s-${cls(c.state)}`,
-            { dataset: { task: c.name, state: c.state } },
-            displayName(c.name, 'span.child-name'),
-            badge(c.state),
-            c.state === 'running' ? h('span.muted', pct(c.percentageComplete)) : null,
-            c.statusText ? h('span.muted.child-status', c.statusText) : null,
-          ),
-        );
-      cursor = page.nextCursor;
-      replace(
-        more,
-        cursor
-          ? h('button', { type: 'button', class: 'small', dataset: { more: 'children' }, onclick: () => load() }, 'More children')
-          : null,
-      );
+      const page = fresh
+        ? await api.listTasks(container, { parent: t.name, limit: Math.min(1000, Math.max(CHILD_PAGE, had ? had.items.length : 0)) })
+        : await api.listTasks(container, { parent: t.name, limit: CHILD_PAGE, cursor: had ? had.cursor : null });
+      const items = fresh || !had ? page.items : [...had.items, ...page.items];
+      childPages.set(ck, { items, cursor: page.nextCursor });
+      show(items, page.nextCursor);
     } catch (err) {
       replace(more, h('span.error', `could not load the children: ${err.message}`));
     }
@@ -530,12 +544,17 @@ function childrenBlock(container, t, summary, open) {
   const key = `${t.name}\u0000children`;
   const box = details(key, open, `Show children (${total.toLocaleString()})`, list, more);
   box.classList.add('children-details');
-  // Also fires (asynchronously) when details() opened it again after a refresh: one first page.
+  // Also fires (asynchronously) when details() opened it again after a refresh.
   let started = false;
   box.addEventListener('toggle', () => {
     if (box.open && !started) {
       started = true;
-      load();
+      const had = childPages.get(ck);
+      if (had) show(had.items, had.cursor);
+      load(true);
+    } else if (!box.open) {
+      started = false;
+      childPages.delete(ck);
     }
   });
   return h(

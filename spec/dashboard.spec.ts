@@ -770,10 +770,16 @@ describe('dashboard (headless Chromium)', function () {
       expect(await page.locator('li.child[data-task="child/0"]').getAttribute('data-state')).to.equal('succeeded');
       expect(await page.locator('li.child[data-task="child/3"]').getAttribute('data-state')).to.equal('pending');
       expect(await group.locator('button[data-more="children"]').count()).to.equal(1);
+      await group.locator('button[data-more="children"]').click();
+      await page.waitForFunction(() => document.querySelectorAll('li.child').length === 100);
+      // A change re-renders the card live: the open list keeps both pages and shows the new state.
+      await (await spawner.claimNext({ container: 'dash-fanout', names: ['child/60'] }, { owner: 'dash' }))!.succeed();
+      await page.locator('li.child[data-task="child/60"][data-state="succeeded"]').waitFor({ timeout: 20_000 });
+      expect(await page.locator('li.child').count()).to.equal(100);
       // a state filter looks at every task, children included
       await page.selectOption('#state-filter', 'succeeded');
-      await page.locator('article.task[data-task="child/2"]').waitFor();
-      expect(await page.locator('article.task').count()).to.equal(4);
+      await page.locator('article.task[data-task="child/60"]').waitFor();
+      expect(await page.locator('article.task').count()).to.equal(5);
       expect(dialogs).to.deep.equal([]);
     } finally {
       await conn.close();
