@@ -254,7 +254,7 @@ export class Runner {
    * (claimSeveral: each task fenced on its own), one otherwise.
    */
   private async claim(free: number): Promise<TaskLease[]> {
-    const held = this.carry.delta !== null;
+    const held = this.carry.delta;
     const r = await this.db('claim', () =>
       this.core.store
         .claimSeveral({
@@ -271,7 +271,9 @@ export class Runner {
         .catch((err) => {
           // The claim may have been applied with its reply lost: remember when, to adopt it.
           if (isTransient(err)) this.claimErrorAt ??= this.core.ctx.clock.now();
-          if (held && !this.carry.delta) this.countersInDoubt = true;
+          // The held deltas were taken into a counter write that may or may not have landed (a
+          // success added meanwhile also makes a new object: a needless reconcile at worst).
+          if (held && this.carry.delta !== held) this.countersInDoubt = true;
           throw err;
         }),
     );
