@@ -333,8 +333,9 @@ export class Runner {
     let s = fresh();
     for (;;) {
       const d = decide(s);
-      // Held-back success deltas ride on the next claim; before anything else they are written.
-      if (d.kind !== 'claim') await this.flushCarry();
+      // Held-back success deltas ride on the next claim; before anything else they are written
+      // (while waiting: after the wake-up is armed, so a task ending during the write is not missed).
+      if (d.kind !== 'claim' && d.kind !== 'wait') await this.flushCarry();
       if (d.kind === 'stop') {
         this.result.stopped = true;
         break;
@@ -351,13 +352,16 @@ export class Runner {
           s = { ...s, active: this.active.size, claimsExhausted: leases.length === 0, stopping: this.run.signal?.aborted === true };
           continue;
         }
-        case 'wait':
-          await new Promise<void>((resolve) => {
+        case 'wait': {
+          const woken = new Promise<void>((resolve) => {
             this.wake = resolve;
             setTimeout(resolve, d.ms).unref?.();
           });
+          await this.flushCarry();
+          await woken;
           this.wake = null;
           break;
+        }
         case 'read':
           if (d.what === 'counts') {
             doc = await this.readDoc();

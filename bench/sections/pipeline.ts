@@ -157,6 +157,17 @@ export async function pipeline(bench: Bench, cfg: Config): Promise<Document> {
         count(variant, before);
         return s;
       };
+      /** One `claimNext` worker: claim, progress ×3, succeed, until nothing is ready; how many it did. */
+      const worker = async (container: string): Promise<number> => {
+        let n = 0;
+        for (;;) {
+          const lease = await loop.client.claimNext({ container });
+          if (!lease) return n;
+          for (const p of [25, 50, 75]) await lease.heartbeat({ percentageComplete: p });
+          await lease.succeed({ ok: 1 });
+          n++;
+        }
+      };
       const variants: Record<string, () => Promise<Sample>> = {
         floor: floorRound('floor', 'small'),
         'floor (task-sized docs)': floorRound('floor (task-sized docs)', 'task'),
@@ -193,13 +204,8 @@ export async function pipeline(bench: Bench, cfg: Config): Promise<Document> {
             await container.addTasks(specs(name));
             await Promise.all(
               Array.from({ length: c }, async () => {
-                for (;;) {
-                  const lease = await loop.client.claimNext({ container: name });
-                  if (!lease) return;
-                  for (const p of [25, 50, 75]) await lease.heartbeat({ percentageComplete: p });
-                  await lease.succeed({ ok: 1 });
-                  done++;
-                }
+                const n = await worker(name); // not `done += await …`: that reads `done` before the await
+                done += n;
               }),
             );
           });
@@ -223,13 +229,8 @@ export async function pipeline(bench: Bench, cfg: Config): Promise<Document> {
                 const container = await loop.client.getOrCreateTaskContainer(own);
                 const mine = specs(own).filter((_, i) => i % c === w);
                 if (mine.length) await container.addTasks(mine);
-                for (;;) {
-                  const lease = await loop.client.claimNext({ container: own });
-                  if (!lease) return;
-                  for (const p of [25, 50, 75]) await lease.heartbeat({ percentageComplete: p });
-                  await lease.succeed({ ok: 1 });
-                  done++;
-                }
+                const n = await worker(own);
+                done += n;
               }),
             );
           });
