@@ -535,6 +535,9 @@ function childrenBlock(container, t, summary, open) {
         ? await api.listTasks(container, { parent: t.name, limit: Math.min(1000, Math.max(CHILD_PAGE, had ? had.items.length : 0)) })
         : await api.listTasks(container, { parent: t.name, limit: CHILD_PAGE, cursor: had ? had.cursor : null });
       const items = fresh || !had ? page.items : [...had.items, ...page.items];
+      // A page loaded meanwhile by an older render of this card: reload as much as it holds.
+      const now = childPages.get(ck);
+      if (fresh && page.nextCursor && now && now.items.length > items.length && items.length < 1000) return load(true);
       childPages.set(ck, { items, cursor: page.nextCursor });
       show(items, page.nextCursor);
     } catch (err) {
@@ -544,8 +547,15 @@ function childrenBlock(container, t, summary, open) {
   const key = `${t.name}\u0000children`;
   const box = details(key, open, `Show children (${total.toLocaleString()})`, list, more);
   box.classList.add('children-details');
-  // Also fires (asynchronously) when details() opened it again after a refresh.
+  // Re-rendered open: show what was loaded at once (the toggle event comes later, asynchronously).
   let started = false;
+  const had = box.open ? childPages.get(ck) : undefined;
+  if (had) {
+    started = true;
+    show(had.items, had.cursor);
+    load(true);
+  }
+  // Also fires (asynchronously) when details() opened it again after a refresh.
   box.addEventListener('toggle', () => {
     if (box.open && !started) {
       started = true;

@@ -774,7 +774,7 @@ describe('dashboard (headless Chromium)', function () {
       await page.waitForFunction(() => document.querySelectorAll('li.child').length === 100);
       // A change re-renders the card live: the open list keeps both pages and shows the new state.
       await (await spawner.claimNext({ container: 'dash-fanout', names: ['child/60'] }, { owner: 'dash' }))!.succeed();
-      await page.locator('li.child[data-task="child/60"][data-state="succeeded"]').waitFor({ timeout: 20_000 });
+      await page.locator('li.child[data-task="child/60"][data-state="succeeded"]').waitFor({ timeout: 45_000 });
       expect(await page.locator('li.child').count()).to.equal(100);
       // a state filter looks at every task, children included
       await page.selectOption('#state-filter', 'succeeded');
