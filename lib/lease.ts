@@ -79,6 +79,33 @@ export function toFailure(error: unknown, retryable?: boolean): FailureInput {
   return { message: clean(String(error), MAX_MESSAGE), stack: null, code: null, retryable };
 }
 
+/**
+ * The blocked-for-good check after a task ended (store `finalizeIfBlocked`): the events of the
+ * cleanup steps it skipped (`bypass`, run-when.ts) and of the container's final status.
+ * @internal
+ */
+async function finalizeIfBlocked(core: Core, container: string, containerId: TaskDoc['containerId']): Promise<void> {
+  const out = { unblocked: 0, decided: [] as TransitionResult[] };
+  const f = await core.store.finalizeIfBlocked(containerId, out);
+  for (const d of out.decided) core.notify.transition(d);
+  core.notify.containerChange(container, f);
+}
+
+/**
+ * After the counter write of a success (a lease's own, or a runner's write of held-back ones):
+ * the last running task of a container whose other pending tasks are blocked by a failure gets
+ * the same check as after a permanent failure (it releases the cleanup steps behind them,
+ * run-when.ts, or gives the container its final status). Decided from the counter write's
+ * result: no extra command otherwise.
+ * @internal
+ */
+export async function afterSuccessCounters(core: Core, container: string, r: CounterResult, containerId: TaskDoc['containerId']): Promise<void> {
+  const c = r.container;
+  if (c && c.counts.running === 0 && c.counts.pending > 0 && c.counts.failed + c.counts.cancelled > 0) {
+    await finalizeIfBlocked(core, container, containerId);
+  }
+}
+
 export class TaskLease {
   private current: TaskRecord;
   private loadedInputs: TaskInputs | null = null;
@@ -188,15 +215,8 @@ export class TaskLease {
     return expiresAt;
   }
 
-  /**
-   * The blocked-for-good check after this task ended (store `finalizeIfBlocked`): the events of
-   * the cleanup steps it skipped (`bypass`, run-when.ts) and of the container's final status.
-   */
-  private async finalizeIfBlocked(containerId: TaskDoc['containerId']): Promise<void> {
-    const out = { unblocked: 0, decided: [] as TransitionResult[] };
-    const f = await this.core.store.finalizeIfBlocked(containerId, out);
-    for (const d of out.decided) this.core.notify.transition(d);
-    this.core.notify.containerChange(this.held.container, f);
+  private finalizeIfBlocked(containerId: TaskDoc['containerId']): Promise<void> {
+    return finalizeIfBlocked(this.core, this.held.container, containerId);
   }
 
   /** Marks the task succeeded with `result` (and any last progress). */
@@ -215,21 +235,8 @@ export class TaskLease {
     const r = await this.core.store.succeedTask(this.held, result, patch, carry);
     this.core.notify.transition(r);
     this.current = toTaskRecord(r.task);
-    await this.afterCounters(r.container, r.task.containerId);
+    await afterSuccessCounters(this.core, this.held.container, r.container, r.task.containerId);
     return this.current;
-  }
-
-  /**
-   * After a counter write of a success: the last running task of a container whose other pending
-   * tasks are blocked by a failure gets the same check as after a permanent failure (it releases
-   * the cleanup steps behind them, run-when.ts, or gives the container its final status). Decided
-   * from the counter write's result: no extra command otherwise. @internal
-   */
-  async afterCounters(r: CounterResult, containerId: TaskDoc['containerId']): Promise<void> {
-    const c = r.container;
-    if (c && c.counts.running === 0 && c.counts.pending > 0 && c.counts.failed + c.counts.cancelled > 0) {
-      await this.finalizeIfBlocked(containerId);
-    }
   }
 
   /**

@@ -8,13 +8,13 @@ import type { ObjectId } from 'mongodb';
 import type { Core } from './core';
 import { decide, type RunnerSnapshot } from './decide';
 import { InputsTooLargeError, isTransient, LeaseLostError, NotFoundError, ValidationError } from './errors';
-import { TaskLease, toFailure, validateProgress } from './lease';
+import { afterSuccessCounters, TaskLease, toFailure, validateProgress } from './lease';
 import { notifySweep } from './recovery';
 import { DeadlineWatch, isDeadlineError } from './deadlines';
 import { Reporter } from './reporter';
 import type { LogLevel } from './logs';
 import type { ContainerStatus } from './states';
-import type { ContainerDoc, CounterCarry, CounterResult, TransitionResult } from './store';
+import type { ContainerDoc, CounterCarry, CounterResult } from './store';
 import type { ContainerSummary, FailurePolicy, SpawnResult, TaskRecord, TaskSpec } from './types';
 import { validateData, validateNonNegativeInt, validatePositiveNumber } from './validation';
 import { sleep } from './sleep';
@@ -284,7 +284,7 @@ export class Runner {
 
   /**
    * Writes the held-back success deltas on their own (one counter write, its status change
-   * announced) and makes the check a success's counter write gets (lease.ts `afterCounters`). A
+   * announced) and makes the check a success's counter write gets (lease.ts `afterSuccessCounters`). A
    * transient failure leaves the counters in doubt: they are reconciled at the end of the run.
    */
   private async flushCarry(): Promise<void> {
@@ -299,13 +299,7 @@ export class Runner {
       return;
     }
     this.core.notify.containerChange(this.containerName, r);
-    const c = r.container;
-    if (c && c.counts.running === 0 && c.counts.pending > 0 && c.counts.failed + c.counts.cancelled > 0) {
-      const out = { unblocked: 0, decided: [] as TransitionResult[] };
-      const f = await this.db('read', () => this.core.store.finalizeIfBlocked(this.containerId, out));
-      for (const d of out.decided) this.core.notify.transition(d);
-      this.core.notify.containerChange(this.containerName, f);
-    }
+    await this.db('read', () => afterSuccessCounters(this.core, this.containerName, r, this.containerId));
   }
 
   private async readDoc(): Promise<ContainerDoc> {
